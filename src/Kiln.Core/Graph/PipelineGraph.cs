@@ -1,0 +1,120 @@
+using Kiln.Core.Specs;
+
+namespace Kiln.Core.Graph;
+
+/// <summary>The stage DAG: a dep that matches (or lies inside, or contains) an upstream stage's output is an edge.</summary>
+public sealed class PipelineGraph
+{
+    private readonly Dictionary<string, StageSpec> _stages;
+    private readonly Dictionary<string, SortedSet<string>> _upstream;
+    private readonly Dictionary<string, SortedSet<string>> _downstream;
+
+    public IReadOnlyList<StageSpec> Stages { get; }
+
+    /// <summary>Stages in a deterministic topological order (ties broken by spec order).</summary>
+    public IReadOnlyList<StageSpec> Order { get; }
+
+    public PipelineGraph(IReadOnlyList<StageSpec> stages)
+    {
+        Stages = stages;
+        _stages = stages.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        _upstream = stages.ToDictionary(s => s.Name, s => Producers(stages, s), StringComparer.Ordinal);
+        _downstream = stages.ToDictionary(s => s.Name, _ => new SortedSet<string>(StringComparer.Ordinal), StringComparer.Ordinal);
+        foreach (var (stage, ups) in _upstream)
+            foreach (var up in ups)
+                _downstream[up].Add(stage);
+
+        var cycle = FindCycle(stages);
+        if (cycle is not null)
+            throw new KilnException("KILN1002", $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
+                "remove one of the deps in the cycle", ExitCode.SpecInvalid);
+        Order = TopologicalOrder(stages, _upstream);
+    }
+
+    public StageSpec this[string name] => _stages[name];
+
+    public IReadOnlySet<string> Upstream(string stage) => _upstream[stage];
+
+    public IReadOnlySet<string> Downstream(string stage) => _downstream[stage];
+
+    /// <summary>The stage and everything it depends on, transitively.</summary>
+    public IReadOnlySet<string> WithAncestors(IEnumerable<string> stages)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        var stack = new Stack<string>(stages);
+        while (stack.TryPop(out var s))
+            if (result.Add(s))
+                foreach (var up in _upstream[s]) stack.Push(up);
+        return result;
+    }
+
+    /// <summary>The stage and everything that depends on it, transitively.</summary>
+    public IReadOnlySet<string> WithDescendants(IEnumerable<string> stages)
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        var stack = new Stack<string>(stages);
+        while (stack.TryPop(out var s))
+            if (result.Add(s))
+                foreach (var down in _downstream[s]) stack.Push(down);
+        return result;
+    }
+
+    private static SortedSet<string> Producers(IReadOnlyList<StageSpec> stages, StageSpec consumer)
+    {
+        var result = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var dep in consumer.Deps)
+            foreach (var producer in stages)
+                if (producer.Name != consumer.Name && producer.AllOutputs.Any(o => SpecLoader.PathsOverlap(o, dep)))
+                    result.Add(producer.Name);
+        return result;
+    }
+
+    /// <summary>Returns the stages of one cycle in dependency order (each depends on the next), or null when there is none.</summary>
+    public static IReadOnlyList<string>? FindCycle(IReadOnlyList<StageSpec> stages)
+    {
+        var upstream = stages.ToDictionary(s => s.Name, s => Producers(stages, s), StringComparer.Ordinal);
+        var state = new Dictionary<string, int>(StringComparer.Ordinal); // 0 new, 1 on stack, 2 done
+        var path = new List<string>();
+
+        List<string>? Visit(string s)
+        {
+            state[s] = 1;
+            path.Add(s);
+            foreach (var up in upstream[s])
+            {
+                var st = state.GetValueOrDefault(up);
+                if (st == 1) return path.Skip(path.IndexOf(up)).ToList();
+                if (st == 0 && Visit(up) is { } found) return found;
+            }
+            path.RemoveAt(path.Count - 1);
+            state[s] = 2;
+            return null;
+        }
+
+        foreach (var s in stages)
+            if (state.GetValueOrDefault(s.Name) == 0 && Visit(s.Name) is { } cycle)
+                return cycle;
+        return null;
+    }
+
+    private static IReadOnlyList<StageSpec> TopologicalOrder(IReadOnlyList<StageSpec> stages, Dictionary<string, SortedSet<string>> upstream)
+    {
+        var done = new HashSet<string>(StringComparer.Ordinal);
+        var order = new List<StageSpec>(stages.Count);
+        while (order.Count < stages.Count)
+        {
+            // Kahn's algorithm, taking ready stages in spec order so the order is stable.
+            var progressed = false;
+            foreach (var s in stages)
+            {
+                if (done.Contains(s.Name) || !upstream[s.Name].All(done.Contains)) continue;
+                order.Add(s);
+                done.Add(s.Name);
+                progressed = true;
+                break;
+            }
+            if (!progressed) throw new InvalidOperationException("cycle"); // FindCycle ran first
+        }
+        return order;
+    }
+}

@@ -1,0 +1,64 @@
+namespace Kiln.Core.Ledger;
+
+/// <summary>The provenance ledger: every run and every stage of it. SQLite by default.
+/// Each call is one transaction, so a killed run leaves a consistent (if unfinished) record.</summary>
+public interface ILedger : IDisposable
+{
+    Task StartRunAsync(RunRecord run, CancellationToken ct = default);
+
+    /// <summary>Inserts or replaces one stage's record (with its outputs and metrics).</summary>
+    Task RecordStageAsync(string runId, StageRecord stage, CancellationToken ct = default);
+
+    Task FinishRunAsync(string runId, RunStatus status, DateTimeOffset endedAt, string? error, CancellationToken ct = default);
+
+    /// <summary>Marks runs still 'running' whose process is gone as 'interrupted'. Returns their ids.</summary>
+    Task<IReadOnlyList<string>> MarkAbandonedRunsAsync(Func<RunRecord, bool> isAbandoned, CancellationToken ct = default);
+
+    Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit = 50, CancellationToken ct = default);
+
+    /// <summary>The run with its stages, by full id or unique prefix; null when none matches.</summary>
+    Task<RunDetails?> GetRunAsync(string idOrPrefix, CancellationToken ct = default);
+}
+
+public enum RunStatus { Running, Succeeded, Failed, Interrupted }
+
+public enum StageStatus { Pending, Running, Succeeded, Cached, Failed, Skipped }
+
+public sealed record RunRecord(
+    string Id,
+    string Project,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? EndedAt,
+    RunStatus Status,
+    string? GitCommit,
+    bool? GitDirty,
+    Digest SpecDigest,
+    string Command,
+    string Host,
+    int Pid,
+    string KilnVersion,
+    string? Error = null);
+
+public sealed record StageRecord(
+    string Name,
+    StageStatus Status,
+    Digest? ImageId,
+    string Command,
+    long? ExitCode,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? EndedAt,
+    Digest? Key,
+    IReadOnlyList<OutputRecord> Outputs,
+    IReadOnlyList<MetricRecord> Metrics,
+    string? LogPath,
+    string? Error = null)
+{
+    public double? DurationSeconds => StartedAt is { } s && EndedAt is { } e ? (e - s).TotalSeconds : null;
+}
+
+public sealed record OutputRecord(string Path, Digest Digest, long Size);
+
+/// <summary>A declared metrics file: its path and its JSON content.</summary>
+public sealed record MetricRecord(string Path, string Json);
+
+public sealed record RunDetails(RunRecord Run, IReadOnlyList<StageRecord> Stages);

@@ -1,0 +1,61 @@
+namespace Kiln.Core.Runtime;
+
+/// <summary>Runs containers. The engine talks to this only; Kiln.Docker implements it against the Docker Engine API.</summary>
+public interface IContainerRuntime
+{
+    /// <summary>Checks that the engine answers; throws a <see cref="KilnException"/> (exit 3) saying how to get one when not.</summary>
+    Task<RuntimeInfo> PingAsync(CancellationToken ct = default);
+
+    /// <summary>Creates, starts and waits for one container, streaming its output to <paramref name="log"/>,
+    /// and always removes it (also when <paramref name="ct"/> is cancelled).</summary>
+    Task<ContainerResult> RunAsync(ContainerSpec spec, Action<LogLine> log, CancellationToken ct = default);
+
+    /// <summary>Removes every container carrying the label (e.g. leftovers of a killed run). Returns how many.</summary>
+    Task<int> RemoveContainersAsync(string labelKey, string labelValue, CancellationToken ct = default);
+}
+
+/// <summary>Image operations: look up, build from a Dockerfile context, import a root filesystem.</summary>
+public interface IImageRuntime
+{
+    /// <summary>The image ID (sha256:…) for a reference (tag or ID), or null when the engine does not have it.</summary>
+    Task<ImageInfo?> InspectImageAsync(string reference, CancellationToken ct = default);
+
+    /// <summary>Builds from a tar build context; returns the image ID.</summary>
+    Task<Digest> BuildImageAsync(ImageBuildRequest request, Stream context, Action<string> progress, CancellationToken ct = default);
+
+    /// <summary>Imports a root filesystem tarball as a one-layer image (like <c>docker import</c>); returns the image ID.</summary>
+    Task<Digest> ImportImageAsync(Stream rootfs, string reference, IReadOnlyList<string> changes, Action<string> progress, CancellationToken ct = default);
+
+    /// <summary>Adds a tag to an existing image.</summary>
+    Task TagImageAsync(string imageId, string repository, string tag, CancellationToken ct = default);
+}
+
+public sealed record RuntimeInfo(string ServerVersion, string ApiVersion, string OperatingSystem, int Cpus, long MemoryBytes);
+
+public sealed record ImageInfo(Digest Id, IReadOnlyDictionary<string, string> Labels, long Size, DateTimeOffset Created);
+
+public sealed record ImageBuildRequest(
+    string Dockerfile,
+    IReadOnlyList<string> Tags,
+    IReadOnlyDictionary<string, string> Labels,
+    bool Network = true);
+
+public sealed record Mount(string Source, string Target, bool ReadOnly);
+
+public sealed record ContainerSpec(
+    string Image,
+    IReadOnlyList<string> Command,
+    string WorkingDir,
+    IReadOnlyList<Mount> Mounts,
+    IReadOnlyDictionary<string, string> Env,
+    IReadOnlyDictionary<string, string> Labels,
+    bool Network,
+    double? Cpus = null,
+    long? MemoryBytes = null,
+    string? User = null,
+    bool ReadOnlyRootfs = true,
+    string? Name = null);
+
+public sealed record ContainerResult(long ExitCode, bool OomKilled, string ContainerId);
+
+public readonly record struct LogLine(bool IsError, string Text);

@@ -1,0 +1,68 @@
+namespace Kiln.Core.Specs;
+
+/// <summary>A parsed, validated kiln.yaml.</summary>
+public sealed record ProjectSpec(
+    string Name,
+    string File,
+    IReadOnlyDictionary<string, EnvironmentSpec> Environments,
+    string? ParamsFile,
+    ParamSet Params,
+    IReadOnlyList<StageSpec> Stages,
+    Digest SpecDigest)
+{
+    public StageSpec Stage(string name) =>
+        Stages.FirstOrDefault(s => s.Name == name)
+        ?? throw new KilnException("KILN1010", $"no stage named '{name}' in {File}",
+            $"stages are: {string.Join(", ", Stages.Select(s => s.Name))}", ExitCode.NotFound);
+}
+
+public enum EnvironmentKind { Declarative, Dockerfile }
+
+/// <summary>An environment: declarative (distro + apt packages + env vars) or any Dockerfile.</summary>
+public sealed record EnvironmentSpec(
+    string Name,
+    EnvironmentKind Kind,
+    string? Distro,
+    IReadOnlyList<string> Apt,
+    IReadOnlyDictionary<string, string> Env,
+    string? Dockerfile,
+    string? Context)
+{
+    /// <summary>Digest of everything that defines this environment (canonical JSON).</summary>
+    public Digest SpecDigest => Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+    {
+        ["kind"] = Kind.ToString().ToLowerInvariant(),
+        ["distro"] = Distro,
+        ["apt"] = Apt,
+        ["env"] = new SortedDictionary<string, string>(Env.ToDictionary(), StringComparer.Ordinal),
+        ["dockerfile"] = Dockerfile,
+        ["context"] = Context,
+    }));
+}
+
+public sealed record Resources(double? Cpus, long? MemoryBytes, int Gpus)
+{
+    public static readonly Resources None = new(null, null, 0);
+}
+
+/// <summary>One stage: a command run in a container from its environment's image.</summary>
+public sealed record StageSpec(
+    string Name,
+    string Env,
+    string Run,
+    IReadOnlyList<string> Code,
+    IReadOnlyList<string> Deps,
+    IReadOnlyList<string> Params,
+    IReadOnlyList<string> Outs,
+    IReadOnlyList<string> Metrics,
+    IReadOnlyDictionary<string, string> Vars,
+    bool Network,
+    Resources Resources,
+    int Line)
+{
+    /// <summary>Everything the stage writes: outs and metrics.</summary>
+    public IEnumerable<string> AllOutputs => Outs.Concat(Metrics);
+
+    /// <summary>Everything the stage reads from the project: code and deps.</summary>
+    public IEnumerable<string> AllInputs => Code.Concat(Deps);
+}

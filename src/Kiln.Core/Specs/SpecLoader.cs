@@ -1,0 +1,595 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Kiln.Core.Specs;
+
+/// <summary>Parses and validates kiln.yaml. Reports every problem in one pass, each with file:line:column,
+/// what is wrong and a hint; throws <see cref="SpecException"/> when there is any.</summary>
+public static partial class SpecLoader
+{
+    public static readonly string[] TopLevelKeys = ["name", "environments", "params", "stages"];
+    public static readonly string[] EnvironmentKeys = ["distro", "apt", "env", "dockerfile", "context"];
+    public static readonly string[] StageKeys =
+        ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "desc"];
+    public static readonly string[] ResourceKeys = ["cpus", "memory", "gpus"];
+
+    [GeneratedRegex(@"\$\{params\.([A-Za-z0-9_.\-]+)\}")]
+    public static partial Regex ParamReference();
+
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+    private static partial Regex NamePattern();
+
+    public static ProjectSpec Load(string yamlText, string fileName, IProjectFiles files)
+    {
+        var ctx = new Context(fileName);
+        var spec = Parse(yamlText, ctx, files);
+        if (ctx.Errors.Count > 0)
+            throw new SpecException(ctx.Errors.OrderBy(e => e.Line).ThenBy(e => e.Column).ToList());
+        return spec!;
+    }
+
+    private sealed class Context(string file)
+    {
+        public string File { get; } = file;
+        public List<SpecError> Errors { get; } = [];
+
+        public void Error(YamlNode? node, string message, string? hint = null) =>
+            Errors.Add(new SpecError(File, node is null ? 1 : (int)node.Start.Line, node is null ? 1 : (int)node.Start.Column, message, hint));
+
+        public void Error(Mark mark, string message, string? hint = null) =>
+            Errors.Add(new SpecError(File, (int)mark.Line, (int)mark.Column, message, hint));
+    }
+
+    private static ProjectSpec? Parse(string yamlText, Context ctx, IProjectFiles files)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yamlText));
+        }
+        catch (YamlException ex)
+        {
+            ctx.Error(ex.Start, $"this is not valid YAML: {ex.InnerException?.Message ?? ex.Message}",
+                "check indentation and quoting near this position");
+            return null;
+        }
+
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        {
+            ctx.Error(stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode,
+                "the file must be a YAML mapping with 'name', 'environments' and 'stages'",
+                "see examples/iris/kiln.yaml for a complete example");
+            return null;
+        }
+
+        CheckKeys(root, TopLevelKeys, "top-level key", ctx);
+
+        var name = OptionalString(root, "name", ctx) ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(ctx.File))) ?? "kiln";
+
+        // environments
+        var environments = new Dictionary<string, EnvironmentSpec>(StringComparer.Ordinal);
+        var envNode = Child(root, "environments");
+        if (envNode is null)
+            ctx.Error(root, "missing 'environments': every stage runs in an environment",
+                "add e.g.  environments: { py: { distro: debian:bookworm, apt: [python3] } }");
+        else if (envNode is not YamlMappingNode envMap)
+            ctx.Error(envNode, "'environments' must be a mapping of environment name to its definition");
+        else
+            foreach (var (keyNode, valueNode) in envMap.Children)
+            {
+                var envName = ((YamlScalarNode)keyNode).Value ?? "";
+                if (!NamePattern().IsMatch(envName))
+                    ctx.Error(keyNode, $"'{envName}' is not a valid environment name", "use letters, digits, '-', '_' and '.'");
+                var env = ParseEnvironment(envName, valueNode, ctx, files);
+                if (env is not null) environments[envName] = env;
+            }
+
+        // params
+        string? paramsFile = null;
+        var paramSet = ParamSet.Empty;
+        var paramsNode = Child(root, "params");
+        if (paramsNode is not null)
+        {
+            paramsFile = ScalarString(paramsNode, "params", ctx);
+            if (paramsFile is not null && CheckRelativePath(paramsNode, paramsFile, "params", ctx))
+            {
+                var text = files.ReadText(paramsFile);
+                if (text is null)
+                    ctx.Error(paramsNode, $"the params file '{paramsFile}' does not exist", "create it, or remove 'params'");
+                else
+                    paramSet = ParseParams(text, paramsFile, ctx);
+            }
+        }
+
+        // stages
+        var stages = new List<StageSpec>();
+        var stageNodes = new Dictionary<string, YamlMappingNode>(StringComparer.Ordinal);
+        var stagesNode = Child(root, "stages");
+        if (stagesNode is null)
+            ctx.Error(root, "missing 'stages': a pipeline needs at least one stage",
+                "add e.g.  stages: { hello: { env: py, run: echo hello } }");
+        else if (stagesNode is not YamlMappingNode stagesMap || stagesMap.Children.Count == 0)
+            ctx.Error(stagesNode, "'stages' must be a non-empty mapping of stage name to its definition");
+        else
+            foreach (var (keyNode, valueNode) in stagesMap.Children)
+            {
+                var stageName = ((YamlScalarNode)keyNode).Value ?? "";
+                if (!NamePattern().IsMatch(stageName))
+                    ctx.Error(keyNode, $"'{stageName}' is not a valid stage name", "use letters, digits, '-', '_' and '.'");
+                var stage = ParseStage(stageName, keyNode, valueNode, environments, envNode is YamlMappingNode, paramSet, paramsFile, ctx);
+                if (stage is not null)
+                {
+                    stages.Add(stage);
+                    stageNodes[stageName] = (YamlMappingNode)valueNode;
+                }
+            }
+
+        ValidatePipeline(stages, stageNodes, files, ctx);
+
+        return new ProjectSpec(name, ctx.File, environments, paramsFile, paramSet, stages, Digest.Sha256(yamlText));
+    }
+
+    private static EnvironmentSpec? ParseEnvironment(string name, YamlNode node, Context ctx, IProjectFiles files)
+    {
+        if (node is not YamlMappingNode map)
+        {
+            ctx.Error(node, $"environment '{name}' must be a mapping",
+                "declarative: { distro: debian:bookworm, apt: [...] }, or { dockerfile: path/to/Dockerfile }");
+            return null;
+        }
+        CheckKeys(map, EnvironmentKeys, $"key in environment '{name}'", ctx);
+        var distro = OptionalString(map, "distro", ctx);
+        var dockerfile = OptionalString(map, "dockerfile", ctx);
+        var context = OptionalString(map, "context", ctx);
+        var apt = StringList(map, "apt", ctx);
+        var env = StringMap(map, "env", ctx);
+
+        if (distro is null && dockerfile is null)
+        {
+            ctx.Error(map, $"environment '{name}' needs either 'distro' (declarative) or 'dockerfile'",
+                "e.g.  distro: debian:bookworm");
+            return null;
+        }
+        if (distro is not null && dockerfile is not null)
+        {
+            ctx.Error(Child(map, "dockerfile"), $"environment '{name}' has both 'distro' and 'dockerfile'",
+                "choose one: a declarative environment or a Dockerfile");
+            return null;
+        }
+        if (distro is not null)
+        {
+            if (!distro.StartsWith("debian:", StringComparison.Ordinal) || distro.Length <= "debian:".Length)
+                ctx.Error(Child(map, "distro"), $"unsupported distro '{distro}'",
+                    "Kiln bootstraps Debian releases: use debian:<suite>, e.g. debian:bookworm");
+            if (context is not null)
+                ctx.Error(Child(map, "context"), "'context' only applies to Dockerfile environments");
+            foreach (var pkg in apt)
+                if (!AptPackagePattern().IsMatch(pkg))
+                    ctx.Error(Child(map, "apt"), $"'{pkg}' is not a Debian package name (optionally name=version)");
+            return new EnvironmentSpec(name, EnvironmentKind.Declarative, distro, apt, env, null, null);
+        }
+
+        if (apt.Count > 0)
+            ctx.Error(Child(map, "apt"), "'apt' only applies to declarative environments",
+                "install the packages in the Dockerfile instead");
+        if (CheckRelativePath(Child(map, "dockerfile")!, dockerfile!, "dockerfile", ctx) && !files.Exists(dockerfile!))
+            ctx.Error(Child(map, "dockerfile"), $"the Dockerfile '{dockerfile}' does not exist");
+        if (context is not null && CheckRelativePath(Child(map, "context")!, context, "context", ctx) && !files.Exists(context))
+            ctx.Error(Child(map, "context"), $"the build context '{context}' does not exist");
+        return new EnvironmentSpec(name, EnvironmentKind.Dockerfile, null, [], env, dockerfile, context ?? ".");
+    }
+
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9+.\-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:\-]+)?$")]
+    private static partial Regex AptPackagePattern();
+
+    private static StageSpec? ParseStage(string name, YamlNode keyNode, YamlNode node,
+        IReadOnlyDictionary<string, EnvironmentSpec> environments, bool environmentsValid,
+        ParamSet paramSet, string? paramsFile, Context ctx)
+    {
+        if (node is not YamlMappingNode map)
+        {
+            ctx.Error(node, $"stage '{name}' must be a mapping", "e.g.  { env: py, run: python3 train.py }");
+            return null;
+        }
+        CheckKeys(map, StageKeys, $"key in stage '{name}'", ctx);
+
+        var env = OptionalString(map, "env", ctx);
+        if (env is null && Child(map, "env") is null)
+            ctx.Error(keyNode, $"stage '{name}' has no 'env'", "name the environment it runs in, e.g.  env: py");
+        else if (env is not null && environmentsValid && !environments.ContainsKey(env))
+            ctx.Error(Child(map, "env"), $"stage '{name}' uses unknown environment '{env}'",
+                environments.Count == 0 ? "define it under 'environments'" : $"known environments: {string.Join(", ", environments.Keys)}{Suggest(env, environments.Keys)}");
+
+        var run = OptionalString(map, "run", ctx);
+        if (run is null && Child(map, "run") is null)
+            ctx.Error(keyNode, $"stage '{name}' has no 'run'", "give the command, e.g.  run: python3 src/train.py");
+        else if (run is not null && string.IsNullOrWhiteSpace(run))
+            ctx.Error(Child(map, "run"), $"stage '{name}' has an empty 'run'");
+
+        var code = PathList(map, "code", ctx);
+        var deps = PathList(map, "deps", ctx);
+        var outs = PathList(map, "outs", ctx);
+        var metrics = PathList(map, "metrics", ctx);
+        var parameters = StringList(map, "params", ctx);
+        var vars = StringMap(map, "vars", ctx);
+        foreach (var (key, _) in vars)
+            if (key.StartsWith("KILN_", StringComparison.Ordinal))
+                ctx.Error(Child(map, "vars"), $"variable '{key}' is reserved: names starting with KILN_ are set by Kiln");
+
+        var network = false;
+        if (Child(map, "network") is { } netNode)
+        {
+            if (netNode is YamlScalarNode { Value: "true" or "false" } s) network = s.Value == "true";
+            else ctx.Error(netNode, "'network' must be true or false", "stages have no network unless they say  network: true");
+        }
+
+        // params: each must exist in the params file
+        var paramsNode = Child(map, "params");
+        foreach (var p in parameters)
+        {
+            if (paramsFile is null)
+                ctx.Error(paramsNode, $"stage '{name}' declares param '{p}' but the project has no params file",
+                    "add  params: params.yaml  at the top level");
+            else if (paramSet.Root.Count > 0 && !paramSet.TryGet(p, out _))
+                ctx.Error(paramsNode, $"stage '{name}' declares param '{p}', which is not in {paramsFile}",
+                    $"add it to {paramsFile}, or correct the name{Suggest(p, Flatten(paramSet.Root))}");
+        }
+        if (run is not null)
+            foreach (Match m in ParamReference().Matches(run))
+                if (!parameters.Contains(m.Groups[1].Value))
+                    ctx.Error(Child(map, "run"), $"stage '{name}' uses ${{params.{m.Groups[1].Value}}} in 'run' without declaring it",
+                        $"add '{m.Groups[1].Value}' to the stage's 'params' so that its value is part of the stage's key");
+
+        var resources = ParseResources(name, Child(map, "resources"), ctx);
+
+        if (outs.Count == 0 && metrics.Count == 0)
+        {
+            // A stage without outputs is allowed (e.g. a check), but it cannot feed another stage.
+        }
+
+        return new StageSpec(name, env ?? "", run ?? "", code, deps, parameters, outs, metrics, vars, network,
+            resources, (int)keyNode.Start.Line);
+    }
+
+    private static Resources ParseResources(string stage, YamlNode? node, Context ctx)
+    {
+        if (node is null) return Resources.None;
+        if (node is not YamlMappingNode map)
+        {
+            ctx.Error(node, $"'resources' of stage '{stage}' must be a mapping", "e.g.  resources: { cpus: 1, memory: 2g }");
+            return Resources.None;
+        }
+        CheckKeys(map, ResourceKeys, $"key in 'resources' of stage '{stage}'", ctx);
+        double? cpus = null;
+        long? memory = null;
+        var gpus = 0;
+        if (Child(map, "cpus") is { } c)
+        {
+            if (c is YamlScalarNode sc && double.TryParse(sc.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0)
+                cpus = v;
+            else ctx.Error(c, "'cpus' must be a positive number", "e.g.  cpus: 1.5");
+        }
+        if (Child(map, "memory") is { } m)
+        {
+            if (m is YamlScalarNode sm && TryParseBytes(sm.Value, out var bytes) && bytes >= 6 * 1024 * 1024)
+                memory = bytes;
+            else ctx.Error(m, "'memory' must be a size of at least 6m", "e.g.  memory: 512m  or  memory: 2g");
+        }
+        if (Child(map, "gpus") is { } g)
+        {
+            if (g is YamlScalarNode sg && int.TryParse(sg.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+                gpus = n;
+            else ctx.Error(g, "'gpus' must be a whole number", "e.g.  gpus: 1");
+        }
+        return new Resources(cpus, memory, gpus);
+    }
+
+    /// <summary>Parses sizes like 512m, 2g, 1.5G, 1024k, 1000 (bytes).</summary>
+    public static bool TryParseBytes(string? text, out long bytes)
+    {
+        bytes = 0;
+        if (string.IsNullOrWhiteSpace(text)) return false;
+        text = text.Trim().ToLowerInvariant().TrimEnd('b', 'i');
+        long factor = 1;
+        if (text.Length > 0 && char.IsLetter(text[^1]))
+        {
+            factor = text[^1] switch { 'k' => 1L << 10, 'm' => 1L << 20, 'g' => 1L << 30, 't' => 1L << 40, _ => 0 };
+            if (factor == 0) return false;
+            text = text[..^1];
+        }
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || value <= 0) return false;
+        bytes = (long)(value * factor);
+        return true;
+    }
+
+    private static void ValidatePipeline(List<StageSpec> stages, Dictionary<string, YamlMappingNode> nodes,
+        IProjectFiles files, Context ctx)
+    {
+        // Two stages (or one stage twice) writing the same output, or one output inside another's.
+        var owners = new List<(string Path, string Stage)>();
+        foreach (var stage in stages)
+            foreach (var output in stage.AllOutputs)
+            {
+                var clash = owners.FirstOrDefault(o => PathsOverlap(o.Path, output));
+                if (clash.Path is not null)
+                    ctx.Error(FindItem(nodes[stage.Name], output), clash.Stage == stage.Name
+                            ? $"stage '{stage.Name}' declares output '{output}' twice (or inside '{clash.Path}')"
+                            : $"output '{output}' of stage '{stage.Name}' is also written by stage '{clash.Stage}' ('{clash.Path}')",
+                        "every output has exactly one producing stage; give one of them another path");
+                else owners.Add((output, stage.Name));
+                foreach (var input in stage.AllInputs)
+                    if (PathsOverlap(input, output))
+                        ctx.Error(FindItem(nodes[stage.Name], output), $"stage '{stage.Name}' both reads and writes '{output}'",
+                            "a stage's outputs must be new files; write to another path");
+            }
+
+        // Deps must be an upstream output or an existing project file; code must exist.
+        foreach (var stage in stages)
+        {
+            foreach (var dep in stage.Deps)
+            {
+                var producers = owners.Where(o => PathsOverlap(o.Path, dep) && o.Stage != stage.Name).ToList();
+                if (producers.Count == 0 && !files.Exists(dep))
+                    ctx.Error(FindItem(nodes[stage.Name], dep),
+                        $"dep '{dep}' of stage '{stage.Name}' is neither a file in the project nor an output of another stage",
+                        $"create the file, or add it to the 'outs' of the stage that makes it{Suggest(dep, owners.Select(o => o.Path))}");
+            }
+            foreach (var code in stage.Code)
+                if (!files.Exists(code))
+                    ctx.Error(FindItem(nodes[stage.Name], code), $"code '{code}' of stage '{stage.Name}' does not exist",
+                        "code entries name files or directories in the project");
+        }
+
+        if (ctx.Errors.Count > 0) return; // a graph over a broken spec would report noise
+
+        var cycle = Graph.PipelineGraph.FindCycle(stages);
+        if (cycle is not null)
+        {
+            var first = stages.First(s => s.Name == cycle[0]);
+            var dep = first.Deps.FirstOrDefault(d => stages.First(s => s.Name == cycle[1]).AllOutputs.Any(o => PathsOverlap(o, d)));
+            ctx.Error(dep is null ? nodes[first.Name] : FindItem(nodes[first.Name], dep),
+                $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
+                "a stage cannot depend, directly or indirectly, on its own outputs; remove one of these deps");
+        }
+    }
+
+    /// <summary>True when the two project paths are the same or one is inside the other (directory outputs).</summary>
+    public static bool PathsOverlap(string a, string b)
+    {
+        a = a.TrimEnd('/');
+        b = b.TrimEnd('/');
+        return a == b || a.StartsWith(b + "/", StringComparison.Ordinal) || b.StartsWith(a + "/", StringComparison.Ordinal);
+    }
+
+    private static ParamSet ParseParams(string text, string file, Context ctx)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException ex)
+        {
+            ctx.Errors.Add(new SpecError(file, (int)ex.Start.Line, (int)ex.Start.Column,
+                $"this is not valid YAML: {ex.InnerException?.Message ?? ex.Message}"));
+            return ParamSet.Empty;
+        }
+        if (stream.Documents.Count == 0) return ParamSet.Empty;
+        if (stream.Documents[0].RootNode is not YamlMappingNode map)
+        {
+            var n = stream.Documents[0].RootNode;
+            ctx.Errors.Add(new SpecError(file, (int)n.Start.Line, (int)n.Start.Column, "the params file must be a mapping",
+                "e.g.  train: { C: 1.0, seed: 42 }"));
+            return ParamSet.Empty;
+        }
+        return new ParamSet((JsonObject)ToJson(map)!);
+    }
+
+    /// <summary>YAML → JSON with YAML 1.2 core-schema scalars: plain true/false/null/numbers are typed.</summary>
+    public static JsonNode? ToJson(YamlNode node) => node switch
+    {
+        YamlMappingNode m => new JsonObject(m.Children.Select(kv =>
+            KeyValuePair.Create(((YamlScalarNode)kv.Key).Value ?? "", ToJson(kv.Value)))),
+        YamlSequenceNode s => new JsonArray(s.Children.Select(ToJson).ToArray()),
+        YamlScalarNode sc => ScalarToJson(sc),
+        _ => null,
+    };
+
+    private static JsonNode? ScalarToJson(YamlScalarNode sc)
+    {
+        var v = sc.Value ?? "";
+        if (sc.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded)
+            return JsonValue.Create(v);
+        if (v is "" or "~" or "null" or "Null" or "NULL") return null;
+        if (v is "true" or "True" or "TRUE") return JsonValue.Create(true);
+        if (v is "false" or "False" or "FALSE") return JsonValue.Create(false);
+        if (long.TryParse(v, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)) return JsonValue.Create(l);
+        if (double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && !double.IsInfinity(d))
+            return JsonValue.Create(d);
+        return JsonValue.Create(v);
+    }
+
+    private static IEnumerable<string> Flatten(JsonObject obj, string prefix = "")
+    {
+        foreach (var (k, v) in obj)
+        {
+            var key = prefix + k;
+            yield return key;
+            if (v is JsonObject child)
+                foreach (var sub in Flatten(child, key + "."))
+                    yield return sub;
+        }
+    }
+
+    // ---- small helpers -------------------------------------------------------------------------
+
+    private static YamlNode? Child(YamlMappingNode map, string key) =>
+        map.Children.FirstOrDefault(kv => kv.Key is YamlScalarNode s && s.Value == key).Value;
+
+    private static YamlNode FindItem(YamlMappingNode stage, string path)
+    {
+        foreach (var key in new[] { "deps", "code", "outs", "metrics" })
+            if (Child(stage, key) is YamlSequenceNode seq)
+                foreach (var item in seq.Children)
+                    if (item is YamlScalarNode s && s.Value?.TrimEnd('/') == path.TrimEnd('/'))
+                        return item;
+        return stage;
+    }
+
+    private static void CheckKeys(YamlMappingNode map, string[] allowed, string what, Context ctx)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var key in map.Children.Keys)
+        {
+            if (key is not YamlScalarNode s || s.Value is null)
+            {
+                ctx.Error(key, $"a {what} must be a plain name");
+                continue;
+            }
+            if (!seen.Add(s.Value))
+                ctx.Error(key, $"duplicate {what} '{s.Value}'", "each key may appear once; remove one of them");
+            if (!allowed.Contains(s.Value))
+                ctx.Error(key, $"unknown {what} '{s.Value}'", $"allowed: {string.Join(", ", allowed)}{Suggest(s.Value, allowed)}");
+        }
+    }
+
+    private static string? ScalarString(YamlNode node, string key, Context ctx)
+    {
+        if (node is YamlScalarNode s && !string.IsNullOrEmpty(s.Value)) return s.Value;
+        ctx.Error(node, $"'{key}' must be a string, not {Describe(node)}");
+        return null;
+    }
+
+    private static string? OptionalString(YamlMappingNode map, string key, Context ctx)
+    {
+        var node = Child(map, key);
+        return node is null ? null : ScalarString(node, key, ctx);
+    }
+
+    private static List<string> StringList(YamlMappingNode map, string key, Context ctx)
+    {
+        var node = Child(map, key);
+        var result = new List<string>();
+        switch (node)
+        {
+            case null:
+                break;
+            case YamlScalarNode s when !string.IsNullOrEmpty(s.Value):
+                result.Add(s.Value); // a single item may be written without brackets
+                break;
+            case YamlSequenceNode seq:
+                foreach (var item in seq.Children)
+                    if (item is YamlScalarNode si && !string.IsNullOrEmpty(si.Value)) result.Add(si.Value);
+                    else ctx.Error(item, $"items of '{key}' must be strings, not {Describe(item)}");
+                break;
+            default:
+                ctx.Error(node, $"'{key}' must be a list of strings, not {Describe(node)}", $"e.g.  {key}: [a, b]");
+                break;
+        }
+        return result;
+    }
+
+    private static List<string> PathList(YamlMappingNode map, string key, Context ctx)
+    {
+        var list = StringList(map, key, ctx);
+        var node = Child(map, key);
+        var result = new List<string>();
+        for (var i = 0; i < list.Count; i++)
+        {
+            var itemNode = node is YamlSequenceNode seq && i < seq.Children.Count ? seq.Children[i] : node!;
+            if (CheckRelativePath(itemNode, list[i], key, ctx))
+                result.Add(NormalizePath(list[i]));
+        }
+        return result;
+    }
+
+    public static string NormalizePath(string path)
+    {
+        var trailing = path.EndsWith('/');
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".");
+        var joined = string.Join('/', parts);
+        return trailing && joined.Length > 0 ? joined + "/" : joined;
+    }
+
+    private static bool CheckRelativePath(YamlNode node, string path, string key, Context ctx)
+    {
+        if (path.StartsWith('/') || path.Contains('\\') || (path.Length > 1 && path[1] == ':'))
+        {
+            ctx.Error(node, $"'{path}' in '{key}' is not a relative path", "paths are relative to the folder of kiln.yaml, with '/'");
+            return false;
+        }
+        if (path.Split('/').Contains(".."))
+        {
+            ctx.Error(node, $"'{path}' in '{key}' leaves the project folder", "stages may only read and write inside the project");
+            return false;
+        }
+        if (NormalizePath(path).Length == 0 || NormalizePath(path) == "/")
+        {
+            ctx.Error(node, $"'{path}' in '{key}' names the whole project", "name the files or folders themselves");
+            return false;
+        }
+        if (NormalizePath(path).Split('/')[0] == ".kiln")
+        {
+            ctx.Error(node, $"'{path}' in '{key}' is inside .kiln/, which belongs to Kiln");
+            return false;
+        }
+        return true;
+    }
+
+    private static Dictionary<string, string> StringMap(YamlMappingNode map, string key, Context ctx)
+    {
+        var node = Child(map, key);
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (node is null) return result;
+        if (node is not YamlMappingNode m)
+        {
+            ctx.Error(node, $"'{key}' must be a mapping of names to values, not {Describe(node)}", $"e.g.  {key}: {{ PYTHONHASHSEED: \"0\" }}");
+            return result;
+        }
+        foreach (var (k, v) in m.Children)
+        {
+            var name = (k as YamlScalarNode)?.Value ?? "";
+            if (!EnvVarPattern().IsMatch(name))
+                ctx.Error(k, $"'{name}' is not a valid environment variable name", "use letters, digits and '_', not starting with a digit");
+            else if (v is YamlScalarNode sv)
+                result[name] = sv.Value ?? "";
+            else
+                ctx.Error(v, $"the value of '{name}' must be a string, not {Describe(v)}", "quote it:  \"...\"");
+        }
+        return result;
+    }
+
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*$")]
+    private static partial Regex EnvVarPattern();
+
+    private static string Describe(YamlNode node) => node switch
+    {
+        YamlMappingNode => "a mapping",
+        YamlSequenceNode => "a list",
+        YamlScalarNode { Value: null or "" } => "an empty value",
+        YamlScalarNode s => $"'{s.Value}'",
+        _ => "something else",
+    };
+
+    /// <summary>"; did you mean 'x'?" for the closest candidate within a small edit distance.</summary>
+    internal static string Suggest(string actual, IEnumerable<string> candidates)
+    {
+        var best = candidates.Select(c => (c, d: Distance(actual, c))).Where(x => x.d > 0 && x.d <= Math.Max(2, actual.Length / 3))
+            .OrderBy(x => x.d).FirstOrDefault();
+        return best.c is null ? "" : $"; did you mean '{best.c}'?";
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (var i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (var j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (var i = 1; i <= a.Length; i++)
+            for (var j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+}
