@@ -1,0 +1,99 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Kiln.Core;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+public static class Program
+{
+    internal static readonly Option<string?> ProjectDirOption = new("--project", "-C")
+    {
+        Description = "The project folder (the one with kiln.yaml). Default: the current folder or the nearest one above it with a kiln.yaml.",
+        Recursive = true,
+    };
+
+    internal static readonly Option<string?> FileOption = new("--file", "-f")
+    {
+        Description = "The spec file, when it is not <project>/kiln.yaml.",
+        Recursive = true,
+    };
+
+    public const string ExitCodes = """
+        Exit codes:
+          0   success
+          1   a stage failed (its dependents were not run)
+          2   kiln.yaml (or its params file) is invalid: every error is listed with file:line:column
+          3   no Docker Engine answers
+          4   an environment could not be built
+          5   a named run, stage or environment does not exist
+          6   the ledger or the store under .kiln/ could not be read or written
+          64  the command line is wrong
+          70  internal error (a bug in Kiln: please report it)
+          130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
+        """;
+
+    public static async Task<int> Main(string[] args)
+    {
+        var root = new RootCommand(
+            "Kiln: reproducible, containerized ML pipelines. A kiln.yaml names environments and stages; " +
+            "kiln builds the environments, runs each stage in its own Docker container and records every run.\n\n" + ExitCodes);
+        root.Options.Add(ProjectDirOption);
+        root.Options.Add(FileOption);
+        root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(ValidateCommand.Create());
+        root.Subcommands.Add(EnvCommands.Create());
+        root.Subcommands.Add(RunsCommands.Create());
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) Output.Err.MarkupLine($"[red]error[/]: {Markup.Escape(e.Message)}");
+            Output.Err.WriteLine("Run 'kiln --help' (or 'kiln COMMAND --help') for usage.");
+            return (int)ExitCode.Usage;
+        }
+
+        // Ctrl-C and SIGTERM cancel the work; the engine then removes its containers and records the run as interrupted.
+        using var cts = new CancellationTokenSource();
+        var interrupts = 0;
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (Interlocked.Increment(ref interrupts) == 1)
+            {
+                e.Cancel = true;
+                Output.Err.WriteLine("interrupted: stopping stages and removing their containers (press Ctrl-C again to quit at once)");
+                cts.Cancel();
+            }
+        };
+        Console.CancelKeyPress += onCancel;
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            cts.Cancel();
+        });
+
+        try
+        {
+            var code = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false }, cts.Token);
+            return cts.IsCancellationRequested && code == 0 ? (int)ExitCode.Interrupted : code;
+        }
+        catch (KilnException ex)
+        {
+            return Output.Fail(ex);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            Output.Err.WriteLine("interrupted");
+            return (int)ExitCode.Interrupted;
+        }
+        catch (Exception ex)
+        {
+            Output.Err.WriteLine($"internal error: {ex.Message}\nThis is a bug in Kiln; please report it with the details below.\n{ex}");
+            return (int)ExitCode.Internal;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Kiln.Core;
+using Kiln.Core.Specs;
+
+namespace Kiln.Cli;
+
+/// <summary>The project folder: where kiln.yaml is, and its .kiln/ state.</summary>
+internal sealed class Project
+{
+    public required string Dir { get; init; }
+    public required string SpecPath { get; init; }
+    public required ProjectSpec Spec { get; init; }
+    public string StateDir => Path.Combine(Dir, ".kiln");
+    public string LedgerPath => Path.Combine(StateDir, "ledger.db");
+
+    /// <summary>Finds kiln.yaml (the given file, or in the given folder, or the nearest one upward from the current folder) and loads it.</summary>
+    public static Project Load(string? file, string? dir)
+    {
+        var specPath = Locate(file, dir);
+        var projectDir = Path.GetDirectoryName(specPath)!;
+        string text;
+        try
+        {
+            text = File.ReadAllText(specPath);
+        }
+        catch (IOException ex)
+        {
+            throw new KilnException("KILN1003", $"cannot read {specPath}: {ex.Message}", null, ExitCode.SpecInvalid, ex);
+        }
+        var display = Path.GetRelativePath(Environment.CurrentDirectory, specPath);
+        if (display.StartsWith("..", StringComparison.Ordinal)) display = specPath;
+        var spec = SpecLoader.Load(text, display, new DiskProjectFiles(projectDir));
+        return new Project { Dir = projectDir, SpecPath = specPath, Spec = spec };
+    }
+
+    /// <summary>Locates kiln.yaml without parsing it.</summary>
+    public static string Locate(string? file, string? dir)
+    {
+        if (file is not null)
+        {
+            var full = Path.GetFullPath(file, dir is null ? Environment.CurrentDirectory : Path.GetFullPath(dir));
+            if (!File.Exists(full))
+                throw new KilnException("KILN1004", $"{file} does not exist", "give the path of a kiln.yaml with -f", ExitCode.SpecInvalid);
+            return full;
+        }
+        var start = Path.GetFullPath(dir ?? Environment.CurrentDirectory);
+        for (var d = new DirectoryInfo(start); d is not null; d = dir is null ? d.Parent : null)
+        {
+            var candidate = Path.Combine(d.FullName, "kiln.yaml");
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new KilnException("KILN1005", $"no kiln.yaml in {start}{(dir is null ? " or any folder above it" : "")}",
+            "run kiln inside a project, or name one with -C DIR (see examples/iris)", ExitCode.SpecInvalid);
+    }
+
+    public static (string? Commit, bool? Dirty) GitState(string dir)
+    {
+        var commit = Git(dir, "rev-parse", "HEAD");
+        if (commit is null) return (null, null);
+        var status = Git(dir, "status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).kiln");
+        return (commit.Trim(), status is null ? null : status.Trim().Length > 0);
+    }
+
+    private static string? Git(string dir, params string[] args)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("git") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            var output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return p.ExitCode == 0 ? output : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null; // no git
+        }
+    }
+}
+
+internal sealed class DiskProjectFiles(string root) : IProjectFiles
+{
+    public bool Exists(string relativePath)
+    {
+        var full = Path.Combine(root, relativePath.TrimEnd('/'));
+        return File.Exists(full) || Directory.Exists(full);
+    }
+
+    public string? ReadText(string relativePath)
+    {
+        var full = Path.Combine(root, relativePath);
+        return File.Exists(full) ? File.ReadAllText(full) : null;
+    }
+}

@@ -1,0 +1,126 @@
+using System.CommandLine;
+using System.Reflection;
+using Kiln.Core;
+using Kiln.Core.Graph;
+using Kiln.Core.Ledger;
+using Kiln.Docker;
+using Kiln.Engine;
+using Kiln.Ledger;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var stages = new Argument<string[]>("stages")
+        {
+            Description = "Run only these stages (and the stages they depend on). Default: every stage.",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var jobs = new Option<int>("--jobs", "-j")
+        {
+            Description = "How many independent stages run side by side. Default: the number of CPU cores.",
+            DefaultValueFactory = _ => Environment.ProcessorCount,
+        };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the stages' log lines (they are still kept under .kiln/runs/)." };
+        var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
+        {
+            stages, jobs, quiet,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            if (parse.GetValue(jobs) < 1)
+                throw new KilnException("KILN6401", "--jobs must be at least 1", null, ExitCode.Usage);
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var targets = parse.GetValue(stages) ?? [];
+            return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), ct);
+        });
+        return cmd;
+    }
+
+    private static async Task<int> RunAsync(Project project, string[] targets, int jobs, bool quiet, CancellationToken ct)
+    {
+        var spec = project.Spec;
+        foreach (var t in targets) spec.Stage(t); // unknown stage → clear error before anything starts
+        var graph = new PipelineGraph(spec.Stages);
+        var selected = targets.Length > 0 ? graph.WithAncestors(targets) : spec.Stages.Select(s => s.Name).ToHashSet();
+
+        using var engine = new DockerEngine();
+        var info = await engine.PingAsync(ct);
+        Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
+
+        using var ledger = SqliteLedger.Open(project.LedgerPath);
+        var host = Environment.MachineName;
+        foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
+        {
+            var removed = await engine.RemoveContainersAsync(PipelineRunner.RunLabel, abandoned, ct);
+            Output.Out.MarkupLine($"[yellow]run {abandoned} had been killed; recorded as interrupted{(removed > 0 ? $", removed {removed} leftover container(s)" : "")}[/]");
+        }
+
+        var images = await EnvironmentSetup.EnsureAsync(engine, project,
+            spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, ct);
+
+        var (commit, dirty) = Project.GitState(project.Dir);
+        var record = new RunRecord(
+            Id: RunIds.NewRunId(DateTimeOffset.UtcNow),
+            Project: spec.Name,
+            StartedAt: DateTimeOffset.UtcNow,
+            EndedAt: null,
+            Status: RunStatus.Running,
+            GitCommit: commit,
+            GitDirty: dirty,
+            SpecDigest: spec.SpecDigest,
+            Command: "kiln run" + (targets.Length > 0 ? " " + string.Join(' ', targets) : ""),
+            Host: host,
+            Pid: Environment.ProcessId,
+            KilnVersion: Version);
+
+        var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
+        var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs), ct);
+
+        PrintSummary(outcome);
+        return outcome.Status switch
+        {
+            RunStatus.Succeeded => 0,
+            RunStatus.Interrupted => (int)ExitCode.Interrupted,
+            _ => (int)ExitCode.StageFailed,
+        };
+    }
+
+    private static void PrintSummary(RunOutcome outcome)
+    {
+        var o = Output.Out;
+        o.WriteLine();
+        foreach (var s in outcome.Stages)
+            foreach (var m in s.Metrics)
+                o.MarkupLine($"[bold]metrics[/] {Markup.Escape(s.Name)} {Markup.Escape(m.Path)}: {Markup.Escape(m.Json)}");
+        var failure = outcome.FirstFailure;
+        if (failure is not null)
+        {
+            Output.Err.MarkupLine($"[red bold]stage '{Markup.Escape(failure.Name)}' failed[/]{(failure.ExitCode is { } c ? $" with exit code {c}" : "")}: {Markup.Escape(failure.Error ?? "")}");
+            if (failure.LogPath is not null) Output.Err.MarkupLine($"  full log: {Markup.Escape(failure.LogPath)}");
+        }
+        var color = outcome.Status == RunStatus.Succeeded ? "green" : "red";
+        o.MarkupLine($"[{color} bold]run {outcome.RunId} {outcome.Status.ToString().ToLowerInvariant()}[/] " +
+                     $"({outcome.Stages.Count(s => s.Status == StageStatus.Succeeded)} ran, {outcome.Stages.Count(s => s.Status == StageStatus.Cached)} cached, " +
+                     $"{outcome.Stages.Count(s => s.Status == StageStatus.Failed)} failed, {outcome.Stages.Count(s => s.Status == StageStatus.Skipped)} skipped); " +
+                     $"see 'kiln runs show {outcome.RunId}'");
+    }
+
+    private static bool ProcessAlive(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited && p.ProcessName is "kiln" or "dotnet";
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    public static string Version => typeof(RunCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+}

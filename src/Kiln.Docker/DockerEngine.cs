@@ -1,0 +1,278 @@
+using System.Net.Sockets;
+using System.Text;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Kiln.Core;
+using Kiln.Core.Runtime;
+using DockerMount = Docker.DotNet.Models.Mount;
+using ContainerSpec = Kiln.Core.Runtime.ContainerSpec;
+
+namespace Kiln.Docker;
+
+/// <summary>The Docker Engine API behind Kiln's runtime interfaces. The only place in Kiln that knows Docker.</summary>
+public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
+{
+    private readonly DockerClient _client;
+
+    public Uri Endpoint { get; }
+
+    public DockerEngine(Uri? endpoint = null)
+    {
+        Endpoint = endpoint ?? DefaultEndpoint();
+        _client = new DockerClientConfiguration(Endpoint, defaultTimeout: TimeSpan.FromMinutes(30)).CreateClient();
+    }
+
+    /// <summary>DOCKER_HOST when set, else the standard Unix socket.</summary>
+    public static Uri DefaultEndpoint()
+    {
+        var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
+        return string.IsNullOrWhiteSpace(host) ? new Uri("unix:///var/run/docker.sock") : new Uri(host);
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    public async Task<RuntimeInfo> PingAsync(CancellationToken ct = default)
+    {
+        try
+        {
+            var version = await _client.System.GetVersionAsync(ct).ConfigureAwait(false);
+            var info = await _client.System.GetSystemInfoAsync(ct).ConfigureAwait(false);
+            return new RuntimeInfo(version.Version, version.APIVersion, $"{info.OperatingSystem} ({version.Arch})", (int)info.NCPU, info.MemTotal);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException or DockerApiException or TimeoutException or IOException
+                                   || ex.InnerException is SocketException or HttpRequestException)
+        {
+            throw EngineUnavailable(ex);
+        }
+    }
+
+    private KilnException EngineUnavailable(Exception ex) => new(
+        "KILN3001",
+        $"no Docker Engine answers at {Endpoint} ({ex.GetBaseException().Message})",
+        "Kiln runs every stage in a container. Start the engine (Debian: 'scripts/setup-engine.sh' as root installs docker.io and starts dockerd), " +
+        "or point DOCKER_HOST at a running one; a non-root user must be in the 'docker' group.",
+        ExitCode.EngineUnavailable, ex);
+
+    // ---- containers --------------------------------------------------------------------------
+
+    public async Task<ContainerResult> RunAsync(ContainerSpec spec, Action<LogLine> log, CancellationToken ct = default)
+    {
+        var create = new CreateContainerParameters
+        {
+            Name = spec.Name,
+            Image = spec.Image,
+            Cmd = spec.Command.ToList(),
+            Entrypoint = [],
+            WorkingDir = spec.WorkingDir,
+            Env = spec.Env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+            Labels = new Dictionary<string, string>(spec.Labels),
+            User = spec.User,
+            AttachStdout = true,
+            AttachStderr = true,
+            NetworkDisabled = !spec.Network,
+            HostConfig = new HostConfig
+            {
+                NetworkMode = spec.Network ? "bridge" : "none",
+                ReadonlyRootfs = spec.ReadOnlyRootfs,
+                Tmpfs = new Dictionary<string, string> { ["/tmp"] = "rw,exec,nosuid,size=1g" },
+                Mounts = spec.Mounts.Select(m => new DockerMount
+                {
+                    Type = "bind",
+                    Source = m.Source,
+                    Target = m.Target,
+                    ReadOnly = m.ReadOnly,
+                }).ToList(),
+                NanoCPUs = spec.Cpus is { } cpus ? (long)(cpus * 1_000_000_000) : 0,
+                Memory = spec.MemoryBytes ?? 0,
+                MemorySwap = spec.MemoryBytes ?? 0, // no swap beyond the limit: the limit is the limit
+                PidsLimit = 4096,
+                SecurityOpt = ["no-new-privileges"],
+                CapDrop = ["NET_RAW"],
+            },
+        };
+
+        CreateContainerResponse created;
+        try
+        {
+            created = await _client.Containers.CreateContainerAsync(create, ct).ConfigureAwait(false);
+        }
+        catch (DockerImageNotFoundException ex)
+        {
+            throw new KilnException("KILN3002", $"the image {spec.Image} is not in the engine",
+                "build the environment again with 'kiln env build'", ExitCode.EnvironmentBuildFailed, ex);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
+        {
+            throw EngineUnavailable(ex);
+        }
+
+        var id = created.ID;
+        try
+        {
+            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct).ConfigureAwait(false);
+            var logs = StreamLogsAsync(id, log, ct);
+            var wait = await _client.Containers.WaitContainerAsync(id, ct).ConfigureAwait(false);
+            await logs.ConfigureAwait(false);
+            var inspect = await _client.Containers.InspectContainerAsync(id, ct).ConfigureAwait(false);
+            return new ContainerResult(wait.StatusCode, inspect.State?.OOMKilled ?? false, id);
+        }
+        finally
+        {
+            // Always removed: on success, failure and Ctrl-C alike (hence no cancellation token here).
+            try
+            {
+                await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true },
+                    CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+            }
+        }
+    }
+
+    private async Task StreamLogsAsync(string id, Action<LogLine> log, CancellationToken ct)
+    {
+        using var stream = await _client.Containers.GetContainerLogsAsync(id, false,
+            new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true }, ct).ConfigureAwait(false);
+        var buffer = new byte[64 * 1024];
+        var pending = new[] { new StringBuilder(), new StringBuilder() };
+        var decoders = new[] { Encoding.UTF8.GetDecoder(), Encoding.UTF8.GetDecoder() };
+        var chars = new char[Encoding.UTF8.GetMaxCharCount(buffer.Length)];
+        while (true)
+        {
+            var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, ct).ConfigureAwait(false);
+            if (read.EOF) break;
+            var which = read.Target == MultiplexedStream.TargetStream.StandardError ? 1 : 0;
+            var n = decoders[which].GetChars(buffer, 0, read.Count, chars, 0);
+            var sb = pending[which];
+            for (var i = 0; i < n; i++)
+            {
+                if (chars[i] == '\n')
+                {
+                    log(new LogLine(which == 1, sb.ToString().TrimEnd('\r')));
+                    sb.Clear();
+                }
+                else sb.Append(chars[i]);
+            }
+        }
+        for (var which = 0; which < 2; which++)
+            if (pending[which].Length > 0) log(new LogLine(which == 1, pending[which].ToString()));
+    }
+
+    public async Task<int> RemoveContainersAsync(string labelKey, string labelValue, CancellationToken ct = default)
+    {
+        var list = await _client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["label"] = new Dictionary<string, bool> { [$"{labelKey}={labelValue}"] = true },
+            },
+        }, ct).ConfigureAwait(false);
+        foreach (var c in list)
+        {
+            try
+            {
+                await _client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, ct).ConfigureAwait(false);
+            }
+            catch (DockerContainerNotFoundException)
+            {
+            }
+        }
+        return list.Count;
+    }
+
+    // ---- images ------------------------------------------------------------------------------
+
+    public async Task<ImageInfo?> InspectImageAsync(string reference, CancellationToken ct = default)
+    {
+        try
+        {
+            var image = await _client.Images.InspectImageAsync(reference, ct).ConfigureAwait(false);
+            return new ImageInfo(Digest.Parse(image.ID),
+                image.Config?.Labels is { } labels ? new Dictionary<string, string>(labels) : new Dictionary<string, string>(),
+                image.Size, new DateTimeOffset(image.Created, TimeSpan.Zero));
+        }
+        catch (DockerImageNotFoundException)
+        {
+            return null;
+        }
+        catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
+        {
+            throw EngineUnavailable(ex);
+        }
+    }
+
+    public async Task<Digest> BuildImageAsync(ImageBuildRequest request, Stream context, Action<string> progress, CancellationToken ct = default)
+    {
+        if (request.Tags.Count == 0) throw new ArgumentException("a build needs at least one tag to find its image again", nameof(request));
+        string? error = null;
+        var reporter = new SyncProgress<JSONMessage>(m =>
+        {
+            if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage))
+                error = m.Error?.Message ?? m.ErrorMessage;
+            var text = m.Stream ?? m.Status;
+            if (!string.IsNullOrWhiteSpace(text))
+                foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+                    progress(line.TrimEnd('\r'));
+        });
+        await _client.Images.BuildImageFromDockerfileAsync(new ImageBuildParameters
+        {
+            Dockerfile = request.Dockerfile,
+            Tags = request.Tags.ToList(),
+            Labels = new Dictionary<string, string>(request.Labels),
+            Remove = true,
+            ForceRemove = true,
+            NetworkMode = request.Network ? "default" : "none",
+        }, context, null, new Dictionary<string, string>(), reporter, ct)
+            .ConfigureAwait(false);
+        if (error is not null)
+            throw new KilnException("KILN4002", $"the image build failed: {error}", "see the build output above", ExitCode.EnvironmentBuildFailed);
+        var info = await InspectImageAsync(request.Tags[0], ct).ConfigureAwait(false)
+                   ?? throw new KilnException("KILN4003", $"the build reported no error but produced no image {request.Tags[0]}",
+                       "run the build again; see the build output above", ExitCode.EnvironmentBuildFailed);
+        return info.Id;
+    }
+
+    public async Task<Digest> ImportImageAsync(Stream rootfs, string reference, IReadOnlyList<string> changes, Action<string> progress, CancellationToken ct = default)
+    {
+        var (repo, tag) = SplitReference(reference);
+        string? error = null;
+        await _client.Images.CreateImageAsync(new ImagesCreateParameters
+        {
+            FromSrc = "-",
+            Repo = repo,
+            Tag = tag,
+            Changes = changes.ToList(),
+        }, rootfs, null, new SyncProgress<JSONMessage>(m =>
+        {
+            if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage)) error = m.Error?.Message ?? m.ErrorMessage;
+            if (!string.IsNullOrWhiteSpace(m.Status)) progress(m.Status);
+        }), ct).ConfigureAwait(false);
+        if (error is not null)
+            throw new KilnException("KILN4004", $"importing {reference} failed: {error}", null, ExitCode.EnvironmentBuildFailed);
+        var info = await InspectImageAsync(reference, ct).ConfigureAwait(false)
+                   ?? throw new KilnException("KILN4005", $"the engine imported nothing as {reference}", null, ExitCode.EnvironmentBuildFailed);
+        return info.Id;
+    }
+
+    public Task TagImageAsync(string imageId, string repository, string tag, CancellationToken ct = default) =>
+        _client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = repository, Tag = tag, Force = true }, ct);
+
+    internal static (string Repo, string Tag) SplitReference(string reference)
+    {
+        var slash = reference.LastIndexOf('/');
+        var colon = reference.LastIndexOf(':');
+        return colon > slash ? (reference[..colon], reference[(colon + 1)..]) : (reference, "latest");
+    }
+
+    /// <summary>IProgress that reports on the calling thread, in order (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
+    {
+        public void Report(T value) => action(value);
+    }
+}

@@ -1,0 +1,298 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Kiln.Core;
+using Kiln.Core.Graph;
+using Kiln.Core.Ledger;
+using Kiln.Core.Runtime;
+using Kiln.Core.Specs;
+
+namespace Kiln.Engine;
+
+public sealed record RunRequest(
+    ProjectSpec Spec,
+    string ProjectDir,
+    IReadOnlyDictionary<string, Digest> Images,
+    RunRecord Record,
+    IReadOnlyCollection<string>? Targets = null,
+    int Jobs = 0);
+
+public sealed record RunOutcome(string RunId, RunStatus Status, IReadOnlyList<StageRecord> Stages)
+{
+    public StageRecord? FirstFailure => Stages.FirstOrDefault(s => s.Status == StageStatus.Failed);
+}
+
+/// <summary>Runs a pipeline: stages in topological order, independent stages side by side (up to Jobs),
+/// each in its own container through <see cref="IContainerRuntime"/>, every step recorded in the ledger.
+/// A failed stage stops its dependents; independent stages go on.</summary>
+public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IRunReporter reporter)
+{
+    public const string RunLabel = "dev.kiln.run";
+    public const string StageLabel = "dev.kiln.stage";
+    public const string ProjectLabel = "dev.kiln.project";
+
+    public async Task<RunOutcome> RunAsync(RunRequest request, CancellationToken ct = default)
+    {
+        var spec = request.Spec;
+        var graph = new PipelineGraph(spec.Stages);
+        var selected = request.Targets is { Count: > 0 } targets
+            ? graph.WithAncestors(targets.Select(t => spec.Stage(t).Name))
+            : spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+        var order = graph.Order.Where(s => selected.Contains(s.Name)).ToList();
+        var jobs = request.Jobs > 0 ? request.Jobs : Environment.ProcessorCount;
+        var runId = request.Record.Id;
+        var runDir = Path.Combine(request.ProjectDir, ".kiln", "runs", runId);
+        Directory.CreateDirectory(runDir);
+
+        await ledger.StartRunAsync(request.Record, CancellationToken.None).ConfigureAwait(false);
+        reporter.RunStarted(runId, order.Select(s => s.Name).ToList());
+
+        var results = new Dictionary<string, StageRecord>(StringComparer.Ordinal);
+        var running = new Dictionary<Task<StageRecord>, string>();
+        var pending = new List<StageSpec>(order);
+        var interrupted = false;
+
+        try
+        {
+            while (pending.Count > 0 || running.Count > 0)
+            {
+                // Skip stages whose upstream failed or was skipped.
+                foreach (var stage in pending.ToList())
+                {
+                    var blocked = graph.Upstream(stage.Name).Where(selected.Contains)
+                        .FirstOrDefault(u => results.TryGetValue(u, out var r) && r.Status is StageStatus.Failed or StageStatus.Skipped);
+                    if (blocked is null) continue;
+                    pending.Remove(stage);
+                    var skipped = new StageRecord(stage.Name, StageStatus.Skipped, request.Images.GetValueOrDefault(stage.Env), stage.Run,
+                        null, null, null, null, [], [], null, $"not run: upstream stage '{blocked}' did not succeed");
+                    results[stage.Name] = skipped;
+                    await ledger.RecordStageAsync(runId, skipped, CancellationToken.None).ConfigureAwait(false);
+                    reporter.StageFinished(skipped);
+                }
+
+                // Start every ready stage while there is a free slot.
+                while (!ct.IsCancellationRequested && running.Count < jobs)
+                {
+                    var ready = pending.FirstOrDefault(s => graph.Upstream(s.Name).Where(selected.Contains)
+                        .All(u => results.TryGetValue(u, out var r) && r.Status is StageStatus.Succeeded or StageStatus.Cached));
+                    if (ready is null) break;
+                    pending.Remove(ready);
+                    running[RunStageAsync(request, ready, runDir, ct)] = ready.Name;
+                }
+
+                if (running.Count == 0)
+                {
+                    if (ct.IsCancellationRequested) break;
+                    if (pending.Count > 0) continue; // only skips left to record
+                    break;
+                }
+
+                var done = await Task.WhenAny(running.Keys).ConfigureAwait(false);
+                running.Remove(done);
+                var record = await done.ConfigureAwait(false);
+                results[record.Name] = record;
+                await ledger.RecordStageAsync(runId, record, CancellationToken.None).ConfigureAwait(false);
+                reporter.StageFinished(record);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        if (ct.IsCancellationRequested)
+        {
+            interrupted = true;
+            // Containers are removed by the runtime as each cancelled stage unwinds.
+            foreach (var (task, name) in running)
+            {
+                StageRecord record;
+                try
+                {
+                    record = await task.ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    record = new StageRecord(name, StageStatus.Failed, null, spec.Stage(name).Run, null, null, DateTimeOffset.UtcNow, null, [], [], null, "interrupted");
+                }
+                results[name] = record;
+                await ledger.RecordStageAsync(runId, record, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+
+        var status = interrupted ? RunStatus.Interrupted
+            : results.Values.Any(r => r.Status is StageStatus.Failed or StageStatus.Skipped) || results.Count < order.Count ? RunStatus.Failed
+            : RunStatus.Succeeded;
+        var failure = results.Values.FirstOrDefault(r => r.Status == StageStatus.Failed);
+        var error = interrupted ? "interrupted" : failure is null ? null : $"stage '{failure.Name}' failed: {failure.Error}";
+        await ledger.FinishRunAsync(runId, status, DateTimeOffset.UtcNow, error, CancellationToken.None).ConfigureAwait(false);
+        return new RunOutcome(runId, status, order.Where(s => results.ContainsKey(s.Name)).Select(s => results[s.Name]).ToList());
+    }
+
+    private async Task<StageRecord> RunStageAsync(RunRequest request, StageSpec stage, string runDir, CancellationToken ct)
+    {
+        await Task.Yield();
+        var spec = request.Spec;
+        var image = request.Images[stage.Env];
+        var command = Interpolate(stage.Run, spec.Params);
+        var logPath = Path.Combine(runDir, stage.Name + ".log");
+        var started = DateTimeOffset.UtcNow;
+        var sandboxDir = Path.Combine(request.ProjectDir, ".kiln", "sandbox", request.Record.Id, stage.Name);
+
+        StageRecord Failed(string error, long? exitCode) =>
+            new(stage.Name, StageStatus.Failed, image, command, exitCode, started, DateTimeOffset.UtcNow, null, [], [], logPath, error);
+
+        var paramsJson = stage.Params.Count > 0 && spec.ParamsFile is not null
+            ? spec.Params.Select(stage.Params).ToJsonString(new JsonSerializerOptions { WriteIndented = true })
+            : null;
+        var sandbox = Sandbox.Create(request.ProjectDir, sandboxDir, stage, spec.ParamsFile, paramsJson);
+        reporter.StageStarted(stage.Name, $"{stage.Env} ({image.Short})");
+
+        var env = new Dictionary<string, string>(stage.Vars, StringComparer.Ordinal)
+        {
+            ["KILN_STAGE"] = stage.Name,
+            ["KILN_RUN_ID"] = request.Record.Id,
+            ["HOME"] = "/tmp",
+            ["PYTHONDONTWRITEBYTECODE"] = "1",
+        };
+        if (spec.ParamsFile is not null) env["KILN_PARAMS"] = "/kiln/params.json";
+
+        var containerSpec = new ContainerSpec(
+            Image: image.ToString(),
+            Command: ["/bin/sh", "-c", command],
+            WorkingDir: Sandbox.WorkDir,
+            Mounts: sandbox.Mounts,
+            Env: env,
+            Labels: new Dictionary<string, string>
+            {
+                [RunLabel] = request.Record.Id,
+                [StageLabel] = stage.Name,
+                [ProjectLabel] = request.Record.Project,
+            },
+            Network: stage.Network,
+            Cpus: stage.Resources.Cpus,
+            MemoryBytes: stage.Resources.MemoryBytes,
+            User: CurrentUser());
+
+        ContainerResult result;
+        var tail = new Queue<string>();
+        var sw = Stopwatch.StartNew();
+        await using (var logFile = new StreamWriter(logPath, append: false) { AutoFlush = true })
+        {
+            try
+            {
+                result = await runtime.RunAsync(containerSpec, line =>
+                {
+                    lock (tail)
+                    {
+                        logFile.WriteLine(line.IsError ? "! " + line.Text : "  " + line.Text);
+                        tail.Enqueue(line.Text);
+                        if (tail.Count > 15) tail.Dequeue();
+                    }
+                    reporter.StageLog(stage.Name, line);
+                }, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return Failed("interrupted", null);
+            }
+            catch (KilnException ex)
+            {
+                return Failed(ex.Message, null);
+            }
+        }
+
+        string LastLines() => tail.Count == 0 ? "(the stage printed nothing)" : string.Join("\n", tail);
+
+        if (result.ExitCode != 0)
+        {
+            var why = result.OomKilled
+                ? $"killed for using more than its memory limit ({stage.Resources.MemoryBytes / (1 << 20)} MiB); raise resources.memory"
+                : $"exit code {result.ExitCode}";
+            return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode);
+        }
+
+        var missing = stage.AllOutputs.Where(o => Sandbox.IsDirectoryOutput(o) ? !Directory.Exists(sandbox.StagedPath(o)) : !File.Exists(sandbox.StagedPath(o))).ToList();
+        if (missing.Count > 0)
+            return Failed($"exited 0 but did not write its declared output(s): {string.Join(", ", missing)}; last lines of its log:\n{LastLines()}", 0);
+
+        // Metrics must be JSON.
+        var metrics = new List<MetricRecord>();
+        foreach (var m in stage.Metrics)
+        {
+            var text = await File.ReadAllTextAsync(sandbox.StagedPath(m), ct).ConfigureAwait(false);
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                metrics.Add(new MetricRecord(m, doc.RootElement.GetRawText()));
+            }
+            catch (JsonException ex)
+            {
+                return Failed($"metrics file '{m}' is not valid JSON: {ex.Message}", 0);
+            }
+        }
+
+        var outputs = new List<OutputRecord>();
+        foreach (var o in stage.AllOutputs)
+        {
+            var (digest, size) = await OutputHasher.HashAsync(sandbox.StagedPath(o), ct).ConfigureAwait(false);
+            outputs.Add(new OutputRecord(o, digest, size));
+        }
+
+        // Publish: each declared output replaces the project's copy by rename.
+        foreach (var o in stage.AllOutputs)
+            Publish(sandbox.StagedPath(o), Path.Combine(request.ProjectDir, o.TrimEnd('/')));
+        TryDelete(sandboxDir);
+
+        return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
+            null, outputs, metrics, logPath);
+    }
+
+    /// <summary>Replaces <paramref name="destination"/> with <paramref name="staged"/> (same file system: a rename).</summary>
+    internal static void Publish(string staged, string destination)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
+        if (Directory.Exists(staged))
+        {
+            var old = destination + ".kiln-old";
+            if (Directory.Exists(old)) Directory.Delete(old, true);
+            if (Directory.Exists(destination)) Directory.Move(destination, old);
+            else if (File.Exists(destination)) File.Delete(destination);
+            Directory.Move(staged, destination);
+            if (Directory.Exists(old)) Directory.Delete(old, true);
+        }
+        else
+        {
+            if (Directory.Exists(destination)) Directory.Delete(destination, true);
+            File.Move(staged, destination, overwrite: true);
+        }
+    }
+
+    public static string Interpolate(string run, ParamSet parameters) =>
+        SpecLoader.ParamReference().Replace(run, m => parameters.TryGet(m.Groups[1].Value, out var v) ? ParamSet.Render(v) : m.Value);
+
+    private static string? CurrentUser()
+    {
+        if (OperatingSystem.IsWindows()) return null;
+        var uid = GetUid();
+        return uid == 0 ? null : $"{uid}:{GetGid()}";
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getuid")]
+    private static extern uint GetUid();
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getgid")]
+    private static extern uint GetGid();
+
+    private static void TryDelete(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,66 @@
+using System.Formats.Tar;
+
+namespace Kiln.Environments;
+
+/// <summary>Deterministic build contexts: entries sorted, fixed mtimes, numeric owner 0, modes kept only as
+/// executable or not. The same files give the same bytes, so the same context digest.</summary>
+public static class BuildContext
+{
+    private static readonly DateTimeOffset FixedTime = DateTimeOffset.FromUnixTimeSeconds(0);
+    private static readonly string[] Excluded = [".kiln", ".git"];
+
+    public static MemoryStream FromFiles(IEnumerable<(string Name, byte[] Content)> files)
+    {
+        var ms = new MemoryStream();
+        using (var writer = new TarWriter(ms, TarEntryFormat.Ustar, leaveOpen: true))
+            foreach (var (name, content) in files.OrderBy(f => f.Name, StringComparer.Ordinal))
+                writer.WriteEntry(FileEntry(name, new MemoryStream(content), executable: false));
+        ms.Position = 0;
+        return ms;
+    }
+
+    /// <summary>A tar of <paramref name="directory"/> (without .kiln/ and .git/), plus extra in-memory files.</summary>
+    public static MemoryStream FromDirectory(string directory, IEnumerable<(string Name, byte[] Content)> extra)
+    {
+        var entries = new SortedDictionary<string, Func<TarEntry>>(StringComparer.Ordinal);
+        var root = Path.GetFullPath(directory);
+        foreach (var path in Directory.EnumerateFileSystemEntries(root, "*", new EnumerationOptions
+                 { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false }))
+        {
+            var rel = Path.GetRelativePath(root, path).Replace('\\', '/');
+            if (Excluded.Any(e => rel == e || rel.StartsWith(e + "/", StringComparison.Ordinal))) continue;
+            var info = new FileInfo(path);
+            if (info.LinkTarget is { } target)
+                entries[rel] = () => new UstarTarEntry(TarEntryType.SymbolicLink, rel) { LinkName = target, ModificationTime = FixedTime, Mode = (UnixFileMode)0x1FF };
+            else if (Directory.Exists(path))
+                entries[rel + "/"] = () => new UstarTarEntry(TarEntryType.Directory, rel + "/") { ModificationTime = FixedTime, Mode = (UnixFileMode)0x1ED };
+            else
+            {
+                var exec = !OperatingSystem.IsWindows() && (File.GetUnixFileMode(path) & UnixFileMode.UserExecute) != 0;
+                entries[rel] = () => FileEntry(rel, File.OpenRead(path), exec);
+            }
+        }
+        foreach (var (name, content) in extra)
+            entries[name] = () => FileEntry(name, new MemoryStream(content), false);
+
+        var ms = new MemoryStream();
+        using (var writer = new TarWriter(ms, TarEntryFormat.Ustar, leaveOpen: true))
+            foreach (var make in entries.Values)
+            {
+                var entry = make();
+                writer.WriteEntry(entry);
+                entry.DataStream?.Dispose();
+            }
+        ms.Position = 0;
+        return ms;
+    }
+
+    private static UstarTarEntry FileEntry(string name, Stream content, bool executable) => new(TarEntryType.RegularFile, name)
+    {
+        DataStream = content,
+        ModificationTime = FixedTime,
+        Mode = executable ? (UnixFileMode)0x1ED : (UnixFileMode)0x1A4,
+        Uid = 0,
+        Gid = 0,
+    };
+}

@@ -1,0 +1,107 @@
+using Microsoft.Data.Sqlite;
+
+namespace Kiln.Ledger;
+
+/// <summary>The ledger's schema as an ordered list of migrations. <c>PRAGMA user_version</c> holds the number
+/// of migrations applied; each migration runs in the same transaction as the version bump.</summary>
+internal static class SqliteSchema
+{
+    /// <summary>Migration <c>i</c> takes the schema from version <c>i</c> to <c>i + 1</c>. Append only; never edit one that shipped.</summary>
+    internal static readonly IReadOnlyList<string> Migrations =
+    [
+        """
+        CREATE TABLE runs (
+            id           TEXT    NOT NULL PRIMARY KEY,
+            project      TEXT    NOT NULL,
+            started_at   TEXT    NOT NULL,
+            ended_at     TEXT,
+            status       TEXT    NOT NULL,
+            git_commit   TEXT,
+            git_dirty    INTEGER,
+            spec_digest  TEXT    NOT NULL,
+            command      TEXT    NOT NULL,
+            host         TEXT    NOT NULL,
+            pid          INTEGER NOT NULL,
+            kiln_version TEXT    NOT NULL,
+            error        TEXT
+        );
+        CREATE INDEX runs_started_at ON runs (started_at);
+        CREATE INDEX runs_status ON runs (status);
+
+        CREATE TABLE stages (
+            run_id     TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            name       TEXT    NOT NULL,
+            seq        INTEGER NOT NULL,
+            status     TEXT    NOT NULL,
+            image_id   TEXT,
+            command    TEXT    NOT NULL,
+            exit_code  INTEGER,
+            started_at TEXT,
+            ended_at   TEXT,
+            key        TEXT,
+            log_path   TEXT,
+            error      TEXT,
+            PRIMARY KEY (run_id, name)
+        );
+
+        CREATE TABLE outputs (
+            run_id TEXT    NOT NULL,
+            stage  TEXT    NOT NULL,
+            ord    INTEGER NOT NULL,
+            path   TEXT    NOT NULL,
+            digest TEXT    NOT NULL,
+            size   INTEGER NOT NULL,
+            PRIMARY KEY (run_id, stage, path),
+            FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
+        );
+        CREATE INDEX outputs_digest ON outputs (digest);
+
+        CREATE TABLE metrics (
+            run_id TEXT    NOT NULL,
+            stage  TEXT    NOT NULL,
+            ord    INTEGER NOT NULL,
+            path   TEXT    NOT NULL,
+            json   TEXT    NOT NULL,
+            PRIMARY KEY (run_id, stage, path),
+            FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
+        );
+        """,
+    ];
+
+    internal static int CurrentVersion => Migrations.Count;
+
+    /// <summary>Brings the schema up to <see cref="CurrentVersion"/>. Safe when two processes open a new file at once:
+    /// the version is re-read under the write lock, so a migration runs exactly once.</summary>
+    internal static void Migrate(SqliteConnection connection, string databasePath)
+    {
+        if (ReadVersion(connection) == CurrentVersion) return;
+
+        using var tx = connection.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock now
+        var version = ReadVersion(connection, tx);
+        if (version > CurrentVersion)
+            throw LedgerErrors.NewerSchema(databasePath, version, CurrentVersion);
+        for (var v = version; v < CurrentVersion; v++)
+        {
+            using var cmd = connection.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = Migrations[v];
+            cmd.ExecuteNonQuery();
+        }
+        using (var bump = connection.CreateCommand())
+        {
+            bump.Transaction = tx;
+            // PRAGMA takes no parameters; the value is an int we own.
+            bump.CommandText = $"PRAGMA user_version = {CurrentVersion}";
+            bump.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    internal static int ReadVersion(SqliteConnection connection, SqliteTransaction? tx = null)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "PRAGMA user_version";
+        return Convert.ToInt32(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
