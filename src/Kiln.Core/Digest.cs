@@ -5,6 +5,7 @@ namespace Kiln.Core;
 
 /// <summary>A content digest: algorithm plus lowercase hex, printed as <c>sha256:&lt;hex&gt;</c>.
 /// Parsed and validated once; digests never travel as bare strings inside Kiln.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(DigestJsonConverter))]
 public readonly record struct Digest
 {
     public string Algorithm { get; }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Kiln.Core;
+using Kiln.Core.Caching;
 using Kiln.Core.Graph;
 using Kiln.Core.Ledger;
 using Kiln.Core.Runtime;
@@ -14,7 +15,10 @@ public sealed record RunRequest(
     IReadOnlyDictionary<string, Digest> Images,
     RunRecord Record,
     IReadOnlyCollection<string>? Targets = null,
-    int Jobs = 0);
+    int Jobs = 0,
+    StageCache? Cache = null,
+    bool ForceAll = false,
+    IReadOnlyCollection<string>? ForceStages = null);
 
 public sealed record RunOutcome(string RunId, RunStatus Status, IReadOnlyList<StageRecord> Stages)
 {
@@ -42,6 +46,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         var runId = request.Record.Id;
         var runDir = Path.Combine(request.ProjectDir, ".kiln", "runs", runId);
         Directory.CreateDirectory(runDir);
+        var cache = request.Cache ?? new StageCache(Path.Combine(request.ProjectDir, ".kiln"));
 
         await ledger.StartRunAsync(request.Record, CancellationToken.None).ConfigureAwait(false);
         reporter.RunStarted(runId, order.Select(s => s.Name).ToList());
@@ -76,7 +81,9 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
                         .All(u => results.TryGetValue(u, out var r) && r.Status is StageStatus.Succeeded or StageStatus.Cached));
                     if (ready is null) break;
                     pending.Remove(ready);
-                    running[RunStageAsync(request, ready, runDir, ct)] = ready.Name;
+                    var upstreamOutputs = graph.WithAncestors([ready.Name]).Where(results.ContainsKey)
+                        .SelectMany(u => results[u].Outputs).ToDictionary(o => o.Path, o => o.Digest, StringComparer.Ordinal);
+                    running[RunStageAsync(request, cache, ready, upstreamOutputs, runDir, ct)] = ready.Name;
                 }
 
                 if (running.Count == 0)
@@ -123,11 +130,14 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             : RunStatus.Succeeded;
         var failure = results.Values.FirstOrDefault(r => r.Status == StageStatus.Failed);
         var error = interrupted ? "interrupted" : failure is null ? null : $"stage '{failure.Name}' failed: {failure.Error}";
+        cache.Save();
+        TryDelete(Path.Combine(request.ProjectDir, ".kiln", "sandbox", runId));
         await ledger.FinishRunAsync(runId, status, DateTimeOffset.UtcNow, error, CancellationToken.None).ConfigureAwait(false);
         return new RunOutcome(runId, status, order.Where(s => results.ContainsKey(s.Name)).Select(s => results[s.Name]).ToList());
     }
 
-    private async Task<StageRecord> RunStageAsync(RunRequest request, StageSpec stage, string runDir, CancellationToken ct)
+    private async Task<StageRecord> RunStageAsync(RunRequest request, StageCache cache, StageSpec stage,
+        IReadOnlyDictionary<string, Digest> upstreamOutputs, string runDir, CancellationToken ct)
     {
         await Task.Yield();
         var spec = request.Spec;
@@ -137,8 +147,35 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         var started = DateTimeOffset.UtcNow;
         var sandboxDir = Path.Combine(request.ProjectDir, ".kiln", "sandbox", request.Record.Id, stage.Name);
 
+        Digest? key = null;
         StageRecord Failed(string error, long? exitCode) =>
-            new(stage.Name, StageStatus.Failed, image, command, exitCode, started, DateTimeOffset.UtcNow, null, [], [], logPath, error);
+            new(stage.Name, StageStatus.Failed, image, command, exitCode, started, DateTimeOffset.UtcNow, key, [], [], logPath, error);
+
+        StageKeyDocument keyDoc;
+        try
+        {
+            keyDoc = await cache.ComputeKeyAsync(spec, stage, image, request.ProjectDir, upstreamOutputs, ct).ConfigureAwait(false);
+            key = keyDoc.Key;
+        }
+        catch (MissingInputException ex)
+        {
+            return Failed(ex.Message, null);
+        }
+        catch (OperationCanceledException)
+        {
+            return Failed("interrupted", null);
+        }
+
+        var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
+        if (!forced && await cache.TryGetAsync(keyDoc.Key, ct).ConfigureAwait(false) is { } hit)
+        {
+            var restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
+            await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
+            if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId})"));
+            return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, keyDoc.Key,
+                hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
+                null);
+        }
 
         var paramsJson = stage.Params.Count > 0 && spec.ParamsFile is not null
             ? spec.Params.Select(stage.Params).ToJsonString(new JsonSerializerOptions { WriteIndented = true })
@@ -230,12 +267,9 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             }
         }
 
-        var outputs = new List<OutputRecord>();
-        foreach (var o in stage.AllOutputs)
-        {
-            var (digest, size) = await OutputHasher.HashAsync(sandbox.StagedPath(o), ct).ConfigureAwait(false);
-            outputs.Add(new OutputRecord(o, digest, size));
-        }
+        // Into the content store first (so a crash after this point still leaves a usable cache entry), then publish.
+        var entry = await cache.StoreAsync(keyDoc, request.Record.Id, sandbox.StagedPath, metrics, CancellationToken.None).ConfigureAwait(false);
+        var outputs = entry.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList();
 
         // Publish: each declared output replaces the project's copy by rename.
         foreach (var o in stage.AllOutputs)
@@ -243,7 +277,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         TryDelete(sandboxDir);
 
         return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
-            null, outputs, metrics, logPath);
+            keyDoc.Key, outputs, metrics, logPath);
     }
 
     /// <summary>Replaces <paramref name="destination"/> with <paramref name="staged"/> (same file system: a rename).</summary>

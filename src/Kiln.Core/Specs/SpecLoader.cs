@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace Kiln.Core.Specs;
@@ -45,21 +46,13 @@ public static partial class SpecLoader
 
     private static ProjectSpec? Parse(string yamlText, Context ctx, IProjectFiles files)
     {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(yamlText));
-        }
-        catch (YamlException ex)
-        {
-            ctx.Error(ex.Start, $"this is not valid YAML: {ex.InnerException?.Message ?? ex.Message}",
-                "check indentation and quoting near this position");
-            return null;
-        }
+        var stream = LoadYaml(yamlText, ctx.File, ctx);
+        if (stream is null) return null;
 
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {
-            ctx.Error(stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode,
+            var rootNode = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
+            ctx.Error(rootNode is YamlScalarNode { Value: null or "" } ? null : rootNode, // an empty document: 1:1
                 "the file must be a YAML mapping with 'name', 'environments' and 'stages'",
                 "see examples/iris/kiln.yaml for a complete example");
             return null;
@@ -71,6 +64,7 @@ public static partial class SpecLoader
 
         // environments
         var environments = new Dictionary<string, EnvironmentSpec>(StringComparer.Ordinal);
+        var declaredEnvironments = new HashSet<string>(StringComparer.Ordinal); // also those with errors
         var envNode = Child(root, "environments");
         if (envNode is null)
             ctx.Error(root, "missing 'environments': every stage runs in an environment",
@@ -80,16 +74,14 @@ public static partial class SpecLoader
         else
             foreach (var (keyNode, valueNode) in envMap.Children)
             {
-                var envName = ((YamlScalarNode)keyNode).Value ?? "";
-                if (!NamePattern().IsMatch(envName))
-                    ctx.Error(keyNode, $"'{envName}' is not a valid environment name", "use letters, digits, '-', '_' and '.'");
+                if (EntryName(keyNode, "environment", declaredEnvironments, ctx) is not { } envName) continue;
                 var env = ParseEnvironment(envName, valueNode, ctx, files);
                 if (env is not null) environments[envName] = env;
             }
 
         // params
         string? paramsFile = null;
-        var paramSet = ParamSet.Empty;
+        ParamSet? loadedParams = null; // null unless the params file exists and is valid
         var paramsNode = Child(root, "params");
         if (paramsNode is not null)
         {
@@ -100,13 +92,14 @@ public static partial class SpecLoader
                 if (text is null)
                     ctx.Error(paramsNode, $"the params file '{paramsFile}' does not exist", "create it, or remove 'params'");
                 else
-                    paramSet = ParseParams(text, paramsFile, ctx);
+                    loadedParams = ParseParams(text, paramsFile, ctx);
             }
         }
 
         // stages
         var stages = new List<StageSpec>();
         var stageNodes = new Dictionary<string, YamlMappingNode>(StringComparer.Ordinal);
+        var declaredStages = new HashSet<string>(StringComparer.Ordinal);
         var stagesNode = Child(root, "stages");
         if (stagesNode is null)
             ctx.Error(root, "missing 'stages': a pipeline needs at least one stage",
@@ -116,10 +109,9 @@ public static partial class SpecLoader
         else
             foreach (var (keyNode, valueNode) in stagesMap.Children)
             {
-                var stageName = ((YamlScalarNode)keyNode).Value ?? "";
-                if (!NamePattern().IsMatch(stageName))
-                    ctx.Error(keyNode, $"'{stageName}' is not a valid stage name", "use letters, digits, '-', '_' and '.'");
-                var stage = ParseStage(stageName, keyNode, valueNode, environments, envNode is YamlMappingNode, paramSet, paramsFile, ctx);
+                if (EntryName(keyNode, "stage", declaredStages, ctx) is not { } stageName) continue;
+                var stage = ParseStage(stageName, keyNode, valueNode, envNode is YamlMappingNode ? declaredEnvironments : null,
+                    loadedParams, paramsFile, ctx);
                 if (stage is not null)
                 {
                     stages.Add(stage);
@@ -129,7 +121,26 @@ public static partial class SpecLoader
 
         ValidatePipeline(stages, stageNodes, files, ctx);
 
-        return new ProjectSpec(name, ctx.File, environments, paramsFile, paramSet, stages, Digest.Sha256(yamlText));
+        return new ProjectSpec(name, ctx.File, environments, paramsFile, loadedParams ?? ParamSet.Empty, stages, Digest.Sha256(yamlText));
+    }
+
+    /// <summary>The name of an environment or stage entry, or null (reported) when it is not a plain, new name.</summary>
+    private static string? EntryName(YamlNode keyNode, string what, HashSet<string> seen, Context ctx)
+    {
+        if (keyNode is not YamlScalarNode { Value: { } name })
+        {
+            ctx.Error(keyNode, $"{("aeiou".Contains(what[0]) ? "an" : "a")} {what} name must be a plain name",
+                "use letters, digits, '-', '_' and '.'");
+            return null;
+        }
+        if (!NamePattern().IsMatch(name))
+            ctx.Error(keyNode, $"'{name}' is not a valid {what} name", "use letters, digits, '-', '_' and '.'");
+        if (!seen.Add(name))
+        {
+            ctx.Error(keyNode, $"duplicate {what} '{name}'", "each name may appear once; rename or remove one of them");
+            return null;
+        }
+        return name;
     }
 
     private static EnvironmentSpec? ParseEnvironment(string name, YamlNode node, Context ctx, IProjectFiles files)
@@ -144,21 +155,23 @@ public static partial class SpecLoader
         var distro = OptionalString(map, "distro", ctx);
         var dockerfile = OptionalString(map, "dockerfile", ctx);
         var context = OptionalString(map, "context", ctx);
-        var apt = StringList(map, "apt", ctx);
+        var aptItems = StringItems(map, "apt", ctx);
+        var apt = aptItems.Select(i => i.Value).ToList();
         var env = StringMap(map, "env", ctx);
 
-        if (distro is null && dockerfile is null)
+        if (Child(map, "distro") is null && Child(map, "dockerfile") is null)
         {
             ctx.Error(map, $"environment '{name}' needs either 'distro' (declarative) or 'dockerfile'",
                 "e.g.  distro: debian:bookworm");
             return null;
         }
-        if (distro is not null && dockerfile is not null)
+        if (Child(map, "distro") is not null && Child(map, "dockerfile") is not null)
         {
             ctx.Error(Child(map, "dockerfile"), $"environment '{name}' has both 'distro' and 'dockerfile'",
                 "choose one: a declarative environment or a Dockerfile");
             return null;
         }
+        if (distro is null && dockerfile is null) return null; // present but not a string: reported above
         if (distro is not null)
         {
             if (!distro.StartsWith("debian:", StringComparison.Ordinal) || distro.Length <= "debian:".Length)
@@ -166,9 +179,9 @@ public static partial class SpecLoader
                     "Kiln bootstraps Debian releases: use debian:<suite>, e.g. debian:bookworm");
             if (context is not null)
                 ctx.Error(Child(map, "context"), "'context' only applies to Dockerfile environments");
-            foreach (var pkg in apt)
+            foreach (var (pkg, pkgNode) in aptItems)
                 if (!AptPackagePattern().IsMatch(pkg))
-                    ctx.Error(Child(map, "apt"), $"'{pkg}' is not a Debian package name (optionally name=version)");
+                    ctx.Error(pkgNode, $"'{pkg}' is not a Debian package name (optionally name=version)");
             return new EnvironmentSpec(name, EnvironmentKind.Declarative, distro, apt, env, null, null);
         }
 
@@ -185,9 +198,10 @@ public static partial class SpecLoader
     [GeneratedRegex(@"^[a-z0-9][a-z0-9+.\-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:\-]+)?$")]
     private static partial Regex AptPackagePattern();
 
+    /// <param name="environments">The declared environment names, or null when 'environments' itself is broken.</param>
+    /// <param name="paramSet">The params, or null when there is no params file or it could not be read.</param>
     private static StageSpec? ParseStage(string name, YamlNode keyNode, YamlNode node,
-        IReadOnlyDictionary<string, EnvironmentSpec> environments, bool environmentsValid,
-        ParamSet paramSet, string? paramsFile, Context ctx)
+        IReadOnlySet<string>? environments, ParamSet? paramSet, string? paramsFile, Context ctx)
     {
         if (node is not YamlMappingNode map)
         {
@@ -199,9 +213,9 @@ public static partial class SpecLoader
         var env = OptionalString(map, "env", ctx);
         if (env is null && Child(map, "env") is null)
             ctx.Error(keyNode, $"stage '{name}' has no 'env'", "name the environment it runs in, e.g.  env: py");
-        else if (env is not null && environmentsValid && !environments.ContainsKey(env))
+        else if (env is not null && environments is not null && !environments.Contains(env))
             ctx.Error(Child(map, "env"), $"stage '{name}' uses unknown environment '{env}'",
-                environments.Count == 0 ? "define it under 'environments'" : $"known environments: {string.Join(", ", environments.Keys)}{Suggest(env, environments.Keys)}");
+                environments.Count == 0 ? "define it under 'environments'" : $"known environments: {string.Join(", ", environments)}{Suggest(env, environments)}");
 
         var run = OptionalString(map, "run", ctx);
         if (run is null && Child(map, "run") is null)
@@ -213,11 +227,13 @@ public static partial class SpecLoader
         var deps = PathList(map, "deps", ctx);
         var outs = PathList(map, "outs", ctx);
         var metrics = PathList(map, "metrics", ctx);
-        var parameters = StringList(map, "params", ctx);
+        var paramItems = StringItems(map, "params", ctx);
+        var parameters = paramItems.Select(i => i.Value).ToList();
         var vars = StringMap(map, "vars", ctx);
-        foreach (var (key, _) in vars)
-            if (key.StartsWith("KILN_", StringComparison.Ordinal))
-                ctx.Error(Child(map, "vars"), $"variable '{key}' is reserved: names starting with KILN_ are set by Kiln");
+        if (Child(map, "vars") is YamlMappingNode varsMap)
+            foreach (var varKey in varsMap.Children.Keys)
+                if (varKey is YamlScalarNode { Value: { } key } && key.StartsWith("KILN_", StringComparison.Ordinal) && vars.ContainsKey(key))
+                    ctx.Error(varKey, $"variable '{key}' is reserved: names starting with KILN_ are set by Kiln");
 
         var network = false;
         if (Child(map, "network") is { } netNode)
@@ -227,14 +243,13 @@ public static partial class SpecLoader
         }
 
         // params: each must exist in the params file
-        var paramsNode = Child(map, "params");
-        foreach (var p in parameters)
+        foreach (var (p, paramNode) in paramItems)
         {
             if (paramsFile is null)
-                ctx.Error(paramsNode, $"stage '{name}' declares param '{p}' but the project has no params file",
+                ctx.Error(paramNode, $"stage '{name}' declares param '{p}' but the project has no params file",
                     "add  params: params.yaml  at the top level");
-            else if (paramSet.Root.Count > 0 && !paramSet.TryGet(p, out _))
-                ctx.Error(paramsNode, $"stage '{name}' declares param '{p}', which is not in {paramsFile}",
+            else if (paramSet is not null && !paramSet.TryGet(p, out _))
+                ctx.Error(paramNode, $"stage '{name}' declares param '{p}', which is not in {paramsFile}",
                     $"add it to {paramsFile}, or correct the name{Suggest(p, Flatten(paramSet.Root))}");
         }
         if (run is not null)
@@ -268,7 +283,7 @@ public static partial class SpecLoader
         var gpus = 0;
         if (Child(map, "cpus") is { } c)
         {
-            if (c is YamlScalarNode sc && double.TryParse(sc.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0)
+            if (c is YamlScalarNode sc && double.TryParse(sc.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0 && double.IsFinite(v))
                 cpus = v;
             else ctx.Error(c, "'cpus' must be a positive number", "e.g.  cpus: 1.5");
         }
@@ -311,36 +326,45 @@ public static partial class SpecLoader
         // Two stages (or one stage twice) writing the same output, or one output inside another's.
         var owners = new List<(string Path, string Stage)>();
         foreach (var stage in stages)
+        {
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var output in stage.AllOutputs)
             {
+                var outputNode = FindItem(nodes[stage.Name], output, OutputKeys, Occurrence(seen, output));
                 var clash = owners.FirstOrDefault(o => PathsOverlap(o.Path, output));
                 if (clash.Path is not null)
-                    ctx.Error(FindItem(nodes[stage.Name], output), clash.Stage == stage.Name
+                    ctx.Error(outputNode, clash.Stage == stage.Name
                             ? $"stage '{stage.Name}' declares output '{output}' twice (or inside '{clash.Path}')"
                             : $"output '{output}' of stage '{stage.Name}' is also written by stage '{clash.Stage}' ('{clash.Path}')",
                         "every output has exactly one producing stage; give one of them another path");
                 else owners.Add((output, stage.Name));
-                foreach (var input in stage.AllInputs)
-                    if (PathsOverlap(input, output))
-                        ctx.Error(FindItem(nodes[stage.Name], output), $"stage '{stage.Name}' both reads and writes '{output}'",
-                            "a stage's outputs must be new files; write to another path");
+                if (stage.AllInputs.Any(input => PathsOverlap(input, output)))
+                    ctx.Error(outputNode, $"stage '{stage.Name}' both reads and writes '{output}'",
+                        "a stage's outputs must be new files; write to another path");
             }
+        }
 
         // Deps must be an upstream output or an existing project file; code must exist.
         foreach (var stage in stages)
         {
+            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var dep in stage.Deps)
             {
+                var depNode = FindItem(nodes[stage.Name], dep, ["deps"], Occurrence(seen, dep));
                 var producers = owners.Where(o => PathsOverlap(o.Path, dep) && o.Stage != stage.Name).ToList();
                 if (producers.Count == 0 && !files.Exists(dep))
-                    ctx.Error(FindItem(nodes[stage.Name], dep),
+                    ctx.Error(depNode,
                         $"dep '{dep}' of stage '{stage.Name}' is neither a file in the project nor an output of another stage",
                         $"create the file, or add it to the 'outs' of the stage that makes it{Suggest(dep, owners.Select(o => o.Path))}");
             }
+            seen.Clear();
             foreach (var code in stage.Code)
+            {
+                var codeNode = FindItem(nodes[stage.Name], code, ["code"], Occurrence(seen, code));
                 if (!files.Exists(code))
-                    ctx.Error(FindItem(nodes[stage.Name], code), $"code '{code}' of stage '{stage.Name}' does not exist",
+                    ctx.Error(codeNode, $"code '{code}' of stage '{stage.Name}' does not exist",
                         "code entries name files or directories in the project");
+            }
         }
 
         if (ctx.Errors.Count > 0) return; // a graph over a broken spec would report noise
@@ -350,7 +374,7 @@ public static partial class SpecLoader
         {
             var first = stages.First(s => s.Name == cycle[0]);
             var dep = first.Deps.FirstOrDefault(d => stages.First(s => s.Name == cycle[1]).AllOutputs.Any(o => PathsOverlap(o, d)));
-            ctx.Error(dep is null ? nodes[first.Name] : FindItem(nodes[first.Name], dep),
+            ctx.Error(dep is null ? nodes[first.Name] : FindItem(nodes[first.Name], dep, ["deps"]),
                 $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
                 "a stage cannot depend, directly or indirectly, on its own outputs; remove one of these deps");
         }
@@ -364,39 +388,139 @@ public static partial class SpecLoader
         return a == b || a.StartsWith(b + "/", StringComparison.Ordinal) || b.StartsWith(a + "/", StringComparison.Ordinal);
     }
 
-    private static ParamSet ParseParams(string text, string file, Context ctx)
+    /// <summary>The params file's values, or null (reported) when it is not valid.</summary>
+    private static ParamSet? ParseParams(string text, string file, Context ctx)
     {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(text));
-        }
-        catch (YamlException ex)
-        {
-            ctx.Errors.Add(new SpecError(file, (int)ex.Start.Line, (int)ex.Start.Column,
-                $"this is not valid YAML: {ex.InnerException?.Message ?? ex.Message}"));
-            return ParamSet.Empty;
-        }
-        if (stream.Documents.Count == 0) return ParamSet.Empty;
+        var stream = LoadYaml(text, file, ctx);
+        if (stream is null) return null;
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+            return new ParamSet(new JsonObject());
         if (stream.Documents[0].RootNode is not YamlMappingNode map)
         {
             var n = stream.Documents[0].RootNode;
             ctx.Errors.Add(new SpecError(file, (int)n.Start.Line, (int)n.Start.Column, "the params file must be a mapping",
                 "e.g.  train: { C: 1.0, seed: 42 }"));
-            return ParamSet.Empty;
+            return null;
         }
-        return new ParamSet((JsonObject)ToJson(map)!);
+        try
+        {
+            return new ParamSet((JsonObject)ToJson(map)!);
+        }
+        catch (YamlException ex)
+        {
+            ctx.Errors.Add(new SpecError(file, (int)ex.Start.Line, (int)ex.Start.Column, ex.Message,
+                "write the value out instead of using an alias"));
+            return null;
+        }
     }
 
-    /// <summary>YAML → JSON with YAML 1.2 core-schema scalars: plain true/false/null/numbers are typed.</summary>
-    public static JsonNode? ToJson(YamlNode node) => node switch
+    /// <summary>Loads YAML text; reports a syntax error (in <paramref name="file"/>) and returns null when it is not valid.</summary>
+    private static YamlStream? LoadYaml(string text, string file, Context ctx)
     {
-        YamlMappingNode m => new JsonObject(m.Children.Select(kv =>
-            KeyValuePair.Create(((YamlScalarNode)kv.Key).Value ?? "", ToJson(kv.Value)))),
-        YamlSequenceNode s => new JsonArray(s.Children.Select(ToJson).ToArray()),
-        YamlScalarNode sc => ScalarToJson(sc),
-        _ => null,
-    };
+        var parser = new TrackingParser(new Parser(new StringReader(text)));
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(parser);
+            return stream;
+        }
+        catch (YamlException ex) when (ex.InnerException is null && ex.Message.StartsWith(DuplicateKey, StringComparison.Ordinal))
+        {
+            ctx.Errors.Add(new SpecError(file, (int)ex.Start.Line, (int)ex.Start.Column,
+                $"duplicate key '{ex.Message[DuplicateKey.Length..]}'", "each key may appear once; remove one of them"));
+        }
+        catch (YamlException ex)
+        {
+            var (open, inFlow) = parser.Where;
+            ctx.Errors.Add(new SpecError(file, (int)ex.Start.Line, (int)ex.Start.Column,
+                $"this is not valid YAML: {ex.InnerException?.Message ?? ex.Message}",
+                inFlow ? $"check the list or mapping opened at {open.Line}:{open.Column}, and the indentation and quoting near this position"
+                       : "check indentation and quoting near this position"));
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's scanner fails this way on some unclosed flow collections, e.g. "a: [1\nb: 2".
+            var (mark, inFlow) = parser.Where;
+            ctx.Errors.Add(new SpecError(file, (int)mark.Line, (int)mark.Column,
+                inFlow ? "this is not valid YAML: the list or mapping that starts here is not closed"
+                       : "this is not valid YAML: the text after this point cannot be read",
+                inFlow ? "close it with ']' or '}', and check the quoting inside it" : "check indentation and quoting near this position"));
+        }
+        return null;
+    }
+
+    private const string DuplicateKey = "Duplicate key ";
+
+    /// <summary>Remembers where parsing got to, to position errors that YamlDotNet throws without a position.</summary>
+    private sealed class TrackingParser(IParser inner) : IParser
+    {
+        private readonly Stack<(Mark Start, bool Flow)> _open = new(); // collections not yet closed
+        private Mark _last = new(0, 1, 1);
+
+        public ParsingEvent? Current => inner.Current;
+
+        /// <summary>The innermost unclosed '[' or '{', else the last event read.</summary>
+        public (Mark Mark, bool InFlow) Where =>
+            _open.FirstOrDefault(o => o.Flow) is { Flow: true } flow ? (flow.Start, true) : (_last, false);
+
+        public bool MoveNext()
+        {
+            if (!inner.MoveNext()) return false;
+            var e = inner.Current!;
+            _last = e.Start;
+            switch (e)
+            {
+                case SequenceStart seq: _open.Push((e.Start, seq.Style == SequenceStyle.Flow)); break;
+                case MappingStart map: _open.Push((e.Start, map.Style == MappingStyle.Flow)); break;
+                case SequenceEnd or MappingEnd when _open.Count > 0: _open.Pop(); break;
+            }
+            // YamlDotNet loads nodes recursively: very deep nesting would overflow the stack and end the process.
+            if (_open.Count > MaxDepth)
+                throw new YamlException(e.Start, e.End, $"lists and mappings are nested more than {MaxDepth} deep");
+            return true;
+        }
+
+        private const int MaxDepth = 256;
+    }
+
+    /// <summary>YAML → JSON with YAML 1.2 core-schema scalars: plain true/false/null/numbers are typed.
+    /// Throws <see cref="YamlException"/> when aliases make the value refer to itself or expand it past a sane size.</summary>
+    public static JsonNode? ToJson(YamlNode node)
+    {
+        var budget = MaxJsonNodes;
+        return ToJson(node, new HashSet<YamlNode>(ReferenceEqualityComparer.Instance), ref budget);
+    }
+
+    private const int MaxJsonNodes = 1_000_000;
+
+    private static JsonNode? ToJson(YamlNode node, HashSet<YamlNode> path, ref int budget)
+    {
+        if (--budget < 0)
+            throw new YamlException(node.Start, node.End, $"aliases expand this value to more than {MaxJsonNodes} nodes");
+        if (node is YamlScalarNode sc) return ScalarToJson(sc);
+        if (!path.Add(node))
+            throw new YamlException(node.Start, node.End, "an alias makes this value contain itself");
+        JsonNode? result;
+        switch (node)
+        {
+            case YamlMappingNode m:
+                var obj = new JsonObject();
+                foreach (var (k, v) in m.Children) // a name given twice (e.g. with a tag): the last wins
+                    obj[k is YamlScalarNode s ? s.Value ?? "" : k.ToString()] = ToJson(v, path, ref budget);
+                result = obj;
+                break;
+            case YamlSequenceNode seq:
+                var arr = new JsonArray();
+                foreach (var item in seq.Children) arr.Add(ToJson(item, path, ref budget));
+                result = arr;
+                break;
+            default:
+                result = null;
+                break;
+        }
+        path.Remove(node);
+        return result;
+    }
 
     private static JsonNode? ScalarToJson(YamlScalarNode sc)
     {
@@ -429,14 +553,26 @@ public static partial class SpecLoader
     private static YamlNode? Child(YamlMappingNode map, string key) =>
         map.Children.FirstOrDefault(kv => kv.Key is YamlScalarNode s && s.Value == key).Value;
 
-    private static YamlNode FindItem(YamlMappingNode stage, string path)
+    private static readonly string[] OutputKeys = ["outs", "metrics"];
+
+    /// <summary>The node of the <paramref name="occurrence"/>-th (from 0) item under <paramref name="keys"/> that
+    /// names <paramref name="path"/> once normalized; the stage itself when there is none.</summary>
+    private static YamlNode FindItem(YamlMappingNode stage, string path, string[] keys, int occurrence = 0)
     {
-        foreach (var key in new[] { "deps", "code", "outs", "metrics" })
-            if (Child(stage, key) is YamlSequenceNode seq)
-                foreach (var item in seq.Children)
-                    if (item is YamlScalarNode s && s.Value?.TrimEnd('/') == path.TrimEnd('/'))
+        foreach (var key in keys)
+            if (Child(stage, key) is { } node)
+                foreach (var item in node is YamlSequenceNode seq ? seq.Children : [node])
+                    if (item is YamlScalarNode { Value: { } v } && NormalizePath(v) == path && occurrence-- == 0)
                         return item;
         return stage;
+    }
+
+    /// <summary>How many times <paramref name="key"/> was seen before (and counts this time).</summary>
+    private static int Occurrence(Dictionary<string, int> seen, string key)
+    {
+        var n = seen.GetValueOrDefault(key);
+        seen[key] = n + 1;
+        return n;
     }
 
     private static void CheckKeys(YamlMappingNode map, string[] allowed, string what, Context ctx)
@@ -469,20 +605,21 @@ public static partial class SpecLoader
         return node is null ? null : ScalarString(node, key, ctx);
     }
 
-    private static List<string> StringList(YamlMappingNode map, string key, Context ctx)
+    /// <summary>The string items of a list (or of a single string), each with its node; other items are reported.</summary>
+    private static List<(string Value, YamlNode Node)> StringItems(YamlMappingNode map, string key, Context ctx)
     {
         var node = Child(map, key);
-        var result = new List<string>();
+        var result = new List<(string, YamlNode)>();
         switch (node)
         {
             case null:
                 break;
             case YamlScalarNode s when !string.IsNullOrEmpty(s.Value):
-                result.Add(s.Value); // a single item may be written without brackets
+                result.Add((s.Value, s)); // a single item may be written without brackets
                 break;
             case YamlSequenceNode seq:
                 foreach (var item in seq.Children)
-                    if (item is YamlScalarNode si && !string.IsNullOrEmpty(si.Value)) result.Add(si.Value);
+                    if (item is YamlScalarNode si && !string.IsNullOrEmpty(si.Value)) result.Add((si.Value, si));
                     else ctx.Error(item, $"items of '{key}' must be strings, not {Describe(item)}");
                 break;
             default:
@@ -494,15 +631,10 @@ public static partial class SpecLoader
 
     private static List<string> PathList(YamlMappingNode map, string key, Context ctx)
     {
-        var list = StringList(map, key, ctx);
-        var node = Child(map, key);
         var result = new List<string>();
-        for (var i = 0; i < list.Count; i++)
-        {
-            var itemNode = node is YamlSequenceNode seq && i < seq.Children.Count ? seq.Children[i] : node!;
-            if (CheckRelativePath(itemNode, list[i], key, ctx))
-                result.Add(NormalizePath(list[i]));
-        }
+        foreach (var (path, node) in StringItems(map, key, ctx))
+            if (CheckRelativePath(node, path, key, ctx))
+                result.Add(NormalizePath(path));
         return result;
     }
 

@@ -1,0 +1,301 @@
+using System.IO.Enumeration;
+using System.Security.Cryptography;
+using Kiln.Content.Native;
+using Kiln.Core;
+
+namespace Kiln.Content;
+
+/// <summary>
+/// Computes content digests of files and directories.
+/// A file's digest is the SHA-256 of its bytes. A directory's digest is the SHA-256 of its canonical
+/// <see cref="TreeManifest"/>, the same bytes <see cref="ContentStore.PutTreeAsync"/> stores, so the two
+/// always agree. Inside a directory, symbolic links are recorded as links (their target text) and never
+/// followed; a path given directly to <see cref="HashAsync"/> is followed if it is a link.
+/// <para>Directories are walked level by level and files hashed on <see cref="DegreeOfParallelism"/>
+/// threads, each streaming through its own 1 MiB buffer into OpenSSL's SHA-256. With a
+/// <see cref="Content.StatCache"/>, files whose stat is unchanged are not read at all; <c>rehash: true</c>
+/// reads everything (and refreshes the cache).</para>
+/// </summary>
+public sealed class TreeHasher
+{
+    internal const int BufferSize = 1 << 20;
+    private const int MaxAttempts = 3;
+
+    private static readonly EnumerationOptions ListOptions = new()
+    {
+        RecurseSubdirectories = false,
+        IgnoreInaccessible = false,
+        AttributesToSkip = 0, // the default skips "hidden" (dot) files
+        ReturnSpecialDirectories = false,
+    };
+
+    private long _bytesRead;
+    private long _filesRead;
+
+    /// <param name="statCache">Optional: skip reading files whose stat is unchanged.</param>
+    /// <param name="degreeOfParallelism">Threads that read and hash; 0 means <see cref="Environment.ProcessorCount"/>.</param>
+    public TreeHasher(StatCache? statCache = null, int degreeOfParallelism = 0)
+    {
+        StatCache = statCache;
+        DegreeOfParallelism = degreeOfParallelism > 0 ? degreeOfParallelism : Environment.ProcessorCount;
+    }
+
+    public StatCache? StatCache { get; }
+
+    public int DegreeOfParallelism { get; }
+
+    /// <summary>Bytes of file content read so far by this hasher (tests prove cache hits with it).</summary>
+    internal long BytesRead => Interlocked.Read(ref _bytesRead);
+
+    /// <summary>Files whose content was read so far by this hasher.</summary>
+    internal long FilesRead => Interlocked.Read(ref _filesRead);
+
+    /// <summary>The digest of a file (sha256 of its bytes) or of a directory (sha256 of its manifest).</summary>
+    public async Task<Digest> HashAsync(string path, bool rehash = false, CancellationToken ct = default) =>
+        (await HashManyAsync([path], rehash, ct).ConfigureAwait(false))[0];
+
+    /// <summary>Digests of several files and directories, in the order given. All their files share one
+    /// pool of hashing threads, so many small inputs hash as fast as one big tree.</summary>
+    public async Task<IReadOnlyList<Digest>> HashManyAsync(IReadOnlyList<string> paths, bool rehash = false,
+        CancellationToken ct = default)
+    {
+        var roots = await HashRootsAsync(paths, rehash, ct).ConfigureAwait(false);
+        return roots.Select(r => r.Digest).ToArray();
+    }
+
+    /// <summary>The manifest of a directory: every file with its digest, size and executable bit,
+    /// every symbolic link and every empty directory.</summary>
+    public async Task<TreeManifest> HashTreeAsync(string directory, bool rehash = false, CancellationToken ct = default)
+    {
+        var root = (await HashRootsAsync([directory], rehash, ct).ConfigureAwait(false))[0];
+        return root.Manifest ?? throw ContentErrors.NotADirectory(root.FullPath);
+    }
+
+    internal sealed class FileJob(string fullPath, string relativePath, FileStat stat, bool followLinks)
+    {
+        public string FullPath { get; } = fullPath;
+        public string RelativePath { get; } = relativePath;
+        public FileStat Stat { get; set; } = stat;
+        public bool FollowLinks { get; } = followLinks;
+        public Digest Digest { get; set; }
+        public long Size { get; set; }
+    }
+
+    internal sealed class Root(string fullPath, FileStat stat)
+    {
+        public string FullPath { get; } = fullPath;
+        public FileStat Stat { get; } = stat;
+        public FileJob? Single { get; set; }
+        public List<FileJob> Files { get; } = [];
+        public List<TreeEntry> Others { get; } = [];
+        public TreeManifest? Manifest { get; set; }
+        public Digest Digest => Manifest?.Digest ?? Single!.Digest;
+    }
+
+    private sealed record DirToList(Root Root, string FullPath, string RelativePath);
+
+    private sealed class Listing
+    {
+        public List<FileJob> Files { get; } = [];
+        public List<TreeEntry> Others { get; } = [];
+        public List<DirToList> Subdirectories { get; } = [];
+    }
+
+    internal async Task<Root[]> HashRootsAsync(IReadOnlyList<string> paths, bool rehash, CancellationToken ct)
+    {
+        var roots = new Root[paths.Count];
+        var jobs = new List<FileJob>();
+        var level = new List<DirToList>();
+        for (var i = 0; i < paths.Count; i++)
+        {
+            var full = Path.GetFullPath(paths[i]);
+            var stat = Stat(full, followLinks: true);
+            var root = roots[i] = new Root(full, stat);
+            switch (stat.Kind)
+            {
+                case FileKind.Missing: throw ContentErrors.PathMissing(paths[i]);
+                case FileKind.File:
+                    root.Single = new FileJob(full, "", stat, followLinks: true);
+                    jobs.Add(root.Single);
+                    break;
+                case FileKind.Directory:
+                    level.Add(new DirToList(root, full, ""));
+                    break;
+                default: throw ContentErrors.Unsupported(paths[i]);
+            }
+        }
+
+        // Walk all the trees level by level, listing the directories of a level in parallel.
+        while (level.Count > 0)
+        {
+            var current = level;
+            var listings = new Listing[current.Count];
+            await Parallelism.ForEachAsync(current.Count, DegreeOfParallelism, static () => 0,
+                (_, i, _) => listings[i] = List(current[i]), ct).ConfigureAwait(false);
+            level = [];
+            for (var i = 0; i < current.Count; i++)
+            {
+                var root = current[i].Root;
+                root.Files.AddRange(listings[i].Files);
+                root.Others.AddRange(listings[i].Others);
+                jobs.AddRange(listings[i].Files);
+                level.AddRange(listings[i].Subdirectories);
+            }
+        }
+
+        var jobArray = jobs.ToArray();
+        var cache = rehash ? null : StatCache;
+        await Parallelism.ForEachAsync(jobArray.Length, DegreeOfParallelism,
+            static () => new HashState(),
+            (state, i, token) => HashFile(jobArray[i], state, cache, token), ct).ConfigureAwait(false);
+
+        foreach (var root in roots)
+            if (root.Single is null)
+                root.Manifest = new TreeManifest(root.Files
+                    .Select(f => TreeEntry.File(f.RelativePath, f.Digest, f.Size, f.Stat.IsExecutable))
+                    .Concat(root.Others));
+        return roots;
+    }
+
+    private static Listing List(DirToList dir)
+    {
+        var listing = new Listing();
+        IEnumerable<string> names;
+        try
+        {
+            names = new FileSystemEnumerable<string>(dir.FullPath, static (ref FileSystemEntry e) => e.FileName.ToString(), ListOptions)
+                .ToArray();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw ContentErrors.IoFailed("list the directory", dir.FullPath, e);
+        }
+
+        var any = false;
+        foreach (var name in names)
+        {
+            any = true;
+            var full = Path.Join(dir.FullPath, name);
+            var relative = dir.RelativePath.Length == 0 ? name : dir.RelativePath + "/" + name;
+            var stat = Stat(full, followLinks: false);
+            switch (stat.Kind)
+            {
+                case FileKind.File:
+                    listing.Files.Add(new FileJob(full, relative, stat, followLinks: false));
+                    break;
+                case FileKind.Directory:
+                    listing.Subdirectories.Add(new DirToList(dir.Root, full, relative));
+                    break;
+                case FileKind.Symlink:
+                    var target = ReadLink(full) ?? throw ContentErrors.ChangedWhileReading(full);
+                    listing.Others.Add(TreeEntry.Symlink(relative, target));
+                    break;
+                case FileKind.Missing:
+                    throw ContentErrors.ChangedWhileReading(dir.FullPath);
+                default:
+                    throw ContentErrors.Unsupported(full);
+            }
+        }
+        if (!any && dir.RelativePath.Length > 0) listing.Others.Add(TreeEntry.EmptyDirectory(dir.RelativePath));
+        return listing;
+    }
+
+    private static string? ReadLink(string path)
+    {
+        try { return new FileInfo(path).LinkTarget; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw ContentErrors.IoFailed("read the symbolic link", path, e);
+        }
+    }
+
+    private static FileStat Stat(string path, bool followLinks)
+    {
+        try { return FileStats.Get(path, followLinks); }
+        catch (IOException e) { throw ContentErrors.IoFailed("stat", path, e); }
+    }
+
+    internal sealed class HashState : IDisposable
+    {
+        public readonly byte[] Buffer = GC.AllocateUninitializedArray<byte>(BufferSize);
+        public readonly IncrementalHash Hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        public void Dispose() => Hash.Dispose();
+    }
+
+    private void HashFile(FileJob job, HashState state, StatCache? cache, CancellationToken ct)
+    {
+        var before = job.Stat;
+        for (var attempt = 1; ; attempt++)
+        {
+            if (cache is not null && cache.TryGet(job.FullPath, before, out var cached))
+            {
+                job.Digest = cached;
+                job.Size = before.Size;
+                return;
+            }
+
+            var startedNs = FileStats.NowNs();
+            var (digest, size) = ReadAndHash(job.FullPath, before.Size, state, ct);
+            var after = Stat(job.FullPath, job.FollowLinks);
+            if (after.Kind == FileKind.File && after.SameVersionAs(before) && size == after.Size)
+            {
+                job.Digest = digest;
+                job.Size = size;
+                job.Stat = after;
+                StatCache?.Set(job.FullPath, after, digest, startedNs);
+                return;
+            }
+            // It changed while we read it: read the new version, a few times at most.
+            if (attempt == MaxAttempts || after.Kind != FileKind.File) throw ContentErrors.ChangedWhileReading(job.FullPath);
+            before = after;
+        }
+    }
+
+    /// <summary>Streams a file through SHA-256. Reads stop at <paramref name="expectedSize"/> (saving the
+    /// extra read that would find end of file); the caller's second stat catches a file that grew.</summary>
+    internal (Digest Digest, long Size) ReadAndHash(string path, long expectedSize, HashState state, CancellationToken ct)
+    {
+        var buffer = state.Buffer;
+        Span<byte> hash = stackalloc byte[32];
+        long offset = 0;
+        var filled = 0;
+        var streamed = false;
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+                FileOptions.SequentialScan);
+            while (offset < expectedSize || expectedSize == 0 && offset == 0)
+            {
+                var n = RandomAccess.Read(handle, buffer.AsSpan(filled), offset);
+                if (n == 0) break;
+                offset += n;
+                filled += n;
+                if (filled == buffer.Length)
+                {
+                    state.Hash.AppendData(buffer);
+                    streamed = true;
+                    filled = 0;
+                    ct.ThrowIfCancellationRequested();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            if (e is FileNotFoundException or DirectoryNotFoundException) throw ContentErrors.ChangedWhileReading(path);
+            throw ContentErrors.IoFailed("read", path, e);
+        }
+
+        if (streamed)
+        {
+            state.Hash.AppendData(buffer, 0, filled);
+            state.Hash.GetHashAndReset(hash);
+        }
+        else
+        {
+            SHA256.HashData(buffer.AsSpan(0, filled), hash);
+        }
+        Interlocked.Add(ref _bytesRead, offset);
+        Interlocked.Increment(ref _filesRead);
+        return (Digest.FromSha256Bytes(hash), offset);
+    }
+}

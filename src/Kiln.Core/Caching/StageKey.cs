@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+
+namespace Kiln.Core.Caching;
+
+/// <summary>Everything that can change a stage's result, as a canonical document. Its digest is the stage's cache key.
+/// Following buildkit's vertex/options split, what cannot change the result (jobs, log level, labels, run id,
+/// timestamps, cpu and memory limits) is deliberately kept out.</summary>
+public sealed record StageKeyDocument(
+    string Stage,
+    Digest Image,
+    string Command,
+    IReadOnlyDictionary<string, string> Vars,
+    JsonObject Params,
+    IReadOnlyDictionary<string, Digest> Code,
+    IReadOnlyDictionary<string, Digest> Deps,
+    IReadOnlyList<string> Outputs,
+    bool Network,
+    int Gpus)
+{
+    /// <summary>Bump when the meaning of the key changes, so that old cache entries are never hit by mistake.</summary>
+    public const string SchemaVersion = "kiln-stage-key/1";
+
+    public JsonObject ToJson() => new()
+    {
+        ["schema"] = SchemaVersion,
+        ["image"] = Image.ToString(),
+        ["command"] = Command,
+        ["vars"] = new JsonObject(Vars.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+        ["params"] = Params.DeepClone(),
+        ["code"] = Map(Code),
+        ["deps"] = Map(Deps),
+        ["outputs"] = new JsonArray(Outputs.Order(StringComparer.Ordinal).Select(o => (JsonNode?)o).ToArray()),
+        ["network"] = Network,
+        ["gpus"] = Gpus,
+    };
+
+    /// <summary>The stage name is not part of the key: two stages doing the same thing share a result.</summary>
+    public Digest Key => Digest.Sha256(CanonicalJson.Serialize(ToJson()));
+
+    private static JsonObject Map(IReadOnlyDictionary<string, Digest> map) =>
+        new(map.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value.ToString())));
+
+    /// <summary>What differs between an earlier key document and this one, in words a user can act on.</summary>
+    public static IReadOnlyList<string> Explain(JsonObject? before, JsonObject after)
+    {
+        if (before is null) return ["never ran"];
+        var reasons = new List<string>();
+        if (Str(before, "schema") != Str(after, "schema")) reasons.Add($"kiln's key schema changed ({Str(before, "schema")} → {Str(after, "schema")})");
+        if (Str(before, "image") != Str(after, "image")) reasons.Add($"environment image changed ({Short(Str(before, "image"))} → {Short(Str(after, "image"))})");
+        if (Str(before, "command") != Str(after, "command")) reasons.Add($"command changed ('{Str(before, "command")}' → '{Str(after, "command")}')");
+        foreach (var field in new[] { "code", "deps" })
+            DiffMap(before[field] as JsonObject, after[field] as JsonObject, field == "code" ? "code" : "dep", reasons, isDigest: true);
+        DiffMap(before["vars"] as JsonObject, after["vars"] as JsonObject, "env var", reasons, isDigest: false);
+        DiffParams(before["params"] as JsonObject, after["params"] as JsonObject, "", reasons);
+        if (CanonicalJson.Serialize(before["outputs"]) != CanonicalJson.Serialize(after["outputs"])) reasons.Add("declared outputs changed");
+        if (Str(before, "network") != Str(after, "network")) reasons.Add($"network access changed ({Str(before, "network")} → {Str(after, "network")})");
+        if (Str(before, "gpus") != Str(after, "gpus")) reasons.Add($"gpus changed ({Str(before, "gpus")} → {Str(after, "gpus")})");
+        return reasons;
+    }
+
+    private static void DiffMap(JsonObject? before, JsonObject? after, string what, List<string> reasons, bool isDigest)
+    {
+        before ??= [];
+        after ??= [];
+        foreach (var (k, v) in after)
+        {
+            if (!before.TryGetPropertyValue(k, out var old)) reasons.Add($"{what} '{k}' added");
+            else if (old?.ToJsonString() != v?.ToJsonString())
+                reasons.Add(isDigest
+                    ? $"{what} '{k}' changed ({Short(old?.GetValue<string>())} → {Short(v?.GetValue<string>())})"
+                    : $"{what} {k} changed ('{old?.GetValue<string>()}' → '{v?.GetValue<string>()}')");
+        }
+        foreach (var (k, _) in before)
+            if (!after.ContainsKey(k)) reasons.Add($"{what} '{k}' removed");
+    }
+
+    private static void DiffParams(JsonObject? before, JsonObject? after, string prefix, List<string> reasons)
+    {
+        before ??= [];
+        after ??= [];
+        foreach (var key in before.Select(p => p.Key).Union(after.Select(p => p.Key)).Order(StringComparer.Ordinal))
+        {
+            before.TryGetPropertyValue(key, out var b);
+            after.TryGetPropertyValue(key, out var a);
+            if (b is JsonObject bo && a is JsonObject ao) DiffParams(bo, ao, prefix + key + ".", reasons);
+            else if (CanonicalJson.Serialize(b) != CanonicalJson.Serialize(a))
+                reasons.Add($"param {prefix}{key} changed ({b?.ToJsonString() ?? "unset"} → {a?.ToJsonString() ?? "unset"})");
+        }
+    }
+
+    private static string? Str(JsonObject o, string key) => o[key]?.ToJsonString().Trim('"');
+
+    private static string Short(string? digest) =>
+        digest is null ? "none" : Digest.TryParse(digest, out var d) ? d.Short : digest;
+}
