@@ -44,6 +44,8 @@ public static class Program
         root.Subcommands.Add(ValidateCommand.Create());
         root.Subcommands.Add(EnvCommands.Create());
         root.Subcommands.Add(RunsCommands.Create());
+        root.Subcommands.Add(StatusCommand.Create());
+        root.Subcommands.Add(GcCommand.Create());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

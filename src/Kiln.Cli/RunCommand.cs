@@ -25,9 +25,11 @@ internal static class RunCommand
             DefaultValueFactory = _ => Environment.ProcessorCount,
         };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the stages' log lines (they are still kept under .kiln/runs/)." };
+        var force = new Option<bool>("--force") { Description = "Run the named stages (all stages when none is named) even when the cache has their result; the stages they depend on still come from the cache." };
+        var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache (size, mtime, inode, ctime)." };
         var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
         {
-            stages, jobs, quiet,
+            stages, jobs, quiet, force, rehash,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -35,12 +37,12 @@ internal static class RunCommand
                 throw new KilnException("KILN6401", "--jobs must be at least 1", null, ExitCode.Usage);
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var targets = parse.GetValue(stages) ?? [];
-            return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), ct);
+            return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
         });
         return cmd;
     }
 
-    private static async Task<int> RunAsync(Project project, string[] targets, int jobs, bool quiet, CancellationToken ct)
+    private static async Task<int> RunAsync(Project project, string[] targets, int jobs, bool quiet, bool force, bool rehash, CancellationToken ct)
     {
         var spec = project.Spec;
         foreach (var t in targets) spec.Stage(t); // unknown stage → clear error before anything starts
@@ -78,7 +80,9 @@ internal static class RunCommand
             KilnVersion: Version);
 
         var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
-        var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs), ct);
+        var cache = new StageCache(project.StateDir, rehash);
+        var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
+            ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null), ct);
 
         PrintSummary(outcome);
         return outcome.Status switch

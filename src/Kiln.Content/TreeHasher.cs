@@ -172,29 +172,40 @@ public sealed class TreeHasher
         }
 
         var any = false;
-        foreach (var name in names)
+        // Resolve names relative to the open directory: one path component per stat, not the whole path.
+        var dirFd = NativeFile.Available ? NativeFile.OpenDirectory(dir.FullPath) : -1;
+        try
         {
-            any = true;
-            var full = Path.Join(dir.FullPath, name);
-            var relative = dir.RelativePath.Length == 0 ? name : dir.RelativePath + "/" + name;
-            var stat = Stat(full, followLinks: false);
-            switch (stat.Kind)
+            foreach (var name in names)
             {
-                case FileKind.File:
-                    listing.Files.Add(new FileJob(full, relative, stat, followLinks: false));
-                    break;
-                case FileKind.Directory:
-                    listing.Subdirectories.Add(new DirToList(dir.Root, full, relative));
-                    break;
-                case FileKind.Symlink:
-                    var target = ReadLink(full) ?? throw ContentErrors.ChangedWhileReading(full);
-                    listing.Others.Add(TreeEntry.Symlink(relative, target));
-                    break;
-                case FileKind.Missing:
-                    throw ContentErrors.ChangedWhileReading(dir.FullPath);
-                default:
-                    throw ContentErrors.Unsupported(full);
+                any = true;
+                var full = Path.Join(dir.FullPath, name);
+                var relative = dir.RelativePath.Length == 0 ? name : dir.RelativePath + "/" + name;
+                FileStat stat;
+                try { stat = dirFd >= 0 ? FileStats.GetAt(dirFd, name, full) : FileStats.Get(full); }
+                catch (IOException e) { throw ContentErrors.IoFailed("stat", full, e); }
+                switch (stat.Kind)
+                {
+                    case FileKind.File:
+                        listing.Files.Add(new FileJob(full, relative, stat, followLinks: false));
+                        break;
+                    case FileKind.Directory:
+                        listing.Subdirectories.Add(new DirToList(dir.Root, full, relative));
+                        break;
+                    case FileKind.Symlink:
+                        var target = ReadLink(full) ?? throw ContentErrors.ChangedWhileReading(full);
+                        listing.Others.Add(TreeEntry.Symlink(relative, target));
+                        break;
+                    case FileKind.Missing:
+                        throw ContentErrors.ChangedWhileReading(dir.FullPath);
+                    default:
+                        throw ContentErrors.Unsupported(full);
+                }
             }
+        }
+        finally
+        {
+            if (dirFd >= 0) NativeFile.Close(dirFd);
         }
         if (!any && dir.RelativePath.Length > 0) listing.Others.Add(TreeEntry.EmptyDirectory(dir.RelativePath));
         return listing;
@@ -235,8 +246,7 @@ public sealed class TreeHasher
             }
 
             var startedNs = FileStats.NowNs();
-            var (digest, size) = ReadAndHash(job.FullPath, before.Size, state, ct);
-            var after = Stat(job.FullPath, job.FollowLinks);
+            var (digest, size, after) = ReadAndHash(job.FullPath, job.FollowLinks, before.Size, state, ct);
             if (after.Kind == FileKind.File && after.SameVersionAs(before) && size == after.Size)
             {
                 job.Digest = digest;
@@ -245,43 +255,81 @@ public sealed class TreeHasher
                 StatCache?.Set(job.FullPath, after, digest, startedNs);
                 return;
             }
-            // It changed while we read it: read the new version, a few times at most.
-            if (attempt == MaxAttempts || after.Kind != FileKind.File) throw ContentErrors.ChangedWhileReading(job.FullPath);
-            before = after;
+            // It changed between the listing and the read, or while we read it: read the new version,
+            // a few times at most.
+            before = Stat(job.FullPath, job.FollowLinks);
+            if (attempt == MaxAttempts || before.Kind != FileKind.File) throw ContentErrors.ChangedWhileReading(job.FullPath);
         }
     }
 
-    /// <summary>Streams a file through SHA-256. Reads stop at <paramref name="expectedSize"/> (saving the
-    /// extra read that would find end of file); the caller's second stat catches a file that grew.</summary>
-    internal (Digest Digest, long Size) ReadAndHash(string path, long expectedSize, HashState state, CancellationToken ct)
+    /// <summary>Streams a file through SHA-256 and returns the stat of what was read (taken on the open
+    /// file after reading; <see cref="FileStat.Missing"/> if the file vanished or turned into a link).
+    /// Reads stop at <paramref name="expectedSize"/> (saving the read that would find end of file);
+    /// the caller compares the stats, which catches a file that grew.</summary>
+    internal (Digest Digest, long Size, FileStat After) ReadAndHash(string path, bool followLinks, long expectedSize,
+        HashState state, CancellationToken ct)
     {
         var buffer = state.Buffer;
         Span<byte> hash = stackalloc byte[32];
         long offset = 0;
         var filled = 0;
         var streamed = false;
+        FileStat after;
+
+        void Consume(int n)
+        {
+            offset += n;
+            filled += n;
+            if (filled < buffer.Length) return;
+            state.Hash.AppendData(buffer);
+            streamed = true;
+            filled = 0;
+            ct.ThrowIfCancellationRequested();
+        }
+
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-                FileOptions.SequentialScan);
-            while (offset < expectedSize || expectedSize == 0 && offset == 0)
+            if (NativeFile.Available)
             {
-                var n = RandomAccess.Read(handle, buffer.AsSpan(filled), offset);
-                if (n == 0) break;
-                offset += n;
-                filled += n;
-                if (filled == buffer.Length)
+                var fd = NativeFile.OpenRead(path, followLinks);
+                if (fd < 0) return (default, 0, FileStat.Missing);
+                try
                 {
-                    state.Hash.AppendData(buffer);
-                    streamed = true;
-                    filled = 0;
-                    ct.ThrowIfCancellationRequested();
+                    if (expectedSize > 4 * BufferSize) NativeFile.AdviseSequential(fd);
+                    while (offset < expectedSize || expectedSize == 0 && offset == 0)
+                    {
+                        var n = NativeFile.Read(fd, buffer.AsSpan(filled), offset, path);
+                        if (n == 0) break;
+                        Consume(n);
+                    }
+                    after = FileStats.GetByFd(fd, path);
+                }
+                finally
+                {
+                    NativeFile.Close(fd);
                 }
             }
+            else
+            {
+                using (var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+                           FileOptions.SequentialScan))
+                {
+                    while (offset < expectedSize || expectedSize == 0 && offset == 0)
+                    {
+                        var n = RandomAccess.Read(handle, buffer.AsSpan(filled), offset);
+                        if (n == 0) break;
+                        Consume(n);
+                    }
+                }
+                after = Stat(path, followLinks);
+            }
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return (default, 0, FileStat.Missing);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            if (e is FileNotFoundException or DirectoryNotFoundException) throw ContentErrors.ChangedWhileReading(path);
             throw ContentErrors.IoFailed("read", path, e);
         }
 
@@ -296,6 +344,6 @@ public sealed class TreeHasher
         }
         Interlocked.Add(ref _bytesRead, offset);
         Interlocked.Increment(ref _filesRead);
-        return (Digest.FromSha256Bytes(hash), offset);
+        return (Digest.FromSha256Bytes(hash), offset, after);
     }
 }

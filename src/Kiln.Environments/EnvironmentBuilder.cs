@@ -33,17 +33,55 @@ public sealed class EnvironmentBuilder(IImageRuntime images, Action<string, stri
             : await BuildDockerfileAsync(spec, projectDir, env, started, ct).ConfigureAwait(false);
     }
 
-    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, EnvironmentSpec env, Stopwatch started, CancellationToken ct)
+    /// <summary>The image ID of the environment when it is already built from its current inputs; null otherwise.
+    /// Builds nothing (used by <c>kiln status</c>).</summary>
+    public async Task<Digest?> ResolveAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, CancellationToken ct = default)
     {
-        var baseRef = BaseImageReference(env.Distro!);
-        var baseId = await EnsureBaseImageAsync(env.Distro!, ct).ConfigureAwait(false);
-        var dockerfile = GenerateDockerfile(env, baseRef);
-        var buildDigest = Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+        Digest buildDigest;
+        if (env.Kind == EnvironmentKind.Declarative)
+        {
+            var baseRef = BaseImageReference(env.Distro!);
+            if (await images.InspectImageAsync(baseRef, ct).ConfigureAwait(false) is not { } baseInfo) return null;
+            buildDigest = DeclarativeBuildDigest(env, baseInfo.Id, GenerateDockerfile(env, baseRef));
+        }
+        else
+        {
+            using var context = DockerfileContext(projectDir, env, out _);
+            buildDigest = DockerfileBuildDigest(env, context);
+        }
+        return await FindExistingAsync(ImageTag(spec.Name, env.Name, buildDigest), buildDigest, ct).ConfigureAwait(false);
+    }
+
+    private static Digest DeclarativeBuildDigest(EnvironmentSpec env, Digest baseId, string dockerfile) =>
+        Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
         {
             ["base"] = baseId.ToString(),
             ["dockerfile"] = dockerfile,
             ["spec"] = env.SpecDigest.ToString(),
         }));
+
+    private const string DockerfileName = ".kiln.Dockerfile";
+
+    private static MemoryStream DockerfileContext(string projectDir, EnvironmentSpec env, out string contextDir)
+    {
+        contextDir = Path.GetFullPath(Path.Combine(projectDir, env.Context ?? "."));
+        var dockerfileText = File.ReadAllBytes(Path.GetFullPath(Path.Combine(projectDir, env.Dockerfile!)));
+        return BuildContext.FromDirectory(contextDir, [(DockerfileName, dockerfileText)]);
+    }
+
+    private static Digest DockerfileBuildDigest(EnvironmentSpec env, MemoryStream context) =>
+        Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+        {
+            ["context"] = Digest.Sha256(context.GetBuffer().AsSpan(0, (int)context.Length)).ToString(),
+            ["spec"] = env.SpecDigest.ToString(),
+        }));
+
+    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, EnvironmentSpec env, Stopwatch started, CancellationToken ct)
+    {
+        var baseRef = BaseImageReference(env.Distro!);
+        var baseId = await EnsureBaseImageAsync(env.Distro!, ct).ConfigureAwait(false);
+        var dockerfile = GenerateDockerfile(env, baseRef);
+        var buildDigest = DeclarativeBuildDigest(env, baseId, dockerfile);
         var tag = ImageTag(spec.Name, env.Name, buildDigest);
         if (await FindExistingAsync(tag, buildDigest, ct).ConfigureAwait(false) is { } existing)
             return new BuiltEnvironment(env.Name, existing, tag, buildDigest, true, started.Elapsed);
@@ -59,24 +97,15 @@ public sealed class EnvironmentBuilder(IImageRuntime images, Action<string, stri
 
     private async Task<BuiltEnvironment> BuildDockerfileAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, Stopwatch started, CancellationToken ct)
     {
-        var contextDir = Path.GetFullPath(Path.Combine(projectDir, env.Context ?? "."));
-        var dockerfilePath = Path.GetFullPath(Path.Combine(projectDir, env.Dockerfile!));
-        var dockerfileText = await File.ReadAllBytesAsync(dockerfilePath, ct).ConfigureAwait(false);
-        const string dockerfileName = ".kiln.Dockerfile";
-        using var context = BuildContext.FromDirectory(contextDir, [(dockerfileName, dockerfileText)]);
-        var contextDigest = Digest.Sha256(context.GetBuffer().AsSpan(0, (int)context.Length));
-        var buildDigest = Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
-        {
-            ["context"] = contextDigest.ToString(),
-            ["spec"] = env.SpecDigest.ToString(),
-        }));
+        using var context = DockerfileContext(projectDir, env, out _);
+        var buildDigest = DockerfileBuildDigest(env, context);
         var tag = ImageTag(spec.Name, env.Name, buildDigest);
         if (await FindExistingAsync(tag, buildDigest, ct).ConfigureAwait(false) is { } existing)
             return new BuiltEnvironment(env.Name, existing, tag, buildDigest, true, started.Elapsed);
 
         progress(env.Name, $"building {env.Dockerfile} (context {env.Context ?? "."}, {context.Length / 1024.0:F0} KiB)");
         var id = await images.BuildImageAsync(
-            new ImageBuildRequest(dockerfileName, [tag], Labels(spec, env, buildDigest), Network: true),
+            new ImageBuildRequest(DockerfileName, [tag], Labels(spec, env, buildDigest), Network: true),
             context, line => progress(env.Name, line), ct).ConfigureAwait(false);
         progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
         return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed);

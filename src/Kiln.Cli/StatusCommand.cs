@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Text.Json;
+using Kiln.Core;
+using Kiln.Docker;
+using Kiln.Engine;
+using Kiln.Environments;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+internal static class StatusCommand
+{
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "Print the status as JSON (one object per stage: stage, state, reasons, key)." };
+        var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache." };
+        var cmd = new Command("status", "Say, per stage, whether it is up to date (its result is in the cache) or would run, and why: which file, param, env var or image changed (old → new digest). Runs and builds nothing. Exit 0 either way.")
+        {
+            json, rehash,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var spec = project.Spec;
+            using var engine = new DockerEngine();
+            await engine.PingAsync(ct);
+            var builder = new EnvironmentBuilder(engine, (_, _) => { });
+            var images = new Dictionary<string, Digest?>(StringComparer.Ordinal);
+            foreach (var env in spec.Environments.Values)
+                images[env.Name] = await builder.ResolveAsync(spec, project.Dir, env, ct);
+            var cache = new StageCache(project.StateDir, parse.GetValue(rehash));
+            var status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
+
+            if (parse.GetValue(json))
+            {
+                Console.Out.WriteLine(JsonSerializer.Serialize(status.Select(s => new
+                {
+                    stage = s.Stage,
+                    state = s.State == StageState.UpToDate ? "up-to-date" : "would-run",
+                    reasons = s.Reasons,
+                    key = s.Key?.ToString(),
+                }), new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+                return 0;
+            }
+            var table = new Table().Border(TableBorder.Simple).AddColumns("stage", "state", "why");
+            foreach (var s in status)
+                table.AddRow(
+                    Markup.Escape(s.Stage),
+                    s.State == StageState.UpToDate ? "[green]up to date[/]" : "[yellow]would run[/]",
+                    Markup.Escape(s.Reasons.Count == 0 ? "" : string.Join("\n", s.Reasons)));
+            Output.Out.Write(table);
+            var stale = status.Count(s => s.State == StageState.WouldRun);
+            Output.Out.MarkupLine(stale == 0 ? "[green]everything is up to date[/]" : $"{stale} of {status.Count} stage(s) would run; 'kiln run' runs them");
+            return 0;
+        });
+        return cmd;
+    }
+}
