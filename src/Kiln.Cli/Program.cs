@@ -46,6 +46,8 @@ public static class Program
         root.Subcommands.Add(RunsCommands.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(GcCommand.Create());
+        root.Subcommands.Add(ReproCommands.CreateRepro());
+        root.Subcommands.Add(ReproCommands.CreateVerify());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -166,6 +166,15 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             return Failed("interrupted", null);
         }
 
+        try
+        {
+            await cache.SnapshotInputsAsync(keyDoc, request.ProjectDir, upstreamOutputs, ct).ConfigureAwait(false);
+        }
+        catch (KilnException ex)
+        {
+            return Failed(ex.Message, null);
+        }
+
         var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
         if (!forced && await cache.TryGetAsync(keyDoc.Key, ct).ConfigureAwait(false) is { } hit)
         {

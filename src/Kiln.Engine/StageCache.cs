@@ -63,7 +63,40 @@ public sealed class StageCache
             stage.Deps.ToDictionary(d => d, d => upstreamOutputs.TryGetValue(d, out var u) ? u : hashed[d], StringComparer.Ordinal),
             stage.AllOutputs.ToList(),
             stage.Network,
-            stage.Resources.Gpus);
+            stage.Resources.Gpus,
+            stage.Params.Count > 0 ? spec.ParamsFile : null);
+    }
+
+    /// <summary>Keeps what a stage read in the store, so the run can be re-executed from its record alone
+    /// (<c>kiln repro</c>): the key document itself (its blob digest is the key), and the code and plain
+    /// input files (upstream outputs are stored when their stage finishes). Blobs already present cost nothing.</summary>
+    public async Task SnapshotInputsAsync(StageKeyDocument doc, string projectDir, IReadOnlyDictionary<string, Digest> upstreamOutputs, CancellationToken ct)
+    {
+        if (!Store.Contains(doc.Key))
+        {
+            var stored = await Store.PutBytesAsync(doc.CanonicalBytes(), ct).ConfigureAwait(false);
+            if (stored != doc.Key) throw new InvalidOperationException($"key document stored as {stored}, expected {doc.Key}");
+        }
+        foreach (var (path, digest) in doc.Code.Concat(doc.Deps.Where(d => !upstreamOutputs.ContainsKey(d.Key))))
+        {
+            if (Store.Contains(digest)) continue;
+            var full = Path.Combine(projectDir, path.TrimEnd('/'));
+            var put = Directory.Exists(full)
+                ? await Store.PutTreeAsync(full, ct).ConfigureAwait(false)
+                : await Store.PutFileAsync(full, ct).ConfigureAwait(false);
+            if (put != digest)
+                throw new KilnException("KILN1021", $"'{path}' changed while the run was reading it ({digest.Short} → {put.Short})",
+                    "run again once nothing is writing to the project's inputs", ExitCode.StageFailed);
+        }
+    }
+
+    /// <summary>The key document stored for a key, or null when its blob is missing.</summary>
+    public async Task<StageKeyDocument?> LoadKeyDocumentAsync(string stage, Digest key, CancellationToken ct)
+    {
+        if (!Store.Contains(key)) return null;
+        await using var stream = Store.OpenRead(key);
+        var json = await JsonNode.ParseAsync(stream, cancellationToken: ct).ConfigureAwait(false) as JsonObject;
+        return json is null ? null : StageKeyDocument.FromJson(stage, json);
     }
 
     private string EntryPath(Digest key) => Path.Combine(_entries, key.Hex + ".json");

@@ -47,13 +47,16 @@ internal static class FileStats
 
     private static volatile bool _nativeUnavailable = !OperatingSystem.IsLinux();
 
+    /// <summary>Tests only: behave as if statx did not exist, to exercise the fallback.</summary>
+    internal static bool ForceManaged { get; set; }
+
     /// <summary>True when stats carry inode, device and ctime (statx is in use).</summary>
     public static bool Precise
     {
         get
         {
             if (!_nativeUnavailable) Get(AppContext.BaseDirectory, followLinks: true);
-            return !_nativeUnavailable;
+            return NativeAvailable;
         }
     }
 
@@ -61,7 +64,7 @@ internal static class FileStats
     /// <see cref="FileStat.Missing"/>; other failures throw <see cref="IOException"/>.</summary>
     public static FileStat Get(string path, bool followLinks = false)
     {
-        if (!_nativeUnavailable)
+        if (NativeAvailable)
         {
             try
             {
@@ -109,7 +112,7 @@ internal static class FileStats
     }
 
     /// <summary>True once statx has been seen to work (after the first <see cref="Get"/>).</summary>
-    internal static bool NativeAvailable => !_nativeUnavailable;
+    internal static bool NativeAvailable => !_nativeUnavailable && !ForceManaged;
 
     private static FileStat FromStatx(in StatxBuffer b)
     {

@@ -15,7 +15,8 @@ public sealed record StageKeyDocument(
     IReadOnlyDictionary<string, Digest> Deps,
     IReadOnlyList<string> Outputs,
     bool Network,
-    int Gpus)
+    int Gpus,
+    string? ParamsFile = null)
 {
     /// <summary>Bump when the meaning of the key changes, so that old cache entries are never hit by mistake.</summary>
     public const string SchemaVersion = "kiln-stage-key/1";
@@ -32,7 +33,30 @@ public sealed record StageKeyDocument(
         ["outputs"] = new JsonArray(Outputs.Order(StringComparer.Ordinal).Select(o => (JsonNode?)o).ToArray()),
         ["network"] = Network,
         ["gpus"] = Gpus,
+        ["params_file"] = ParamsFile,
     };
+
+    /// <summary>Reads a document written by <see cref="ToJson"/> (e.g. from the content store, for re-execution).</summary>
+    public static StageKeyDocument FromJson(string stage, JsonObject json)
+    {
+        static Dictionary<string, Digest> Digests(JsonNode? node) =>
+            (node as JsonObject ?? []).ToDictionary(kv => kv.Key, kv => Digest.Parse(kv.Value!.GetValue<string>()), StringComparer.Ordinal);
+        return new StageKeyDocument(
+            stage,
+            Digest.Parse(json["image"]!.GetValue<string>()),
+            json["command"]!.GetValue<string>(),
+            (json["vars"] as JsonObject ?? []).ToDictionary(kv => kv.Key, kv => kv.Value!.GetValue<string>(), StringComparer.Ordinal),
+            (JsonObject)(json["params"]?.DeepClone() ?? new JsonObject()),
+            Digests(json["code"]),
+            Digests(json["deps"]),
+            (json["outputs"] as JsonArray ?? []).Select(o => o!.GetValue<string>()).ToList(),
+            json["network"]?.GetValue<bool>() ?? false,
+            json["gpus"]?.GetValue<int>() ?? 0,
+            json["params_file"]?.GetValue<string>());
+    }
+
+    /// <summary>The canonical bytes whose SHA-256 is <see cref="Key"/>; stored as a blob so a run can be re-executed from its record.</summary>
+    public byte[] CanonicalBytes() => System.Text.Encoding.UTF8.GetBytes(CanonicalJson.Serialize(ToJson()));
 
     /// <summary>The stage name is not part of the key: two stages doing the same thing share a result.</summary>
     public Digest Key => Digest.Sha256(CanonicalJson.Serialize(ToJson()));
@@ -55,6 +79,7 @@ public sealed record StageKeyDocument(
         if (CanonicalJson.Serialize(before["outputs"]) != CanonicalJson.Serialize(after["outputs"])) reasons.Add("declared outputs changed");
         if (Str(before, "network") != Str(after, "network")) reasons.Add($"network access changed ({Str(before, "network")} → {Str(after, "network")})");
         if (Str(before, "gpus") != Str(after, "gpus")) reasons.Add($"gpus changed ({Str(before, "gpus")} → {Str(after, "gpus")})");
+        if (Str(before, "params_file") != Str(after, "params_file")) reasons.Add($"params file changed ({Str(before, "params_file") ?? "none"} → {Str(after, "params_file") ?? "none"})");
         return reasons;
     }
 

@@ -58,11 +58,32 @@ public sealed record StageSpec(
     IReadOnlyDictionary<string, string> Vars,
     bool Network,
     Resources Resources,
-    int Line)
+    int Line,
+    IReadOnlyDictionary<string, VerifyRule>? Verify = null)
 {
+    /// <summary>How <c>kiln repro --verify</c> compares an output: bitwise unless a rule says otherwise.</summary>
+    public VerifyRule RuleFor(string output) =>
+        Verify is not null && Verify.TryGetValue(output, out var rule) ? rule : VerifyRule.Bitwise;
+
     /// <summary>Everything the stage writes: outs and metrics.</summary>
     public IEnumerable<string> AllOutputs => Outs.Concat(Metrics);
 
     /// <summary>Everything the stage reads from the project: code and deps.</summary>
     public IEnumerable<string> AllInputs => Code.Concat(Deps);
 }
+
+/// <summary>A per-output verification rule: bitwise (default), a numeric tolerance for JSON values, or ignore.</summary>
+public sealed record VerifyRule(VerifyMode Mode, double Tolerance = 0)
+{
+    public static readonly VerifyRule Bitwise = new(VerifyMode.Bitwise);
+    public static readonly VerifyRule Ignore = new(VerifyMode.Ignore);
+
+    public override string ToString() => Mode switch
+    {
+        VerifyMode.Tolerance => $"tolerance {Tolerance}",
+        VerifyMode.Ignore => "ignore",
+        _ => "bitwise",
+    };
+}
+
+public enum VerifyMode { Bitwise, Tolerance, Ignore }

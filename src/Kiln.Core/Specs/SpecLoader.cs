@@ -14,7 +14,7 @@ public static partial class SpecLoader
     public static readonly string[] TopLevelKeys = ["name", "environments", "params", "stages"];
     public static readonly string[] EnvironmentKeys = ["distro", "apt", "env", "dockerfile", "context"];
     public static readonly string[] StageKeys =
-        ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "desc"];
+        ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "verify", "desc"];
     public static readonly string[] ResourceKeys = ["cpus", "memory", "gpus"];
 
     [GeneratedRegex(@"\$\{params\.([A-Za-z0-9_.\-]+)\}")]
@@ -265,8 +265,44 @@ public static partial class SpecLoader
             // A stage without outputs is allowed (e.g. a check), but it cannot feed another stage.
         }
 
+        var verify = ParseVerify(name, Child(map, "verify"), outs.Concat(metrics).ToList(), ctx);
+
         return new StageSpec(name, env ?? "", run ?? "", code, deps, parameters, outs, metrics, vars, network,
-            resources, (int)keyNode.Start.Line);
+            resources, (int)keyNode.Start.Line, verify);
+    }
+
+    /// <summary>verify: { metrics/eval.json: { tolerance: 0.01 }, logs/run.txt: ignore }</summary>
+    private static Dictionary<string, VerifyRule> ParseVerify(string stage, YamlNode? node, List<string> outputs, Context ctx)
+    {
+        var rules = new Dictionary<string, VerifyRule>(StringComparer.Ordinal);
+        if (node is null) return rules;
+        if (node is not YamlMappingNode map)
+        {
+            ctx.Error(node, $"'verify' of stage '{stage}' must map outputs to rules",
+                "e.g.  verify: { metrics/eval.json: { tolerance: 0.01 }, logs/train.log: ignore }");
+            return rules;
+        }
+        foreach (var (k, v) in map.Children)
+        {
+            var path = NormalizePath((k as YamlScalarNode)?.Value ?? "");
+            if (!outputs.Contains(path))
+            {
+                ctx.Error(k, $"'verify' of stage '{stage}' names '{path}', which is not one of its outputs",
+                    $"its outputs are: {string.Join(", ", outputs)}{Suggest(path, outputs)}");
+                continue;
+            }
+            if (v is YamlScalarNode { Value: "ignore" })
+                rules[path] = VerifyRule.Ignore;
+            else if (v is YamlScalarNode { Value: "bitwise" })
+                rules[path] = VerifyRule.Bitwise;
+            else if (v is YamlMappingNode rule && rule.Children.Count == 1 && Child(rule, "tolerance") is YamlScalarNode t
+                     && double.TryParse(t.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var tol) && tol >= 0 && double.IsFinite(tol))
+                rules[path] = new VerifyRule(VerifyMode.Tolerance, tol);
+            else
+                ctx.Error(v, $"the verify rule for '{path}' must be 'bitwise', 'ignore' or {{ tolerance: <non-negative number> }}",
+                    "a tolerance compares the numbers in a JSON output within that absolute difference");
+        }
+        return rules;
     }
 
     private static Resources ParseResources(string stage, YamlNode? node, Context ctx)
