@@ -5,8 +5,20 @@ namespace Kiln.Cli;
 
 internal static class Output
 {
-    public static readonly IAnsiConsole Out = AnsiConsole.Console;
-    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    public static readonly IAnsiConsole Out = Wide(AnsiConsole.Console, Console.IsOutputRedirected);
+    public static readonly IAnsiConsole Err = Wide(AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }), Console.IsErrorRedirected);
+
+    /// <summary>Output that goes to a file or a pipe is not cut at 80 columns.</summary>
+    private static IAnsiConsole Wide(IAnsiConsole console, bool redirected)
+    {
+        if (redirected)
+        {
+            console.Profile.Width = 200;
+            console.Profile.Capabilities.Ansi = false; // no escape codes in files and pipes
+        }
+        if (Environment.GetEnvironmentVariable("NO_COLOR") is { Length: > 0 }) console.Profile.Capabilities.Ansi = false;
+        return console;
+    }
 
     public static int Fail(KilnException ex)
     {

@@ -33,8 +33,12 @@ public static class Program
           130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
         """;
 
+    /// <summary>The command line as typed (recorded with each run).</summary>
+    internal static string CommandLine { get; private set; } = "kiln";
+
     public static async Task<int> Main(string[] args)
     {
+        CommandLine = "kiln " + string.Join(' ', args.Select(a => a.Contains(' ') ? $"'{a}'" : a));
         var root = new RootCommand(
             "Kiln: reproducible, containerized ML pipelines. A kiln.yaml names environments and stages; " +
             "kiln builds the environments, runs each stage in its own Docker container and records every run.\n\n" + ExitCodes);

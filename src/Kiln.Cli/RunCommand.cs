@@ -26,10 +26,17 @@ internal static class RunCommand
         };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the stages' log lines (they are still kept under .kiln/runs/)." };
         var force = new Option<bool>("--force") { Description = "Run the named stages (all stages when none is named) even when the cache has their result; the stages they depend on still come from the cache." };
+        var setParams = new Option<string[]>("--param", "-p")
+        {
+            Description = "Override a param for this run: -p train.C=0.5 (repeatable). The value is read as YAML (a number, true/false, or text); the key must exist in the params file.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var name = new Option<string?>("--name") { Description = "A name for this run (shown by 'kiln runs')." };
+        var tags = new Option<string[]>("--tag") { Description = "A tag for this run (repeatable); 'kiln runs --tag T' filters by it." };
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache (size, mtime, inode, ctime)." };
         var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
         {
-            stages, jobs, quiet, force, rehash,
+            stages, jobs, quiet, force, rehash, setParams, name, tags,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -37,6 +44,9 @@ internal static class RunCommand
                 throw new KilnException("KILN6401", "--jobs must be at least 1", null, ExitCode.Usage);
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var targets = parse.GetValue(stages) ?? [];
+            project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
+            RunName = parse.GetValue(name);
+            RunTags = parse.GetValue(tags) ?? [];
             return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
         });
         return cmd;
@@ -74,10 +84,13 @@ internal static class RunCommand
             GitCommit: commit,
             GitDirty: dirty,
             SpecDigest: spec.SpecDigest,
-            Command: "kiln run" + (targets.Length > 0 ? " " + string.Join(' ', targets) : ""),
+            Command: Program.CommandLine,
             Host: host,
             Pid: Environment.ProcessId,
-            KilnVersion: Version);
+            KilnVersion: Version,
+            Name: RunName,
+            Tags: RunTags,
+            ParamsJson: spec.Params.Root.ToJsonString());
 
         var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
         var cache = new StageCache(project.StateDir, rehash);
@@ -91,6 +104,43 @@ internal static class RunCommand
             RunStatus.Interrupted => (int)ExitCode.Interrupted,
             _ => (int)ExitCode.StageFailed,
         };
+    }
+
+    private static string? RunName;
+    private static string[] RunTags = [];
+
+    /// <summary>Applies -p key=value overrides to the spec's params; each key must already exist.</summary>
+    internal static Project ApplyOverrides(Project project, IReadOnlyList<string> overrides)
+    {
+        var spec = project.Spec;
+        var parameters = spec.Params;
+        foreach (var item in overrides)
+        {
+            var eq = item.IndexOf('=');
+            if (eq <= 0)
+                throw new KilnException("KILN6402", $"'-p {item}' is not key=value", "e.g.  -p train.C=0.5", ExitCode.Usage);
+            var key = item[..eq];
+            if (spec.ParamsFile is null || !parameters.TryGet(key, out var old) || old is System.Text.Json.Nodes.JsonObject)
+                throw new KilnException("KILN1030", $"-p {key}: there is no such param{(spec.ParamsFile is null ? " (the project has no params file)" : $" value in {spec.ParamsFile}")}",
+                    "override an existing leaf key, e.g. -p train.C=0.5; 'kiln validate' shows the spec", ExitCode.SpecInvalid);
+            parameters = parameters.With(key, ParseValue(item[(eq + 1)..]));
+        }
+        return overrides.Count == 0 ? project : new Project { Dir = project.Dir, SpecPath = project.SpecPath, Spec = spec with { Params = parameters } };
+    }
+
+    private static System.Text.Json.Nodes.JsonNode? ParseValue(string text)
+    {
+        var yaml = new YamlDotNet.RepresentationModel.YamlStream();
+        try
+        {
+            yaml.Load(new StringReader("v: " + text));
+            var node = ((YamlDotNet.RepresentationModel.YamlMappingNode)yaml.Documents[0].RootNode).Children.Values.First();
+            return Kiln.Core.Specs.SpecLoader.ToJson(node);
+        }
+        catch (YamlDotNet.Core.YamlException)
+        {
+            return System.Text.Json.Nodes.JsonValue.Create(text);
+        }
     }
 
     private static void PrintSummary(RunOutcome outcome)

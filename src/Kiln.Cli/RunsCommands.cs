@@ -10,29 +10,114 @@ internal static class RunsCommands
 {
     public static Command Create()
     {
-        var limit = new Option<int>("--limit", "-n") { Description = "How many runs to list, newest first.", DefaultValueFactory = _ => 20 };
-        var runs = new Command("runs", "List recorded runs, newest first.") { limit };
+        var limit = new Option<int>("--limit", "-n") { Description = "How many runs to list, newest first (after filtering).", DefaultValueFactory = _ => 20 };
+        var tag = new Option<string?>("--tag") { Description = "Only runs with this tag." };
+        var status = new Option<string?>("--status") { Description = "Only runs with this status: succeeded, failed, interrupted, running." };
+        var param = new Option<string[]>("--param") { Description = "Only runs whose resolved param has this value: --param train.C=0.5 (repeatable)." };
+        var sort = new Option<string?>("--sort") { Description = "Sort by a metric, highest first (e.g. --sort accuracy); runs without it come last." };
+        var runs = new Command("runs", "List recorded runs, newest first, with their metrics; filter by tag, status or param, sort by a metric.")
+        {
+            limit, tag, status, param, sort,
+        };
         runs.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = SqliteLedger.Open(project.LedgerPath);
-            var list = await ledger.ListRunsAsync(parse.GetValue(limit), ct);
+            var all = new List<RunDetails>();
+            foreach (var r in await ledger.ListRunsAsync(int.MaxValue, ct))
+            {
+                if (parse.GetValue(tag) is { } t && !(r.Tags ?? []).Contains(t)) continue;
+                if (parse.GetValue(status) is { } st && !r.Status.ToString().Equals(st, StringComparison.OrdinalIgnoreCase)) continue;
+                var ps = RunQueries.Params(r);
+                var ok = true;
+                foreach (var p in parse.GetValue(param) ?? [])
+                {
+                    var eq = p.IndexOf('=');
+                    if (eq <= 0) throw new KilnException("KILN6403", $"--param {p} is not key=value", "e.g.  --param train.C=0.5", ExitCode.Usage);
+                    ok &= ps.TryGetValue(p[..eq], out var v) && (RunQueries.Text(v) == p[(eq + 1)..]
+                          || (RunQueries.Number(v) is { } a && double.TryParse(p[(eq + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var b) && a == b));
+                }
+                if (!ok) continue;
+                if (await ledger.GetRunAsync(r.Id, ct) is { } d) all.Add(d);
+            }
+            IEnumerable<RunDetails> ordered = all;
+            if (parse.GetValue(sort) is { } metric)
+                ordered = all.OrderByDescending(d => RunQueries.Metrics(d).TryGetValue(metric, out var v) && RunQueries.Number(v) is { } n ? n : double.NegativeInfinity);
+            var list = ordered.Take(parse.GetValue(limit)).ToList();
             if (list.Count == 0)
             {
-                Output.Out.WriteLine("no runs recorded yet; 'kiln run' makes one");
+                Output.Out.WriteLine(all.Count == 0 && parse.GetValue(tag) is null && parse.GetValue(status) is null ? "no runs recorded yet; 'kiln run' makes one" : "no run matches");
                 return 0;
             }
-            var table = new Table().Border(TableBorder.Simple)
-                .AddColumns("run", "status", "started", "duration", "git", "command");
-            foreach (var r in list)
-                table.AddRow(
+            var metricNames = list.SelectMany(d => RunQueries.Metrics(d).Where(kv => RunQueries.Number(kv.Value) is not null).Select(kv => kv.Key)).Distinct().Order(StringComparer.Ordinal).Take(4).ToList();
+            var table = new Table().Border(TableBorder.Simple);
+            table.AddColumn(new TableColumn("run").NoWrap());
+            table.AddColumns("status", "started", "duration", "git", "name / tags");
+            table.Columns[1].NoWrap();
+            foreach (var m in metricNames) table.AddColumn(new TableColumn(Markup.Escape(m)).RightAligned());
+            table.AddColumn("command");
+            foreach (var d in list)
+            {
+                var r = d.Run;
+                var metrics = RunQueries.Metrics(d);
+                var cells = new List<string>
+                {
                     Markup.Escape(r.Id),
                     StatusMarkup(r.Status.ToString().ToLowerInvariant()),
                     Markup.Escape(Output.Age(r.StartedAt)),
                     r.EndedAt is { } e ? $"{(e - r.StartedAt).TotalSeconds:F1}s" : "",
                     Markup.Escape(r.GitCommit is null ? "-" : r.GitCommit[..Math.Min(8, r.GitCommit.Length)] + (r.GitDirty == true ? "+dirty" : "")),
-                    Markup.Escape(r.Command));
+                    Markup.Escape(string.Join(" ", new[] { r.Name }.Concat((r.Tags ?? []).Select(x => "#" + x)).Where(x => !string.IsNullOrEmpty(x)))),
+                };
+                cells.AddRange(metricNames.Select(m => metrics.TryGetValue(m, out var v) ? Markup.Escape(RunQueries.Text(v)) : ""));
+                cells.Add(Markup.Escape(r.Command));
+                table.AddRow(cells.ToArray());
+            }
             Output.Out.Write(table);
+            return 0;
+        });
+
+        var a = new Argument<string>("a") { Description = "The first run (id or unique prefix)." };
+        var b = new Argument<string>("b") { Description = "The second run." };
+        var diff = new Command("diff", "Show exactly what differs between two runs: params, metrics (with deltas), environment image IDs, code and input digests, per-stage keys and outputs.") { a, b };
+        diff.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            var ra = await Get(ledger, project, parse.GetValue(a)!, ct);
+            var rb = await Get(ledger, project, parse.GetValue(b)!, ct);
+            var cache = new Kiln.Engine.StageCache(project.StateDir);
+            var lines = await RunDiff.DiffAsync(ra, rb, cache, ct);
+            Output.Out.MarkupLine($"[bold]{Markup.Escape(ra.Run.Id)}[/] → [bold]{Markup.Escape(rb.Run.Id)}[/]");
+            if (lines.Count == 0) Output.Out.WriteLine("  no difference in params, metrics, images, code, inputs, keys or outputs");
+            foreach (var (section, text) in lines)
+                Output.Out.MarkupLine($"  [grey]{Markup.Escape(section.PadRight(8))}[/] {Markup.Escape(text)}");
+            return 0;
+        });
+
+        var metricArg = new Argument<string>("metric") { Description = "The metric to plot (a key of the metrics JSON, e.g. accuracy)." };
+        var output = new Option<string>("--output", "-o") { Description = "The file to write (.svg).", DefaultValueFactory = _ => "kiln-plot.svg" };
+        var plotTag = new Option<string?>("--tag") { Description = "Only runs with this tag." };
+        var plot = new Command("plot", "Plot one metric across the recorded runs (oldest first) as an SVG file.") { metricArg, output, plotTag };
+        plot.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            var metric = parse.GetValue(metricArg)!;
+            var points = new List<(string, double)>();
+            foreach (var r in (await ledger.ListRunsAsync(int.MaxValue, ct)).Reverse())
+            {
+                if (parse.GetValue(plotTag) is { } t && !(r.Tags ?? []).Contains(t)) continue;
+                if (await ledger.GetRunAsync(r.Id, ct) is { } d && RunQueries.Metrics(d).TryGetValue(metric, out var v) && RunQueries.Number(v) is { } n)
+                    points.Add((r.Name is null ? r.Id : $"{r.Id} {r.Name}", n));
+            }
+            if (points.Count == 0)
+                throw new KilnException("KILN5005", $"no recorded run has a numeric metric '{metric}'", "'kiln runs' shows the metrics of each run", ExitCode.NotFound);
+            var path = Path.GetFullPath(parse.GetValue(output)!);
+            var tmp = path + ".tmp";
+            await File.WriteAllTextAsync(tmp, RunQueries.PlotSvg(metric, points), ct);
+            File.Move(tmp, path, true);
+            Output.Out.WriteLine($"wrote {path}: {metric} across {points.Count} run(s)");
             return 0;
         });
 
@@ -49,8 +134,14 @@ internal static class RunsCommands
             return 0;
         });
         runs.Subcommands.Add(show);
+        runs.Subcommands.Add(diff);
+        runs.Subcommands.Add(plot);
         return runs;
     }
+
+    private static async Task<RunDetails> Get(SqliteLedger ledger, Project project, string id, CancellationToken ct) =>
+        await ledger.GetRunAsync(id, ct)
+        ?? throw new KilnException("KILN5001", $"no run '{id}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
 
     private static string StatusMarkup(string status) => status switch
     {
@@ -71,6 +162,8 @@ internal static class RunsCommands
         o.MarkupLine($"  git       {Markup.Escape(r.GitCommit ?? "(not a git repository)")}{(r.GitDirty == true ? " [yellow](uncommitted changes)[/]" : "")}");
         o.MarkupLine($"  spec      {r.SpecDigest}");
         o.MarkupLine($"  command   {Markup.Escape(r.Command)}");
+        if (r.Name is not null || r.Tags is { Count: > 0 }) o.MarkupLine($"  name      {Markup.Escape(r.Name ?? "")} {Markup.Escape(string.Join(" ", (r.Tags ?? []).Select(t => "#" + t)))}");
+        if (r.ParamsJson is not null) o.MarkupLine($"  params    {Markup.Escape(r.ParamsJson)}");
         o.MarkupLine($"  host      {Markup.Escape(r.Host)} (pid {r.Pid}), kiln {Markup.Escape(r.KilnVersion)}");
         if (r.Error is not null) o.MarkupLine($"  error     [red]{Markup.Escape(r.Error.Split('\n')[0])}[/]");
         foreach (var s in d.Stages)

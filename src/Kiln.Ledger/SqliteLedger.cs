@@ -13,7 +13,7 @@ public sealed class SqliteLedger : ILedger
     private const int BusyTimeoutMs = 30_000;
 
     private const string RunColumns =
-        "id, project, started_at, ended_at, status, git_commit, git_dirty, spec_digest, command, host, pid, kiln_version, error";
+        "id, project, started_at, ended_at, status, git_commit, git_dirty, spec_digest, command, host, pid, kiln_version, error, name, tags, params";
 
     private const string StageColumns =
         "name, status, image_id, command, exit_code, started_at, ended_at, key, log_path, error";
@@ -100,11 +100,12 @@ public sealed class SqliteLedger : ILedger
                 throw new InvalidOperationException($"a run with id '{run.Id}' is already recorded");
             using var cmd = Command(tx,
                 $"INSERT INTO runs ({RunColumns}) VALUES " +
-                "(@id, @project, @started_at, @ended_at, @status, @git_commit, @git_dirty, @spec_digest, @command, @host, @pid, @kiln_version, @error)",
+                "(@id, @project, @started_at, @ended_at, @status, @git_commit, @git_dirty, @spec_digest, @command, @host, @pid, @kiln_version, @error, @name, @tags, @params)",
                 ("@id", run.Id), ("@project", run.Project), ("@started_at", Time(run.StartedAt)), ("@ended_at", Time(run.EndedAt)),
                 ("@status", Text(run.Status)), ("@git_commit", run.GitCommit), ("@git_dirty", run.GitDirty),
                 ("@spec_digest", run.SpecDigest.ToString()), ("@command", run.Command), ("@host", run.Host), ("@pid", run.Pid),
-                ("@kiln_version", run.KilnVersion), ("@error", run.Error));
+                ("@kiln_version", run.KilnVersion), ("@error", run.Error), ("@name", run.Name),
+                ("@tags", run.Tags is { Count: > 0 } tags ? System.Text.Json.JsonSerializer.Serialize(tags) : null), ("@params", run.ParamsJson));
             cmd.ExecuteNonQuery();
         }, ct);
     }
@@ -323,7 +324,10 @@ public sealed class SqliteLedger : ILedger
         Host: r.GetString(9),
         Pid: r.GetInt32(10),
         KilnVersion: r.GetString(11),
-        Error: r.IsDBNull(12) ? null : r.GetString(12));
+        Error: r.IsDBNull(12) ? null : r.GetString(12),
+        Name: r.IsDBNull(13) ? null : r.GetString(13),
+        Tags: r.IsDBNull(14) ? [] : System.Text.Json.JsonSerializer.Deserialize<string[]>(r.GetString(14)) ?? [],
+        ParamsJson: r.IsDBNull(15) ? null : r.GetString(15));
 
     private static List<T> ListFor<T>(Dictionary<string, List<T>> byStage, string stage)
     {

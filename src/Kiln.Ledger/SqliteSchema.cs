@@ -66,6 +66,12 @@ internal static class SqliteSchema
             FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
         );
         """,
+        // 1 → 2: run names, tags and the full resolved params (kiln run --name/--tag/-p).
+        """
+        ALTER TABLE runs ADD COLUMN name TEXT;
+        ALTER TABLE runs ADD COLUMN tags TEXT;
+        ALTER TABLE runs ADD COLUMN params TEXT;
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

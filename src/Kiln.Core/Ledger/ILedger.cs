@@ -37,7 +37,10 @@ public sealed record RunRecord(
     string Host,
     int Pid,
     string KilnVersion,
-    string? Error = null);
+    string? Error = null,
+    string? Name = null,
+    IReadOnlyList<string>? Tags = null,
+    string? ParamsJson = null);
 
 public sealed record StageRecord(
     string Name,
