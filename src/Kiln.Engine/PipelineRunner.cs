@@ -136,7 +136,28 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         return new RunOutcome(runId, status, order.Where(s => results.ContainsKey(s.Name)).Select(s => results[s.Name]).ToList());
     }
 
+    /// <summary>Runs one stage; whatever goes wrong becomes a failed stage record, never an exception that would
+    /// leave the run unfinished in the ledger.</summary>
     private async Task<StageRecord> RunStageAsync(RunRequest request, StageCache cache, StageSpec stage,
+        IReadOnlyDictionary<string, Digest> upstreamOutputs, string runDir, CancellationToken ct)
+    {
+        try
+        {
+            return await RunStageCoreAsync(request, cache, stage, upstreamOutputs, runDir, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return new StageRecord(stage.Name, StageStatus.Failed, request.Images.GetValueOrDefault(stage.Env), stage.Run, null, null,
+                DateTimeOffset.UtcNow, null, [], [], null, "interrupted");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or KilnException or InvalidOperationException or System.Text.Json.JsonException)
+        {
+            return new StageRecord(stage.Name, StageStatus.Failed, request.Images.GetValueOrDefault(stage.Env), stage.Run, null, null,
+                DateTimeOffset.UtcNow, null, [], [], null, $"{ex.GetType().Name}: {ex.Message}");
+        }
+    }
+
+    private async Task<StageRecord> RunStageCoreAsync(RunRequest request, StageCache cache, StageSpec stage,
         IReadOnlyDictionary<string, Digest> upstreamOutputs, string runDir, CancellationToken ct)
     {
         await Task.Yield();
@@ -199,7 +220,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             ["HOME"] = "/tmp",
             ["PYTHONDONTWRITEBYTECODE"] = "1",
         };
-        if (spec.ParamsFile is not null) env["KILN_PARAMS"] = "/kiln/params.json";
+        if (paramsJson is not null) env["KILN_PARAMS"] = "/kiln/params.json"; // only where Sandbox mounts it
 
         var containerSpec = new ContainerSpec(
             Image: image.ToString(),
