@@ -53,7 +53,7 @@ public static class Program
         root.Subcommands.Add(ReproCommands.CreateRepro());
         root.Subcommands.Add(ReproCommands.CreateVerify());
 
-        var parse = root.Parse(args);
+        var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) Output.Err.MarkupLine($"[red]error[/]: {Markup.Escape(e.Message)}");
