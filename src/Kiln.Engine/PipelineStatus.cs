@@ -1,3 +1,4 @@
+using Kiln.Content;
 using Kiln.Core;
 using Kiln.Core.Caching;
 using Kiln.Core.Graph;
@@ -43,7 +44,14 @@ public static class PipelineStatus
                     var hit = await cache.TryGetAsync(doc.Key, ct).ConfigureAwait(false);
                     if (hit is not null)
                     {
-                        foreach (var o in hit.Outputs) outputs[o.Path] = o.Digest;
+                        foreach (var o in hit.Outputs)
+                        {
+                            outputs[o.Path] = o.Digest;
+                            // A dep inside a directory output is judged by the cached tree, as the run (which restores it first) does.
+                            if (o.IsTree)
+                                foreach (var e in (await cache.Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false)).Entries)
+                                    if (e.Kind == TreeEntryKind.File) outputs[o.Path.TrimEnd('/') + "/" + e.Path] = e.Digest;
+                        }
                         var toRestore = 0;
                         foreach (var o in hit.Outputs)
                         {
