@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Kiln.Ledger;
+
+namespace Kiln.IntegrationTests;
+
+/// <summary>The built CLI (<c>dotnet kiln.dll</c>) end to end: exit codes and what it prints.</summary>
+[Collection(DockerCollection.Name)]
+public sealed partial class CliTests(DockerFixture docker)
+{
+    [DockerFact]
+    public async Task KilnRunExitsZeroAndKilnRunsListsAndShowsTheRun()
+    {
+        _ = docker; // the fixture has pinged the engine and made sure of the base image
+        using var project = TempProject.WithStages("""
+              hello:
+                env: base
+                run: echo hi from the cli > out/hello.txt
+                outs: [out/hello.txt]
+            """);
+
+        var run = await KilnAsync(project.Dir, "run", "--quiet");
+
+        Assert.True(run.ExitCode == 0, run.Describe());
+        Assert.Equal("hi from the cli\n", project.Read("out/hello.txt"));
+        string runId;
+        using (var ledger = SqliteLedger.Open(project.LedgerPath))
+            runId = Assert.Single(await ledger.ListRunsAsync()).Id;
+        Assert.Contains($"run {runId} succeeded", Flatten(run.StdOut));
+
+        var runs = await KilnAsync(project.Dir, "runs");
+        Assert.True(runs.ExitCode == 0, runs.Describe());
+        Assert.Contains($"{runId} succeeded", Flatten(runs.StdOut));
+
+        var show = await KilnAsync(project.Dir, "runs", "show", runId);
+        Assert.True(show.ExitCode == 0, show.Describe());
+        var text = Flatten(show.StdOut);
+        Assert.Contains($"run {runId}", text);
+        Assert.Contains("stage hello succeeded", text);
+        Assert.Contains("out/hello.txt " + TempProject.Sha256OfFile(project.FullPath("out/hello.txt")), text);
+    }
+
+    [DockerFact]
+    public async Task KilnRunExitsOneWhenAStageExitsThreeAndNamesTheStageAndItsExitCode()
+    {
+        _ = docker;
+        using var project = TempProject.WithStages("""
+              boom:
+                env: base
+                run: echo about to fail; exit 3
+            """);
+
+        var run = await KilnAsync(project.Dir, "run", "--quiet");
+
+        Assert.True(run.ExitCode == 1, run.Describe());
+        var stderr = Flatten(run.StdErr);
+        Assert.Contains("stage 'boom' failed", stderr);
+        Assert.Contains("exit code 3", stderr);
+    }
+
+    [DockerFact]
+    public async Task KilnRunExitsTwoOnAnInvalidSpecAndPointsAtFileLineAndColumn()
+    {
+        _ = docker;
+        using var project = TempProject.Create($"""
+            name: {TempProject.ProjectName}
+            {TempProject.PlainEnvironments}stages:
+              broken:
+                env: nosuchenv
+                run: echo hi
+            """);
+
+        var run = await KilnAsync(project.Dir, "run", "--quiet");
+
+        Assert.True(run.ExitCode == 2, run.Describe());
+        var all = Flatten(run.StdOut + "\n" + run.StdErr);
+        Assert.Matches(FileLineColumn(), all);
+        Assert.Contains("kiln.yaml:6:10", all); // the value of 'env' in stage 'broken'
+        Assert.Contains("nosuchenv", all);
+    }
+
+    [GeneratedRegex(@"kiln\.yaml:\d+:\d+")]
+    private static partial Regex FileLineColumn();
+
+    /// <summary>The CLI's text without ANSI escapes (Spectre.Console emits them when TERM says the terminal can take them,
+    /// even into a pipe) and with every whitespace run made one space (it wraps long lines at 80 columns in a pipe).</summary>
+    private static string Flatten(string text) => Regex.Replace(Regex.Replace(text, @"\x1b\[[0-9;?]*[A-Za-z]", ""), @"\s+", " ");
+
+    private sealed record CliResult(int ExitCode, string StdOut, string StdErr, string[] Args)
+    {
+        public string Describe() => $"kiln {string.Join(' ', Args)} exited {ExitCode}\n--- stdout\n{StdOut}\n--- stderr\n{StdErr}";
+    }
+
+    private static string KilnDll
+    {
+        get
+        {
+            var path = Path.Combine(AppContext.BaseDirectory, "kiln.dll");
+            Assert.True(File.Exists(path), $"{path} is missing: the test project references Kiln.Cli so that the build copies it there");
+            return path;
+        }
+    }
+
+    private static async Task<CliResult> KilnAsync(string projectDir, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = projectDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(KilnDll);
+        psi.ArgumentList.Add("-C");
+        psi.ArgumentList.Add(projectDir);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+
+        using var process = Process.Start(psi)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in 3 minutes\n{await stdout}\n{await stderr}");
+        }
+        return new CliResult(process.ExitCode, await stdout, await stderr, args);
+    }
+}
