@@ -123,6 +123,22 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
                 results[name] = record;
                 await ledger.RecordStageAsync(runId, record, CancellationToken.None).ConfigureAwait(false);
             }
+            // Stages that never started get a row too, so the record says what happened to every stage.
+            foreach (var stage in pending)
+            {
+                var skipped = new StageRecord(stage.Name, StageStatus.Skipped, request.Images.GetValueOrDefault(stage.Env), stage.Run,
+                    null, null, null, null, [], [], null, "not run: the run was interrupted before it started");
+                results[stage.Name] = skipped;
+                await ledger.RecordStageAsync(runId, skipped, CancellationToken.None).ConfigureAwait(false);
+            }
+            // A last sweep: no container of this run survives an interruption.
+            try
+            {
+                await runtime.RemoveContainersAsync(RunLabel, runId, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (KilnException)
+            {
+            }
         }
 
         var status = interrupted ? RunStatus.Interrupted
@@ -242,7 +258,8 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         ContainerResult result;
         var tail = new Queue<string>();
         var sw = Stopwatch.StartNew();
-        await using (var logFile = new StreamWriter(logPath, append: false) { AutoFlush = true })
+        var lastFlush = Stopwatch.StartNew();
+        await using (var logFile = new StreamWriter(logPath, append: false, new System.Text.UTF8Encoding(false), 1 << 16))
         {
             try
             {
@@ -251,6 +268,11 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
                     lock (tail)
                     {
                         logFile.WriteLine(line.IsError ? "! " + line.Text : "  " + line.Text);
+                        if (lastFlush.ElapsedMilliseconds > 250)
+                        {
+                            logFile.Flush(); // readers (tail -f) see the log within a quarter second, without a flush per line
+                            lastFlush.Restart();
+                        }
                         tail.Enqueue(line.Text);
                         if (tail.Count > 15) tail.Dequeue();
                     }

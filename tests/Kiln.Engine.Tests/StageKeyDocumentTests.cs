@@ -85,9 +85,9 @@ public sealed class StageKeyDocumentTests
     }
 
     [Fact]
-    public void TheKeyIgnoresTheStageName()
+    public void TheKeyChangesWithTheStageNameWhichStagesSeeAsKilnStage()
     {
-        Assert.Equal(Base().Key, (Base() with { Stage = "train-copy" }).Key);
+        Assert.NotEqual(Base().Key, (Base() with { Stage = "train-copy" }).Key);
     }
 
     [Fact]

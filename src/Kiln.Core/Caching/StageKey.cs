@@ -4,7 +4,7 @@ namespace Kiln.Core.Caching;
 
 /// <summary>Everything that can change a stage's result, as a canonical document. Its digest is the stage's cache key.
 /// Following buildkit's vertex/options split, what cannot change the result (jobs, log level, labels, run id,
-/// timestamps, cpu and memory limits) is deliberately kept out.</summary>
+/// timestamps, cpu and memory limits) is deliberately kept out. The stage name is in: stages see it as KILN_STAGE.</summary>
 public sealed record StageKeyDocument(
     string Stage,
     Digest Image,
@@ -24,6 +24,7 @@ public sealed record StageKeyDocument(
     public JsonObject ToJson() => new()
     {
         ["schema"] = SchemaVersion,
+        ["stage"] = Stage,
         ["image"] = Image.ToString(),
         ["command"] = Command,
         ["vars"] = new JsonObject(Vars.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -58,7 +59,7 @@ public sealed record StageKeyDocument(
     /// <summary>The canonical bytes whose SHA-256 is <see cref="Key"/>; stored as a blob so a run can be re-executed from its record.</summary>
     public byte[] CanonicalBytes() => System.Text.Encoding.UTF8.GetBytes(CanonicalJson.Serialize(ToJson()));
 
-    /// <summary>The stage name is not part of the key: two stages doing the same thing share a result.</summary>
+    /// <summary>The stage name is part of the key: a stage sees it (as KILN_STAGE), so it can change the result.</summary>
     public Digest Key => Digest.Sha256(CanonicalJson.Serialize(ToJson()));
 
     private static JsonObject Map(IReadOnlyDictionary<string, Digest> map) =>
