@@ -101,7 +101,7 @@ internal static class ReproCommands
             Environment.ProcessId, RunCommand.Version);
         var workDir = Path.Combine(project.StateDir, "repro", record.Id);
         Output.Out.MarkupLine($"[bold]re-executing run {Markup.Escape(original.Run.Id)}[/] ({plan.Stages.Count} stage(s)) as {record.Id} in {Markup.Escape(Path.GetRelativePath(project.Dir, workDir))}");
-        var reproducer = new Reproducer(engine, engine, ledger, new ConsoleReporter(Output.Out, quiet: false));
+        var reproducer = new Reproducer(engine, ledger, new ConsoleReporter(Output.Out, quiet: false));
         var result = await reproducer.RunAsync(plan, cache, workDir, record, project.Spec, jobs, ct);
         if (result.Reproduced && !keep)
         {

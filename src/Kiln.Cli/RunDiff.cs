@@ -56,9 +56,10 @@ internal static class RunDiff
                     foreach (var (path, digest) in db.Code)
                         if (!da.Code.TryGetValue(path, out var old) || old != digest)
                             lines.Add(("code", $"{name}: {path} {(da.Code.ContainsKey(path) ? old.Short : "added")} → {digest.Short}"));
+                    var produced = b.Stages.SelectMany(s => s.Outputs).Select(o => o.Path).ToHashSet(StringComparer.Ordinal);
                     foreach (var (path, digest) in db.Deps)
                         if (!da.Deps.TryGetValue(path, out var old) || old != digest)
-                            lines.Add(("input", $"{name}: {path} {(da.Deps.ContainsKey(path) ? old.Short : "added")} → {digest.Short}"));
+                            lines.Add((produced.Contains(path) ? "upstream" : "input", $"{name}: {path} {(da.Deps.ContainsKey(path) ? old.Short : "added")} → {digest.Short}"));
                     foreach (var (k, v) in db.Vars)
                         if (!da.Vars.TryGetValue(k, out var old) || old != v)
                             lines.Add(("env", $"{name}: {k} '{old}' → '{v}'"));
@@ -73,6 +74,9 @@ internal static class RunDiff
         }
         return lines;
     }
+
+    /// <summary>Sections that describe what went into a run (as opposed to what came out of it).</summary>
+    public static bool IsInput(string section) => section is "param" or "image" or "command" or "code" or "input" or "env";
 
     private static bool IsOk(StageStatus s) => s is StageStatus.Succeeded or StageStatus.Cached;
 

@@ -90,8 +90,15 @@ internal static class RunsCommands
             var lines = await RunDiff.DiffAsync(ra, rb, cache, ct);
             Output.Out.MarkupLine($"[bold]{Markup.Escape(ra.Run.Id)}[/] → [bold]{Markup.Escape(rb.Run.Id)}[/]");
             if (lines.Count == 0) Output.Out.WriteLine("  no difference in params, metrics, images, code, inputs, keys or outputs");
-            foreach (var (section, text) in lines)
-                Output.Out.MarkupLine($"  [grey]{Markup.Escape(section.PadRight(8))}[/] {Markup.Escape(text)}");
+            // What went in first (the causes), then what came out (the consequences).
+            foreach (var (title, group) in new[] { ("what went in", lines.Where(l => RunDiff.IsInput(l.Section))), ("what came out", lines.Where(l => !RunDiff.IsInput(l.Section))) })
+            {
+                var items = group.ToList();
+                if (items.Count == 0) continue;
+                Output.Out.MarkupLine($"  [bold]{title}[/]");
+                foreach (var (section, text) in items)
+                    Output.Out.MarkupLine($"    [grey]{Markup.Escape(section.PadRight(8))}[/] {Markup.Escape(text)}");
+            }
             return 0;
         });
 

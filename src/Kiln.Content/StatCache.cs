@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using Kiln.Content.Native;
@@ -9,7 +11,7 @@ namespace Kiln.Content;
 /// <summary>
 /// Remembers the digest of each file Kiln has read, keyed by what <c>stat</c> says about it, so that an
 /// unchanged dataset is not read again: <c>(full path) → (size, mtime ns, ctime ns, inode, device) → digest</c>.
-/// It lives in one file (conventionally <c>.kiln/stat-cache.bin</c>), is loaded once by the constructor
+/// It lives in one file (the engine uses <c>.kiln/statcache</c>), is loaded once by the constructor
 /// and written atomically (temp file + fsync + rename) by <see cref="Save"/>. A damaged or foreign file
 /// loads as an empty cache: it is only ever a cache.
 /// <para>
@@ -37,15 +39,39 @@ public sealed class StatCache
     /// time (the "racy git" problem: a second write in the same timestamp tick would leave stat unchanged).</summary>
     public static readonly TimeSpan DefaultRacyWindow = TimeSpan.FromSeconds(2);
 
-    private static ReadOnlySpan<byte> Magic => "KILNSTC1"u8;
-    private const int FormatVersion = 1;
+    // File format (little-endian): "KILNSTC2", int32 entry count, then per entry: int32 UTF-8 path
+    // length, the path, 6 × int64 (size, mtime ns, ctime ns, inode, device, recorded-at ns),
+    // 32 bytes of SHA-256; then a SHA-256 of everything before it.
+    private static ReadOnlySpan<byte> Magic => "KILNSTC2"u8;
+    private const int FixedEntryBytes = 4 + 6 * 8 + 32;
 
-    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private ConcurrentDictionary<string, Entry> _entries;
     private readonly long _racyWindowNs;
     private int _dirty;
 
-    private readonly record struct Entry(long Size, long MtimeNs, long CtimeNs, ulong Inode, ulong Device,
-        long RecordedAtNs, Digest Digest);
+    /// <summary>One file's record. The digest is kept as raw bytes (no per-entry allocations beyond the
+    /// path), which keeps loading a 100,000-entry cache cheap.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Entry
+    {
+        public long Size, MtimeNs, CtimeNs;
+        public ulong Inode, Device;
+        public long RecordedAtNs;
+        public Sha256Bytes Digest;
+
+        public readonly bool SameAs(in Entry other) =>
+            Size == other.Size && MtimeNs == other.MtimeNs && CtimeNs == other.CtimeNs && Inode == other.Inode
+            && Device == other.Device && RecordedAtNs == other.RecordedAtNs && Digest.Equals(other.Digest);
+    }
+
+    [System.Runtime.CompilerServices.InlineArray(32)]
+    private struct Sha256Bytes : IEquatable<Sha256Bytes>
+    {
+        private byte _first;
+        public readonly bool Equals(Sha256Bytes other) => ((ReadOnlySpan<byte>)this).SequenceEqual(other);
+        public override readonly bool Equals(object? obj) => obj is Sha256Bytes other && Equals(other);
+        public override readonly int GetHashCode() => BinaryPrimitives.ReadInt32LittleEndian(this);
+    }
 
     /// <summary>Loads the cache from <paramref name="file"/> if it exists (otherwise starts empty).</summary>
     public StatCache(string file) : this(file, DefaultRacyWindow) { }
@@ -54,7 +80,7 @@ public sealed class StatCache
     {
         FilePath = Path.GetFullPath(file);
         _racyWindowNs = racyWindow.Ticks * 100;
-        Load();
+        _entries = Load();
     }
 
     public string FilePath { get; }
@@ -80,15 +106,20 @@ public sealed class StatCache
         // Racy: the file changed so shortly before it was read that a later same-tick write would
         // not show in its stat. Read it again; the new entry, recorded later, will be trusted.
         if (Math.Max(e.MtimeNs, e.CtimeNs) + _racyWindowNs >= e.RecordedAtNs) return false;
-        digest = e.Digest;
+        digest = Digest.FromSha256Bytes(e.Digest);
         return true;
     }
 
     /// <param name="recordedAtNs">Real time just before the file's content was read.</param>
     internal void Set(string fullPath, in FileStat stat, Digest digest, long recordedAtNs)
     {
-        var entry = new Entry(stat.Size, stat.MtimeNs, stat.CtimeNs, stat.Inode, stat.Device, recordedAtNs, digest);
-        if (_entries.TryGetValue(fullPath, out var old) && old == entry) return;
+        var entry = new Entry
+        {
+            Size = stat.Size, MtimeNs = stat.MtimeNs, CtimeNs = stat.CtimeNs, Inode = stat.Inode, Device = stat.Device,
+            RecordedAtNs = recordedAtNs,
+        };
+        Convert.FromHexString(digest.Hex, entry.Digest, out _, out _);
+        if (_entries.TryGetValue(fullPath, out var old) && old.SameAs(entry)) return;
         _entries[fullPath] = entry;
         Interlocked.Exchange(ref _dirty, 1);
     }
@@ -121,32 +152,11 @@ public sealed class StatCache
         var temp = Path.Combine(dir, $".{Path.GetFileName(FilePath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
+            var bytes = Serialize(_entries.ToArray());
             Directory.CreateDirectory(dir);
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0))
             {
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-                using (var hashing = new HashingWriteStream(stream, hash))
-                using (var w = new BinaryWriter(hashing, Encoding.UTF8, leaveOpen: true))
-                {
-                    var snapshot = _entries.ToArray();
-                    w.Write(Magic);
-                    w.Write(FormatVersion);
-                    w.Write(snapshot.Length);
-                    Span<byte> digestBytes = stackalloc byte[32];
-                    foreach (var (path, e) in snapshot)
-                    {
-                        w.Write(path);
-                        w.Write(e.Size);
-                        w.Write(e.MtimeNs);
-                        w.Write(e.CtimeNs);
-                        w.Write(e.Inode);
-                        w.Write(e.Device);
-                        w.Write(e.RecordedAtNs);
-                        Convert.FromHexString(e.Digest.Hex, digestBytes, out _, out _);
-                        w.Write(digestBytes);
-                    }
-                }
-                stream.Write(hash.GetHashAndReset());
+                stream.Write(bytes);
                 stream.Flush(flushToDisk: true);
             }
             File.Move(temp, FilePath, overwrite: true);
@@ -159,12 +169,40 @@ public sealed class StatCache
         }
     }
 
-    private void Load()
+    private static byte[] Serialize(KeyValuePair<string, Entry>[] entries)
+    {
+        long length = Magic.Length + 4 + 32;
+        foreach (var (path, _) in entries) length += FixedEntryBytes + Encoding.UTF8.GetByteCount(path);
+        var bytes = GC.AllocateUninitializedArray<byte>(checked((int)length));
+        var span = bytes.AsSpan();
+        Magic.CopyTo(span);
+        var at = Magic.Length;
+        BinaryPrimitives.WriteInt32LittleEndian(span[at..], entries.Length);
+        at += 4;
+        foreach (var (path, e) in entries)
+        {
+            var pathLength = Encoding.UTF8.GetBytes(path, span[(at + 4)..]);
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], pathLength);
+            at += 4 + pathLength;
+            BinaryPrimitives.WriteInt64LittleEndian(span[at..], e.Size);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 8)..], e.MtimeNs);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 16)..], e.CtimeNs);
+            BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 24)..], e.Inode);
+            BinaryPrimitives.WriteUInt64LittleEndian(span[(at + 32)..], e.Device);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(at + 40)..], e.RecordedAtNs);
+            ((ReadOnlySpan<byte>)e.Digest).CopyTo(span[(at + 48)..]);
+            at += 48 + 32;
+        }
+        SHA256.HashData(span[..at], span[at..]);
+        return bytes;
+    }
+
+    private ConcurrentDictionary<string, Entry> Load()
     {
         byte[] bytes;
         try
         {
-            if (!File.Exists(FilePath)) return;
+            if (!File.Exists(FilePath)) return NewDictionary(0);
             bytes = File.ReadAllBytes(FilePath);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -172,52 +210,46 @@ public sealed class StatCache
             throw ContentErrors.IoFailed("read the stat cache", FilePath, e);
         }
 
-        if (bytes.Length < Magic.Length + 8 + 32
-            || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic)
-            || !SHA256.HashData(bytes.AsSpan(0, bytes.Length - 32)).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - 32)))
+        var span = bytes.AsSpan();
+        Span<byte> check = stackalloc byte[32];
+        if (span.Length < Magic.Length + 4 + 32 || !span.StartsWith(Magic)
+            || SHA256.HashData(span[..^32], check) != 32 || !check.SequenceEqual(span[^32..]))
+            return Damaged();
+
+        var count = BinaryPrimitives.ReadInt32LittleEndian(span[Magic.Length..]);
+        if (count < 0 || (long)count * FixedEntryBytes > span.Length) return Damaged();
+        var entries = NewDictionary(count);
+        var at = Magic.Length + 4;
+        var end = span.Length - 32;
+        for (var i = 0; i < count; i++)
         {
-            LoadedDamagedFile = true;
-            return;
-        }
-        try
-        {
-            using var r = new BinaryReader(new MemoryStream(bytes, Magic.Length, bytes.Length - 32 - Magic.Length), Encoding.UTF8);
-            if (r.ReadInt32() != FormatVersion) { LoadedDamagedFile = true; return; }
-            var count = r.ReadInt32();
-            for (var i = 0; i < count; i++)
+            if (at + 4 > end) return Damaged();
+            var pathLength = BinaryPrimitives.ReadInt32LittleEndian(span[at..]);
+            if (pathLength < 0 || at + 4L + pathLength + 80 > end) return Damaged();
+            var path = Encoding.UTF8.GetString(span.Slice(at + 4, pathLength));
+            at += 4 + pathLength;
+            var e = new Entry
             {
-                var path = r.ReadString();
-                var e = new Entry(r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadUInt64(), r.ReadUInt64(), r.ReadInt64(),
-                    Digest.FromSha256Bytes(r.ReadBytes(32)));
-                _entries[path] = e;
-            }
+                Size = BinaryPrimitives.ReadInt64LittleEndian(span[at..]),
+                MtimeNs = BinaryPrimitives.ReadInt64LittleEndian(span[(at + 8)..]),
+                CtimeNs = BinaryPrimitives.ReadInt64LittleEndian(span[(at + 16)..]),
+                Inode = BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 24)..]),
+                Device = BinaryPrimitives.ReadUInt64LittleEndian(span[(at + 32)..]),
+                RecordedAtNs = BinaryPrimitives.ReadInt64LittleEndian(span[(at + 40)..]),
+            };
+            span.Slice(at + 48, 32).CopyTo(e.Digest);
+            at += 80;
+            entries[path] = e;
         }
-        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException)
+        return at == end ? entries : Damaged();
+
+        ConcurrentDictionary<string, Entry> Damaged()
         {
-            _entries.Clear();
             LoadedDamagedFile = true;
+            return NewDictionary(0);
         }
     }
 
-    /// <summary>Feeds everything written through it to a hash.</summary>
-    private sealed class HashingWriteStream(Stream inner, IncrementalHash hash) : Stream
-    {
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            hash.AppendData(buffer);
-            inner.Write(buffer);
-        }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void WriteByte(byte value) => Write([value]);
-        public override void Flush() => inner.Flush();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-    }
+    private static ConcurrentDictionary<string, Entry> NewDictionary(int capacity) =>
+        new(Environment.ProcessorCount, Math.Max(capacity, 31), StringComparer.Ordinal);
 }

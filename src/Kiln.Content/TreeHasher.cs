@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Enumeration;
 using System.Security.Cryptography;
 using Kiln.Content.Native;
@@ -226,11 +227,18 @@ public sealed class TreeHasher
         catch (IOException e) { throw ContentErrors.IoFailed("stat", path, e); }
     }
 
+    /// <summary>One hashing thread's buffer (pooled: many small HashAsync calls do not each allocate
+    /// a MiB per thread) and hash object.</summary>
     internal sealed class HashState : IDisposable
     {
-        public readonly byte[] Buffer = GC.AllocateUninitializedArray<byte>(BufferSize);
+        public readonly byte[] Buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         public readonly IncrementalHash Hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        public void Dispose() => Hash.Dispose();
+
+        public void Dispose()
+        {
+            Hash.Dispose();
+            ArrayPool<byte>.Shared.Return(Buffer);
+        }
     }
 
     private void HashFile(FileJob job, HashState state, StatCache? cache, CancellationToken ct)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Security.Cryptography;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Kiln.Core;
@@ -65,8 +66,13 @@ public sealed class TreeManifest
     {
         get
         {
-            if (_digest.IsEmpty) _digest = Digest.Sha256(ToCanonicalBytes().Span);
-            return _digest;
+            if (!_digest.IsEmpty) return _digest;
+            if (_bytes is not null) return _digest = Digest.Sha256(_bytes);
+            // Hash the bytes as they are written instead of materializing them: a 100,000-file
+            // manifest is ~15 MB that a digest-only caller never needs.
+            using var hashing = new HashingBufferWriter();
+            Write(hashing);
+            return _digest = hashing.GetDigest();
         }
     }
 
@@ -78,7 +84,13 @@ public sealed class TreeManifest
     private byte[] Serialize()
     {
         var buffer = new ArrayBufferWriter<byte>(64 + Entries.Count * 160);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        Write(buffer);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private void Write(IBufferWriter<byte> output)
+    {
+        using (var w = new Utf8JsonWriter(output, WriterOptions))
         {
             // Keys in ordinal order at every level: this is canonical JSON by construction.
             w.WriteStartObject();
@@ -111,7 +123,56 @@ public sealed class TreeManifest
             w.WriteString("schema", Schema);
             w.WriteEndObject();
         }
-        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>An <see cref="IBufferWriter{T}"/> that feeds what is written to SHA-256 through one
+    /// small pooled buffer.</summary>
+    private sealed class HashingBufferWriter : IBufferWriter<byte>, IDisposable
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
+        private int _filled;
+
+        public void Advance(int count) => _filled += count;
+
+        public Memory<byte> GetMemory(int sizeHint = 0)
+        {
+            var start = Reserve(sizeHint); // may swap _buffer: read it only afterwards
+            return _buffer.AsMemory(start);
+        }
+
+        public Span<byte> GetSpan(int sizeHint = 0)
+        {
+            var start = Reserve(sizeHint);
+            return _buffer.AsSpan(start);
+        }
+
+        private int Reserve(int sizeHint)
+        {
+            sizeHint = Math.Max(sizeHint, 1);
+            if (_buffer.Length - _filled >= sizeHint) return _filled;
+            _hash.AppendData(_buffer, 0, _filled);
+            _filled = 0;
+            if (_buffer.Length < sizeHint)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = ArrayPool<byte>.Shared.Rent(sizeHint);
+            }
+            return 0;
+        }
+
+        public Digest GetDigest()
+        {
+            _hash.AppendData(_buffer, 0, _filled);
+            _filled = 0;
+            return Digest.FromSha256Bytes(_hash.GetHashAndReset());
+        }
+
+        public void Dispose()
+        {
+            _hash.Dispose();
+            ArrayPool<byte>.Shared.Return(_buffer);
+        }
     }
 
     /// <summary>Reads a manifest written by <see cref="ToCanonicalBytes"/>, checking that it is

@@ -29,7 +29,7 @@ public sealed record ReproResult(RunOutcome Outcome, IReadOnlyList<OutputVerdict
 /// <summary>Re-executes a recorded run from its record alone: the same image IDs, the code and inputs as
 /// recorded (taken from the content store), the same params and commands, in a fresh folder that never
 /// touches the project's outputs; then compares every output with the recorded one.</summary>
-public sealed class Reproducer(IContainerRuntime runtime, IImageRuntime images, ILedger ledger, IRunReporter reporter)
+public sealed class Reproducer(IContainerRuntime runtime, ILedger ledger, IRunReporter reporter)
 {
     public static async Task<ReproPlan> PlanAsync(RunDetails run, StageCache cache, IImageRuntime images, CancellationToken ct)
     {

@@ -226,6 +226,17 @@ public class TreeHasherTests
     }
 
     [Fact]
+    public void AManifestsDigestIsTheSha256OfItsBytesEvenWhenTheyAreNeverMaterialized()
+    {
+        var entries = Enumerable.Range(0, 5000)
+            .Select(i => TreeEntry.File($"dir{i % 17}/{new string('n', i % 300)}{i}", Digest.Sha256($"{i}"), i, i % 3 == 0))
+            .Append(TreeEntry.Symlink("link", new string('t', 200_000))) // one value larger than the hashing buffer
+            .ToArray();
+        var streamed = new TreeManifest(entries).Digest;
+        Assert.Equal(Digest.Sha256(new TreeManifest(entries).ToCanonicalBytes().Span), streamed);
+    }
+
+    [Fact]
     public void ManifestsThatWouldWriteOutsideTheTreeAreRejected()
     {
         foreach (var bad in new[]

@@ -84,9 +84,9 @@ public sealed partial class CliTests(DockerFixture docker)
 
     /// <summary>The CLI's text without ANSI escapes (Spectre.Console emits them when TERM says the terminal can take them,
     /// even into a pipe) and with every whitespace run made one space (it wraps long lines at 80 columns in a pipe).</summary>
-    private static string Flatten(string text) => Regex.Replace(Regex.Replace(text, @"\x1b\[[0-9;?]*[A-Za-z]", ""), @"\s+", " ");
+    internal static string Flatten(string text) => Regex.Replace(Regex.Replace(text, @"\x1b\[[0-9;?]*[A-Za-z]", ""), @"\s+", " ");
 
-    private sealed record CliResult(int ExitCode, string StdOut, string StdErr, string[] Args)
+    internal sealed record CliResult(int ExitCode, string StdOut, string StdErr, string[] Args)
     {
         public string Describe() => $"kiln {string.Join(' ', Args)} exited {ExitCode}\n--- stdout\n{StdOut}\n--- stderr\n{StdErr}";
     }
@@ -101,7 +101,7 @@ public sealed partial class CliTests(DockerFixture docker)
         }
     }
 
-    private static async Task<CliResult> KilnAsync(string projectDir, params string[] args)
+    internal static async Task<CliResult> KilnAsync(string projectDir, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {

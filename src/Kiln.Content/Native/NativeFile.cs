@@ -4,8 +4,8 @@ namespace Kiln.Content.Native;
 
 /// <summary>
 /// open/pread/close straight from libc for the hashing hot path. Per file this costs open, one pread
-/// per MiB, statx on the descriptor, close: four system calls where FileStream/File.OpenHandle make
-/// nine (they add fstat, flock twice and fadvise), which matters when a dataset is 100,000 small files
+/// per MiB, statx on the descriptor, close: four system calls where File.OpenHandle + RandomAccess
+/// take eight (they add fstat, flock twice and fadvise), which matters when a dataset is 100,000 small files
 /// and system calls are expensive (virtual machines). Used only on Linux x64/arm64 once statx has
 /// been seen to work; everything else goes through System.IO.
 /// </summary>
