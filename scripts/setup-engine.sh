@@ -85,3 +85,8 @@ if ! command -v mmdebstrap >/dev/null 2>&1; then
     log "warning: mmdebstrap is missing; Kiln cannot bootstrap base images without it (apt-get install mmdebstrap)"
   fi
 fi
+
+# docker-registry (Debian's OCI distribution registry): the portability integration tests start one on 127.0.0.1. Only when missing.
+if ! command -v docker-registry >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && is_debian_like; then apt_install docker-registry; else log "warning: docker-registry is missing; the push/pull integration tests need it (apt-get install docker-registry)"; fi
+fi

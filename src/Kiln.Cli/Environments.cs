@@ -2,29 +2,79 @@ using Kiln.Core;
 using Kiln.Core.Specs;
 using Kiln.Docker;
 using Kiln.Environments;
+using Kiln.Environments.Locking;
 using Spectre.Console;
 
 namespace Kiln.Cli;
 
-/// <summary>Builds (or finds) the environments that the selected stages need, printing progress.</summary>
+/// <summary>Builds (or finds) the environments that the selected stages need, printing progress; honours kiln.lock.</summary>
 internal static class EnvironmentSetup
 {
-    public static async Task<Dictionary<string, Digest>> EnsureAsync(DockerEngine engine, Project project, IEnumerable<string> envNames, bool verbose, CancellationToken ct)
-    {
-        var builder = new EnvironmentBuilder(engine, (env, line) =>
+    public static EnvironmentBuilder NewBuilder(DockerEngine engine, bool verbose, EnvironmentBuildOptions? options = null) =>
+        new(engine, (env, line) =>
         {
             if (verbose || !line.StartsWith(' ')) // build output lines from Docker start with ' ' for sub-steps
                 Output.Out.MarkupLine($"[grey]env {Markup.Escape(env)} │[/] {Markup.Escape(line)}");
-        });
+        }, options);
+
+    /// <summary>For <c>kiln run</c>: when kiln.lock exists, first checks that every needed environment still matches it
+    /// (a mismatch is reported before anything runs), then uses the locked image IDs, rebuilding a missing image with the
+    /// locked versions. Without a lock, builds from the spec as it is.</summary>
+    public static async Task<Dictionary<string, Digest>> EnsureAsync(DockerEngine engine, Project project, IEnumerable<string> envNames, bool verbose, CancellationToken ct)
+    {
+        var names = envNames.Distinct().Order(StringComparer.Ordinal).ToList();
+        var lockFile = LockFile.Load(project.Dir);
+        if (lockFile is not null) ThrowOnMismatch(project, lockFile, names);
+
+        var builder = NewBuilder(engine, verbose);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
-        foreach (var name in envNames.Distinct().Order(StringComparer.Ordinal))
+        foreach (var name in names)
         {
             var env = project.Spec.Environments[name];
-            var built = await builder.BuildAsync(project.Spec, project.Dir, env, ct);
+            var built = lockFile is not null
+                ? await builder.BuildAsync(project.Spec, project.Dir, env, lockFile.Environments[name], update: false, ct)
+                : await builder.BuildAsync(project.Spec, project.Dir, env, ct);
             result[name] = built.ImageId;
             if (built.Reused)
-                Output.Out.MarkupLine($"[grey]env {Markup.Escape(name)} │[/] up to date: {built.ImageId.Short} [grey]({Markup.Escape(built.Tag)})[/]");
+                Output.Out.MarkupLine($"[grey]env {Markup.Escape(name)} │[/] up to date: {built.ImageId.Short} [grey]({(lockFile is null ? Markup.Escape(built.Tag) : "kiln.lock")})[/]");
         }
         return result;
+    }
+
+    /// <summary>The environments of <paramref name="names"/> that no longer match kiln.lock, with the reason.</summary>
+    public static List<(string Env, string Why)> Mismatches(Project project, LockFile lockFile, IEnumerable<string> names)
+    {
+        var problems = new List<(string, string)>();
+        foreach (var name in names)
+        {
+            var env = project.Spec.Environments[name];
+            var locked = lockFile.Environments.GetValueOrDefault(name);
+            if (LockCheck.Mismatch(env, locked, EnvironmentBuilder.CurrentBuildDigest(project.Dir, env, locked)) is { } why)
+                problems.Add((name, why));
+        }
+        return problems;
+    }
+
+    private static void ThrowOnMismatch(Project project, LockFile lockFile, IReadOnlyList<string> names)
+    {
+        var problems = Mismatches(project, lockFile, names);
+        if (problems.Count == 0) return;
+        throw new KilnException("KILN4023",
+            $"kiln.yaml no longer matches kiln.lock; nothing was run:\n" + string.Join("\n", problems.Select(p => $"  environment '{p.Env}': {p.Why}")),
+            "run 'kiln env build' to build the changed environment(s) and update kiln.lock (then commit it), or restore kiln.yaml",
+            ExitCode.EnvironmentBuildFailed);
+    }
+
+    /// <summary>For <c>kiln status</c>: each environment's image ID when it is built from its current inputs (the locked
+    /// image while the lock matches), and the lock mismatches to report. Builds nothing.</summary>
+    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(DockerEngine engine, Project project, CancellationToken ct)
+    {
+        var lockFile = LockFile.Load(project.Dir);
+        var builder = new EnvironmentBuilder(engine, (_, _) => { });
+        var images = new Dictionary<string, Digest?>(StringComparer.Ordinal);
+        foreach (var env in project.Spec.Environments.Values)
+            images[env.Name] = await builder.ResolveAsync(project.Spec, project.Dir, env, lockFile?.Environments.GetValueOrDefault(env.Name), ct);
+        var mismatches = lockFile is null ? [] : Mismatches(project, lockFile, project.Spec.Environments.Keys.Order(StringComparer.Ordinal));
+        return (images, mismatches);
     }
 }

@@ -28,6 +28,7 @@ public static class Program
           4   an environment could not be built
           5   a named run, stage or environment does not exist
           6   the ledger or the store under .kiln/ could not be read or written
+          7   a push, pull, export or import failed (registry error, digest mismatch, refused capsule)
           64  the command line is wrong
           70  internal error (a bug in Kiln: please report it)
           130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
@@ -52,6 +53,10 @@ public static class Program
         root.Subcommands.Add(GcCommand.Create());
         root.Subcommands.Add(ReproCommands.CreateRepro());
         root.Subcommands.Add(ReproCommands.CreateVerify());
+        root.Subcommands.Add(PortabilityCommands.CreatePush());
+        root.Subcommands.Add(PortabilityCommands.CreatePull());
+        root.Subcommands.Add(PortabilityCommands.CreateExport());
+        root.Subcommands.Add(PortabilityCommands.CreateImport());
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         if (parse.Errors.Count > 0)

@@ -24,10 +24,9 @@ internal static class StatusCommand
             var spec = project.Spec;
             using var engine = new DockerEngine();
             await engine.PingAsync(ct);
-            var builder = new EnvironmentBuilder(engine, (_, _) => { });
-            var images = new Dictionary<string, Digest?>(StringComparer.Ordinal);
-            foreach (var env in spec.Environments.Values)
-                images[env.Name] = await builder.ResolveAsync(spec, project.Dir, env, ct);
+            var (images, lockMismatches) = await EnvironmentSetup.ResolveAsync(engine, project, ct);
+            foreach (var (env, why) in lockMismatches)
+                Output.Err.MarkupLine($"[yellow]environment '{Markup.Escape(env)}' no longer matches kiln.lock: {Markup.Escape(why)}; 'kiln run' refuses to run until 'kiln env build' updates the lock[/]");
             var cache = new StageCache(project.StateDir, parse.GetValue(rehash));
             var status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
 

@@ -16,6 +16,9 @@ public enum ExitCode
     NotFound = 5,
     /// <summary>The ledger or content store could not be read or written.</summary>
     StorageFailed = 6,
+    /// <summary>A push, pull, export or import failed: the registry refused or was unreachable, a digest did not match,
+    /// or a capsule was refused (damaged or hostile). Nothing was half done.</summary>
+    PortabilityFailed = 7,
     /// <summary>The command line itself is wrong.</summary>
     Usage = 64,
     /// <summary>A bug in Kiln.</summary>

@@ -10,7 +10,7 @@ using ContainerSpec = Kiln.Core.Runtime.ContainerSpec;
 namespace Kiln.Docker;
 
 /// <summary>The Docker Engine API behind Kiln's runtime interfaces. The only place in Kiln that knows Docker.</summary>
-public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
+public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
 {
     private readonly DockerClient _client;
 
@@ -84,17 +84,22 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
                 }).ToList(),
                 NanoCPUs = spec.Cpus is { } cpus ? (long)(cpus * 1_000_000_000) : 0,
                 Memory = spec.MemoryBytes ?? 0,
+                // resources.gpus: that many GPUs through the engine's device requests (the NVIDIA container toolkit must be installed).
+                DeviceRequests = spec.Gpus > 0
+                    ? [new DeviceRequest { Driver = "nvidia", Count = spec.Gpus, Capabilities = [["gpu"]] }]
+                    : null,
                 MemorySwap = spec.MemoryBytes ?? 0, // no swap beyond the limit: the limit is the limit
                 PidsLimit = 4096,
-                SecurityOpt = ["no-new-privileges"],
-                CapDrop = ["NET_RAW"],
+                SecurityOpt = spec.Privileged ? [] : ["no-new-privileges"],
+                CapDrop = spec.Privileged ? [] : ["NET_RAW"],
+                Privileged = spec.Privileged,
             },
         };
 
         CreateContainerResponse created;
         try
         {
-            created = await _client.Containers.CreateContainerAsync(create, ct).ConfigureAwait(false);
+            created = await _client.Containers.CreateContainerAsync(create, CancellationToken.None).ConfigureAwait(false); // not ct: a create cancelled in flight still makes a container whose ID we would never learn, so never remove; Start below honours ct
         }
         catch (DockerImageNotFoundException ex)
         {
@@ -107,10 +112,11 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
         }
 
         var id = created.ID;
+        Task? logs = null;
         try
         {
             await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct).ConfigureAwait(false);
-            var logs = StreamLogsAsync(id, log, ct);
+            logs = StreamLogsAsync(id, log, ct);
             var wait = await _client.Containers.WaitContainerAsync(id, ct).ConfigureAwait(false);
             await logs.ConfigureAwait(false);
             var inspect = await _client.Containers.InspectContainerAsync(id, ct).ConfigureAwait(false);
@@ -127,8 +133,22 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
             catch (DockerContainerNotFoundException)
             {
             }
+            // The log stream ends with the container; wait for it so nothing writes to the log after we return.
+            if (logs is not null)
+            {
+                try
+                {
+                    await logs.ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or DockerApiException)
+                {
+                }
+            }
         }
     }
+
+    /// <summary>Longer lines are cut into pieces, so one huge line without a newline cannot exhaust memory.</summary>
+    private const int MaxLineLength = 64 * 1024;
 
     private async Task StreamLogsAsync(string id, Action<LogLine> log, CancellationToken ct)
     {
@@ -147,10 +167,11 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
             var sb = pending[which];
             for (var i = 0; i < n; i++)
             {
-                if (chars[i] == '\n')
+                if (chars[i] == '\n' || sb.Length >= MaxLineLength)
                 {
                     log(new LogLine(which == 1, sb.ToString().TrimEnd('\r')));
                     sb.Clear();
+                    if (chars[i] != '\n') sb.Append(chars[i]);
                 }
                 else sb.Append(chars[i]);
             }
@@ -191,7 +212,8 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
             var image = await _client.Images.InspectImageAsync(reference, ct).ConfigureAwait(false);
             return new ImageInfo(Digest.Parse(image.ID),
                 image.Config?.Labels is { } labels ? new Dictionary<string, string>(labels) : new Dictionary<string, string>(),
-                image.Size, new DateTimeOffset(image.Created, TimeSpan.Zero));
+                image.Size, new DateTimeOffset(image.Created, TimeSpan.Zero),
+                image.Config?.Env is { } env ? env.ToList() : [], image.RepoTags is { } tags ? tags.ToList() : []);
         }
         catch (DockerImageNotFoundException)
         {
@@ -228,6 +250,7 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
             Remove = true,
             ForceRemove = true,
             NetworkMode = request.Network ? "default" : "none",
+            NoCache = request.NoCache,
         }, context, null, new Dictionary<string, string>(), reporter, ct)
             .ConfigureAwait(false);
         if (error is not null)
@@ -262,6 +285,65 @@ public sealed class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
 
     public Task TagImageAsync(string imageId, string repository, string tag, CancellationToken ct = default) =>
         _client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = repository, Tag = tag, Force = true }, ct);
+
+    public async Task LoadImageAsync(Stream archive, Action<string> progress, CancellationToken ct = default)
+    {
+        string? error = null;
+        try
+        {
+            await _client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, new SyncProgress<JSONMessage>(m =>
+            {
+                if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage)) error = m.Error?.Message ?? m.ErrorMessage;
+                var text = m.Stream ?? m.Status;
+                if (!string.IsNullOrWhiteSpace(text)) progress(text.Trim());
+            }), ct).ConfigureAwait(false);
+        }
+        catch (DockerApiException ex)
+        {
+            error = ex.ResponseBody is { Length: > 0 } body ? body.Trim() : ex.Message;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
+        {
+            throw EngineUnavailable(ex);
+        }
+        if (error is not null)
+            throw new KilnException("KILN4006", $"the engine refused the image archive: {error}",
+                "this is a bug in Kiln's archive writer if the engine is healthy; run again with KILN_KEEP_ARCHIVES=1 and inspect the archive with 'skopeo inspect docker-archive:FILE'",
+                ExitCode.EnvironmentBuildFailed);
+    }
+
+    public async Task<Stream> SaveImageAsync(string reference, CancellationToken ct = default)
+    {
+        try
+        {
+            return await _client.Images.SaveImageAsync(reference, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
+        {
+            throw EngineUnavailable(ex);
+        }
+    }
+
+    public async Task<bool> RemoveImageAsync(string reference, bool force = false, CancellationToken ct = default)
+    {
+        try
+        {
+            await _client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { Force = force, NoPrune = false }, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (DockerImageNotFoundException)
+        {
+            return false;
+        }
+        catch (DockerApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
+        {
+            throw EngineUnavailable(ex);
+        }
+    }
 
     internal static (string Repo, string Tag) SplitReference(string reference)
     {

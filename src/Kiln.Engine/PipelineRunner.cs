@@ -253,6 +253,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             Network: stage.Network,
             Cpus: stage.Resources.Cpus,
             MemoryBytes: stage.Resources.MemoryBytes,
+            Gpus: stage.Resources.Gpus,
             User: CurrentUser());
 
         ContainerResult result;

@@ -166,7 +166,10 @@ public sealed class Reproducer(IContainerRuntime runtime, ILedger ledger, IRunRe
         {
             var head = new byte[64];
             var n = await s.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
-            if (!System.Text.Encoding.UTF8.GetString(head, 0, n).Contains(TreeManifest.Schema, StringComparison.Ordinal)) return false;
+            // Canonical manifests start with their (sorted-first) "entries" key; the schema comes last, beyond these 64 bytes
+            // for any tree that has an entry.
+            var text = System.Text.Encoding.UTF8.GetString(head, 0, n);
+            if (!text.StartsWith("{\"entries\":[", StringComparison.Ordinal) && !text.Contains(TreeManifest.Schema, StringComparison.Ordinal)) return false;
         }
         try
         {

@@ -7,7 +7,8 @@ namespace Kiln.Environments;
 public static class BuildContext
 {
     private static readonly DateTimeOffset FixedTime = DateTimeOffset.FromUnixTimeSeconds(0);
-    private static readonly string[] Excluded = [".kiln", ".git"];
+    // kiln.lock is written after builds: inside the context it would change the context digest and force a rebuild.
+    private static readonly string[] Excluded = [".kiln", ".git", "kiln.lock"];
 
     public static MemoryStream FromFiles(IEnumerable<(string Name, byte[] Content)> files)
     {

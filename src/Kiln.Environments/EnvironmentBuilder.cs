@@ -1,70 +1,486 @@
 using System.Diagnostics;
+using System.Formats.Tar;
+using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using Kiln.Core;
 using Kiln.Core.Runtime;
 using Kiln.Core.Specs;
+using Kiln.Environments.Bootstrap;
+using Kiln.Environments.Images;
+using Kiln.Environments.Layers;
+using Kiln.Environments.Locking;
 
 namespace Kiln.Environments;
 
 /// <summary>A built environment: the image ID Kiln records and runs (never a tag).</summary>
-public sealed record BuiltEnvironment(string Name, Digest ImageId, string Tag, Digest BuildDigest, bool Reused, TimeSpan Elapsed);
-
-/// <summary>Builds environments through the image runtime. Declarative environments are a generated Dockerfile
-/// on top of Kiln's own base image (bootstrapped with mmdebstrap, since no registry is assumed);
-/// Dockerfile environments are built from a deterministic build context.
-/// A build whose inputs (spec, base image ID, context) are unchanged is found by its tag and not rebuilt.</summary>
-public sealed class EnvironmentBuilder(IImageRuntime images, Action<string, string> progress)
+public sealed record BuiltEnvironment(string Name, Digest ImageId, string Tag, Digest BuildDigest, bool Reused, TimeSpan Elapsed)
 {
-    /// <summary>The fixed SOURCE_DATE_EPOCH for base images (2023-11-14T22:13:20Z).</summary>
+    /// <summary>The kiln.lock entry for this image (only from the lock-aware <see cref="EnvironmentBuilder.BuildAsync(ProjectSpec,string,EnvironmentSpec,LockedEnvironment?,bool,CancellationToken)"/>).</summary>
+    public LockedEnvironment? Lock { get; init; }
+}
+
+/// <summary>How the builder works; the defaults are what the CLI uses.</summary>
+public sealed record EnvironmentBuildOptions
+{
+    /// <summary>Base images are <c>{BaseRepository}/{distro}</c>, e.g. kiln/debian:bookworm.</summary>
+    public string BaseRepository { get; init; } = "kiln";
+    /// <summary>Environment images are tagged <c>{EnvRepository}/{project}-{env}:{build digest}</c>.</summary>
+    public string EnvRepository { get; init; } = "kiln-env";
+    /// <summary>Ignore every image the engine has: bootstrap the base and the environment from nothing (what <c>kiln env verify</c> does).</summary>
+    public bool FromScratch { get; init; }
+    /// <summary>Keep each written docker-archive in this folder (also set by KILN_KEEP_ARCHIVES=DIR).</summary>
+    public string? ArchiveDirectory { get; init; } = Environment.GetEnvironmentVariable("KILN_KEEP_ARCHIVES") is { Length: > 0 } d ? d : null;
+    public string Mirror { get; init; } = Mmdebstrap.DefaultMirror;
+    /// <summary>Where root filesystems, layers and archives are made (they are deleted afterwards). Default: the system temp folder.</summary>
+    public string? TempDirectory { get; init; }
+    /// <summary>How root filesystems are made; default: mmdebstrap on the host, else in a builder container.</summary>
+    public IRootfsBootstrapper? Bootstrapper { get; init; }
+}
+
+/// <summary>Builds environments. A declarative environment is made without a Dockerfile: its root filesystem comes from
+/// mmdebstrap under a fixed SOURCE_DATE_EPOCH, Kiln writes the image itself (normalized layers, a config with a fixed
+/// <c>created</c>) and loads it through the Engine API, so the same spec and package versions give the same image ID
+/// on every run and machine. Layers: the distro's minbase (shared by every environment of that distro) and one layer
+/// with what the apt packages add or change. Dockerfile environments are built by the engine from a deterministic
+/// build context (not reproducible). A build whose inputs are unchanged is found by its tag (or its locked image ID)
+/// and not redone.</summary>
+public sealed class EnvironmentBuilder
+{
+    /// <summary>The default SOURCE_DATE_EPOCH (2023-11-14T22:13:20Z); each lock entry records the one it was built with.</summary>
     public const long SourceDateEpoch = 1700000000;
 
     public const string BuildDigestLabel = "dev.kiln.build-digest";
     public const string EnvNameLabel = "dev.kiln.environment";
     public const string ProjectLabel = "dev.kiln.project";
+    public const string SpecDigestLabel = "dev.kiln.spec-digest";
+    public const string BaseImageLabel = "dev.kiln.base-image";
+    public const string BaseLayerLabel = "dev.kiln.base-layer";
+    public const string BaseRecipeLabel = "dev.kiln.base-recipe";
+    public const string SourceDateEpochLabel = "dev.kiln.source-date-epoch";
+
+    /// <summary>The env vars every declarative image has (the spec's env vars come on top).</summary>
+    public static readonly IReadOnlyDictionary<string, string> DefaultEnv = new Dictionary<string, string>
+    {
+        ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ["LANG"] = "C.UTF-8",
+    };
+
+    private readonly IImageRuntime _images;
+    private readonly IContainerRuntime? _containers;
+    private readonly Action<string, string> _progress;
+    private readonly EnvironmentBuildOptions _options;
+    private IRootfsBootstrapper? _bootstrapper;
+
+    public EnvironmentBuilder(IImageRuntime images, Action<string, string> progress, EnvironmentBuildOptions? options = null, IContainerRuntime? containers = null)
+    {
+        _images = images;
+        _progress = progress;
+        _options = options ?? new EnvironmentBuildOptions();
+        _containers = containers ?? images as IContainerRuntime;
+        _bootstrapper = _options.Bootstrapper;
+    }
+
+    private IRootfsBootstrapper Bootstrapper => _bootstrapper ??= Mmdebstrap.Choose(_containers);
 
     /// <summary>kiln/debian:bookworm for debian:bookworm.</summary>
     public static string BaseImageReference(string distro) => "kiln/" + distro;
 
-    public async Task<BuiltEnvironment> BuildAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, CancellationToken ct = default)
-    {
-        var started = Stopwatch.StartNew();
-        return env.Kind == EnvironmentKind.Declarative
-            ? await BuildDeclarativeAsync(spec, env, started, ct).ConfigureAwait(false)
-            : await BuildDockerfileAsync(spec, projectDir, env, started, ct).ConfigureAwait(false);
-    }
+    private string BaseReference(string distro) => _options.BaseRepository + "/" + distro;
 
-    /// <summary>The image ID of the environment when it is already built from its current inputs; null otherwise.
-    /// Builds nothing (used by <c>kiln status</c>).</summary>
-    public async Task<Digest?> ResolveAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, CancellationToken ct = default)
-    {
-        Digest buildDigest;
-        if (env.Kind == EnvironmentKind.Declarative)
-        {
-            var baseRef = BaseImageReference(env.Distro!);
-            if (await images.InspectImageAsync(baseRef, ct).ConfigureAwait(false) is not { } baseInfo) return null;
-            buildDigest = DeclarativeBuildDigest(env, baseInfo.Id, GenerateDockerfile(env, baseRef));
-        }
-        else
-        {
-            using var context = DockerfileContext(projectDir, env, out _);
-            buildDigest = DockerfileBuildDigest(env, context);
-        }
-        return await FindExistingAsync(ImageTag(spec.Name, env.Name, buildDigest), buildDigest, ct).ConfigureAwait(false);
-    }
+    private static string Suite(string distro) => distro["debian:".Length..];
 
-    private static Digest DeclarativeBuildDigest(EnvironmentSpec env, Digest baseId, string dockerfile) =>
+    /// <summary>What a declarative build depends on besides package versions: the spec and Kiln's recipe (with its SOURCE_DATE_EPOCH).</summary>
+    public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch) =>
         Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
         {
-            ["base"] = baseId.ToString(),
-            ["dockerfile"] = dockerfile,
+            ["recipe"] = Mmdebstrap.RecipeDigest(Suite(env.Distro!), sourceDateEpoch).ToString(),
             ["spec"] = env.SpecDigest.ToString(),
         }));
 
+    /// <summary>The build digest the environment has now (Dockerfile environments: reads the build context).</summary>
+    public static Digest CurrentBuildDigest(string projectDir, EnvironmentSpec env, LockedEnvironment? locked = null)
+    {
+        if (env.Kind == EnvironmentKind.Declarative)
+            return DeclarativeBuildDigest(env, locked?.SourceDateEpoch ?? SourceDateEpoch);
+        using var context = DockerfileContext(projectDir, env);
+        return DockerfileBuildDigest(env, context);
+    }
+
+    public Task<BuiltEnvironment> BuildAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, CancellationToken ct = default) =>
+        BuildCoreAsync(spec, projectDir, env, null, update: false, wantLock: false, ct);
+
+    /// <summary>Builds with kiln.lock in mind. When <paramref name="locked"/> matches the spec, the locked image is reused
+    /// if the engine has it, and otherwise rebuilt with every package pinned to its locked version; a result that differs
+    /// from the lock is an error that names the packages. When the spec changed, the locked versions are still preferred.
+    /// <paramref name="update"/> ignores the lock (and the engine's base image) and takes what the mirror has now.
+    /// The result carries the lock entry to write.</summary>
+    public Task<BuiltEnvironment> BuildAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, bool update, CancellationToken ct = default) =>
+        BuildCoreAsync(spec, projectDir, env, locked, update, wantLock: true, ct);
+
+    private async Task<BuiltEnvironment> BuildCoreAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, bool update, bool wantLock, CancellationToken ct)
+    {
+        var started = Stopwatch.StartNew();
+        if (update) locked = null;
+        return env.Kind == EnvironmentKind.Declarative
+            ? await BuildDeclarativeAsync(spec, env, locked, fresh: update, wantLock, started, ct).ConfigureAwait(false)
+            : await BuildDockerfileAsync(spec, projectDir, env, locked, wantLock, started, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The image ID of the environment when it is already built from its current inputs (the locked image when the
+    /// lock matches the spec); null otherwise. Builds nothing (used by <c>kiln status</c>).</summary>
+    public Task<Digest?> ResolveAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, CancellationToken ct = default) =>
+        ResolveAsync(spec, projectDir, env, null, ct);
+
+    public async Task<Digest?> ResolveAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, CancellationToken ct = default)
+    {
+        var buildDigest = CurrentBuildDigest(projectDir, env, locked);
+        if (locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null)
+            return (await _images.InspectImageAsync(locked.ImageId.ToString(), ct).ConfigureAwait(false))?.Id;
+        return await FindExistingAsync(EnvTag(spec.Name, env.Name, buildDigest), buildDigest, ct).ConfigureAwait(false);
+    }
+
+    // ---- declarative -------------------------------------------------------------------------
+
+    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, EnvironmentSpec env, LockedEnvironment? locked, bool fresh, bool wantLock, Stopwatch started, CancellationToken ct)
+    {
+        var sde = locked?.SourceDateEpoch ?? SourceDateEpoch;
+        var buildDigest = DeclarativeBuildDigest(env, sde);
+        var tag = EnvTag(spec.Name, env.Name, buildDigest);
+        var exact = locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null;
+        fresh |= _options.FromScratch;
+
+        if (!fresh)
+        {
+            // Fast paths: the locked image, or the image tagged with this build digest. No mmdebstrap, no inventory.
+            if (exact && await _images.InspectImageAsync(locked!.ImageId.ToString(), ct).ConfigureAwait(false) is { } lockedImage)
+            {
+                if (await _images.InspectImageAsync(tag, ct).ConfigureAwait(false) is not { } tagged || tagged.Id != lockedImage.Id)
+                    await TagAsync(lockedImage.Id, tag, ct).ConfigureAwait(false);
+                return new BuiltEnvironment(env.Name, lockedImage.Id, tag, buildDigest, true, started.Elapsed) { Lock = locked };
+            }
+            if (!exact && await _images.InspectImageAsync(tag, ct).ConfigureAwait(false) is { } existing
+                && existing.Labels.TryGetValue(BuildDigestLabel, out var d) && d == buildDigest.ToString())
+            {
+                var lockEntry = wantLock ? await DescribeDeclarativeAsync(env, buildDigest, existing.Id, existing.Labels, sde, ct).ConfigureAwait(false) : null;
+                return new BuiltEnvironment(env.Name, existing.Id, tag, buildDigest, true, started.Elapsed) { Lock = lockEntry };
+            }
+        }
+
+        var pins = locked is not null && locked.Distro == env.Distro ? PinsFor(env, locked) : null;
+        using var work = new WorkDir(_options.TempDirectory);
+        var baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
+        var layers = new List<LayerFile> { baseLayer.File };
+        if (env.Apt.Count > 0)
+        {
+            var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
+            _progress(env.Name, $"bootstrapping {env.Distro} with {string.Join(' ', apt)}{(pins is null ? "" : $" ({pins.Count} versions pinned by kiln.lock)")} ({Bootstrapper.Description})");
+            var rootfs = work.File("rootfs.tar");
+            await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
+            _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
+            using var full = Layer.ReadFile(rootfs, work.Path);
+            File.Delete(rootfs);
+            var diff = full.DiffOver(baseLayer.Index);
+            var layerPath = work.File("packages.tar");
+            Digest diffId;
+            long size;
+            await using (var f = File.Create(layerPath))
+                (diffId, size) = full.WriteEntries(diff, f, sde);
+            layers.Add(new LayerFile(diffId, size, layerPath, $"kiln: apt-get install {string.Join(' ', apt)} (mmdebstrap, diff over the base)"));
+            _progress(env.Name, $"package layer {diffId.Short}: {diff.Count} entries, {size / 1e6:F0} MB");
+        }
+
+        var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            [BuildDigestLabel] = buildDigest.ToString(),
+            [EnvNameLabel] = env.Name,
+            [ProjectLabel] = spec.Name,
+            [SpecDigestLabel] = env.SpecDigest.ToString(),
+            [BaseImageLabel] = baseLayer.ImageId.ToString(),
+            [BaseLayerLabel] = baseLayer.File.DiffId.ToString(),
+            [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
+        };
+        var envVars = new Dictionary<string, string>(DefaultEnv);
+        foreach (var (k, v) in env.Env) envVars[k] = v;
+        var config = new ImageConfig(layers, envVars, labels, sde, ["/bin/bash"]);
+        var id = await LoadAsync(config, tag, $"{spec.Name}-{env.Name}", work, ct).ConfigureAwait(false);
+        _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
+
+        LockedEnvironment? entry = null;
+        if (wantLock || exact)
+        {
+            entry = await DescribeDeclarativeAsync(env, buildDigest, id, labels, sde, ct).ConfigureAwait(false);
+            if (exact && !_options.FromScratch && entry.ImageId != locked!.ImageId)
+                throw NotAsLocked(env.Name, locked, entry);
+        }
+        return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed) { Lock = entry };
+    }
+
+    /// <summary>The error for a rebuild that does not give the locked image: which packages differ, or that none does.</summary>
+    public static KilnException NotAsLocked(string env, LockedEnvironment locked, LockedEnvironment built)
+    {
+        var diff = EnvironmentDiff.Compare(EnvironmentSnapshot.From(locked, "kiln.lock"), EnvironmentSnapshot.From(built, "rebuilt"));
+        var versions = diff.Changes.Where(c => c.Section == "dpkg" && c.Kind != ChangeKind.Added && c.Old is not null).ToList();
+        if (diff.Changes.Count > 0)
+            return new KilnException("KILN4021",
+                $"environment '{env}' rebuilt as {built.ImageId.Short}, but kiln.lock has {locked.ImageId.Short}; the mirror no longer has the locked versions:\n  " +
+                string.Join("\n  ", diff.Changes.Select(c => c.ToString())),
+                "Debian mirrors keep only current versions: point KILN_DEBIAN_MIRROR at a snapshot (https://snapshot.debian.org/archive/debian/<date>/) " +
+                $"that has them{(versions.Count > 0 ? $" (e.g. {versions[0].Name} {versions[0].Old})" : "")}, or accept the new versions with 'kiln env build --update'",
+                ExitCode.EnvironmentBuildFailed);
+        return new KilnException("KILN4022",
+            $"environment '{env}' rebuilt as {built.ImageId.Short} with exactly the locked packages, but kiln.lock has {locked.ImageId.Short}: the build is not bit-for-bit reproducible here",
+            "please report this as a Kiln bug, with both images ('kiln env diff' on the two image IDs shows what differs); 'kiln env build --update' accepts the new image",
+            ExitCode.EnvironmentBuildFailed);
+    }
+
+    private static Dictionary<string, string> PinsFor(EnvironmentSpec env, LockedEnvironment locked)
+    {
+        var explicitPins = env.Apt.Where(a => a.Contains('=')).Select(a => a[..a.IndexOf('=')]).ToHashSet(StringComparer.Ordinal);
+        return locked.Inventory.Dpkg.Where(kv => !explicitPins.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+    }
+
+    private async Task<LockedEnvironment> DescribeDeclarativeAsync(EnvironmentSpec env, Digest buildDigest, Digest id, IReadOnlyDictionary<string, string> labels, long sde, CancellationToken ct)
+    {
+        var inventory = await ReadInventoryAsync(id.ToString(), ct).ConfigureAwait(false);
+        LockedBase? b = labels.TryGetValue(BaseImageLabel, out var bi) && labels.TryGetValue(BaseLayerLabel, out var bl)
+                        && Digest.TryParse(bi, out var baseId) && Digest.TryParse(bl, out var baseLayer)
+            ? new LockedBase(BaseReference(env.Distro!), baseId, baseLayer)
+            : null;
+        return new LockedEnvironment
+        {
+            Name = env.Name, Kind = "declarative", Reproducible = true, SpecDigest = env.SpecDigest, BuildDigest = buildDigest,
+            ImageId = id, Distro = env.Distro, Apt = env.Apt.ToList(), Base = b, SourceDateEpoch = sde,
+            Env = new SortedDictionary<string, string>(env.Env.ToDictionary(), StringComparer.Ordinal), Inventory = inventory,
+        };
+    }
+
+    // ---- base image --------------------------------------------------------------------------
+
+    private sealed record BaseLayer(Digest ImageId, LayerFile File, Layer Index);
+
+    /// <summary>Makes sure the base image (e.g. kiln/debian:bookworm) is in the engine, bootstrapping it with mmdebstrap
+    /// under the fixed SOURCE_DATE_EPOCH when it is missing (or made by another recipe). Returns its image ID.</summary>
+    public async Task<Digest> EnsureBaseImageAsync(string distro, CancellationToken ct = default)
+    {
+        var reference = BaseReference(distro);
+        var recipe = Mmdebstrap.RecipeDigest(Suite(distro), SourceDateEpoch).ToString();
+        if (!_options.FromScratch && await _images.InspectImageAsync(reference, ct).ConfigureAwait(false) is { } existing
+            && existing.Labels.TryGetValue(BaseRecipeLabel, out var r) && r == recipe)
+            return existing.Id;
+        using var work = new WorkDir(_options.TempDirectory);
+        var made = await BootstrapBaseAsync(distro, SourceDateEpoch, null, work, ct).ConfigureAwait(false);
+        made.Index.Dispose();
+        return made.ImageId;
+    }
+
+    private async Task<BaseLayer> GetBaseAsync(string distro, long sde, IReadOnlyDictionary<string, string>? pins, Digest? lockedBase, bool fresh, WorkDir work, CancellationToken ct)
+    {
+        if (!fresh)
+        {
+            var recipe = Mmdebstrap.RecipeDigest(Suite(distro), sde).ToString();
+            ImageInfo? candidate = null;
+            if (lockedBase is { } want)
+                candidate = await _images.InspectImageAsync(want.ToString(), ct).ConfigureAwait(false);
+            if (candidate is null && await _images.InspectImageAsync(BaseReference(distro), ct).ConfigureAwait(false) is { } tagged
+                && tagged.Labels.TryGetValue(BaseRecipeLabel, out var r) && r == recipe
+                && (lockedBase is null || tagged.Id == lockedBase))
+                candidate = tagged;
+            if (candidate is not null && await ExtractSingleLayerAsync(candidate.Id, work, ct).ConfigureAwait(false) is { } file)
+            {
+                _progress("base", $"{BaseReference(distro)} is {candidate.Id.Short} (layer {file.DiffId.Short})");
+                return new BaseLayer(candidate.Id, file, Layer.ReadFile(file.Path, work.Path, keepContent: false));
+            }
+        }
+        return await BootstrapBaseAsync(distro, sde, pins, work, ct).ConfigureAwait(false);
+    }
+
+    private async Task<BaseLayer> BootstrapBaseAsync(string distro, long sde, IReadOnlyDictionary<string, string>? pins, WorkDir work, CancellationToken ct)
+    {
+        var reference = BaseReference(distro);
+        var started = Stopwatch.StartNew();
+        _progress("base", $"bootstrapping {reference} ({Suite(distro)}, minbase, from {_options.Mirror}) with {Bootstrapper.Description}; about a minute");
+        var rootfs = work.File("base-rootfs.tar");
+        await Bootstrapper.RunAsync(new BootstrapRequest(Suite(distro), [], pins, sde, _options.Mirror, rootfs), l => _progress("base", l), ct).ConfigureAwait(false);
+        using var tree = Layer.ReadFile(rootfs, work.Path);
+        File.Delete(rootfs);
+        var layerPath = work.File("base.tar");
+        Digest diffId;
+        long size;
+        await using (var f = File.Create(layerPath))
+            (diffId, size) = tree.Write(f, sde);
+        var file = new LayerFile(diffId, size, layerPath, $"kiln: mmdebstrap --variant=minbase {Suite(distro)}");
+        var config = new ImageConfig([file], DefaultEnv,
+            new SortedDictionary<string, string>(StringComparer.Ordinal)
+            {
+                [BaseRecipeLabel] = Mmdebstrap.RecipeDigest(Suite(distro), sde).ToString(),
+                ["dev.kiln.distro"] = distro,
+                [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
+            }, sde, ["/bin/bash"]);
+        var id = await LoadAsync(config, reference, "base-" + Suite(distro), work, ct).ConfigureAwait(false);
+        _progress("base", $"{reference} is {id} (layer {diffId.Short}, {size / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s)");
+        return new BaseLayer(id, file, Layer.ReadFile(layerPath, work.Path, keepContent: false));
+    }
+
+    /// <summary>The one layer of an image, taken out of <c>docker save</c> into a file and checked against its diff ID; null when
+    /// the image has another shape or the engine gives back other bytes than were loaded (then the base is made again).</summary>
+    private async Task<LayerFile?> ExtractSingleLayerAsync(Digest imageId, WorkDir work, CancellationToken ct)
+    {
+        var files = new Dictionary<string, (string Path, Digest Digest, long Size)>(StringComparer.Ordinal);
+        byte[]? manifest = null;
+        var configs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        // The engine's stream is first copied to a file: TarReader over the HTTP stream itself trips on how it ends.
+        var savedPath = work.File("saved-image.tar");
+        await using (var stream = await _images.SaveImageAsync(imageId.ToString(), ct).ConfigureAwait(false))
+        await using (var saved = File.Create(savedPath))
+            await stream.CopyToAsync(saved, 1 << 16, ct).ConfigureAwait(false);
+        await using (var stream = new FileStream(savedPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.DeleteOnClose | FileOptions.SequentialScan))
+        {
+            using var reader = new TarReader(stream);
+            while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } e)
+            {
+                if (e.DataStream is null) continue;
+                var name = LayerEntry.NormalizePath(e.Name);
+                if (name.EndsWith("layer.tar", StringComparison.Ordinal))
+                {
+                    var path = work.File("saved-" + files.Count + ".tar");
+                    using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                    long size = 0;
+                    await using (var f = File.Create(path))
+                    {
+                        var buffer = new byte[1 << 16];
+                        int n;
+                        while ((n = await e.DataStream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                        {
+                            sha.AppendData(buffer, 0, n);
+                            await f.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                            size += n;
+                        }
+                    }
+                    files[name] = (path, Digest.FromSha256Bytes(sha.GetHashAndReset()), size);
+                }
+                else if (name == "manifest.json" || name.EndsWith(".json", StringComparison.Ordinal))
+                {
+                    using var ms = new MemoryStream();
+                    await e.DataStream.CopyToAsync(ms, ct).ConfigureAwait(false);
+                    if (name == "manifest.json") manifest = ms.ToArray();
+                    else configs[name] = ms.ToArray();
+                }
+            }
+        }
+        if (manifest is null) return null;
+        using var doc = JsonDocument.Parse(manifest);
+        var m = doc.RootElement[0];
+        var layers = m.GetProperty("Layers").EnumerateArray().Select(l => LayerEntry.NormalizePath(l.GetString()!)).ToList();
+        if (layers.Count != 1 || !files.TryGetValue(layers[0], out var layer)) return null;
+        var configName = LayerEntry.NormalizePath(m.GetProperty("Config").GetString()!);
+        if (!configs.TryGetValue(configName, out var configBytes)) return null;
+        using var config = JsonDocument.Parse(configBytes);
+        var diffIds = config.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(x => x.GetString()).ToList();
+        if (diffIds.Count != 1 || diffIds[0] != layer.Digest.ToString()) return null;
+        var createdBy = config.RootElement.TryGetProperty("history", out var h) && h.GetArrayLength() > 0 && h[0].TryGetProperty("created_by", out var cb)
+            ? cb.GetString() ?? "" : "";
+        return new LayerFile(layer.Digest, layer.Size, layer.Path, createdBy);
+    }
+
+    // ---- loading -----------------------------------------------------------------------------
+
+    /// <summary>Writes the docker-archive, loads it, and checks that the engine gives it the ID Kiln computed.</summary>
+    private async Task<Digest> LoadAsync(ImageConfig config, string tag, string archiveName, WorkDir work, CancellationToken ct)
+    {
+        var archive = work.File("image.tar");
+        Digest id;
+        await using (var f = File.Create(archive))
+            id = ImageArchive.WriteDockerArchive(f, config, [tag]);
+        await using (var f = File.OpenRead(archive))
+            await _images.LoadImageAsync(f, _ => { }, ct).ConfigureAwait(false);
+        var loaded = await _images.InspectImageAsync(tag, ct).ConfigureAwait(false);
+        if (loaded?.Id != id)
+            throw new KilnException("KILN4007", $"the engine loaded {tag} as {loaded?.Id.ToString() ?? "nothing"}, but Kiln wrote {id}",
+                "the engine rewrote the image; this Kiln needs an engine that keeps image configs as given (Docker Engine 20.10 or later)", ExitCode.EnvironmentBuildFailed);
+        if (_options.ArchiveDirectory is { } keep)
+        {
+            Directory.CreateDirectory(keep);
+            var target = Path.Combine(keep, $"{Sanitize(archiveName)}-{id.Short}.tar");
+            File.Move(archive, target, overwrite: true);
+            _progress("archive", $"kept {target}");
+        }
+        else File.Delete(archive);
+        return id;
+    }
+
+    private Task TagAsync(Digest id, string reference, CancellationToken ct)
+    {
+        var colon = reference.LastIndexOf(':');
+        return _images.TagImageAsync(id.ToString(), reference[..colon], reference[(colon + 1)..], ct);
+    }
+
+    // ---- inventory ---------------------------------------------------------------------------
+
+    private const string InventoryScript =
+        "dpkg-query -W -f='${Package}=${Version}\\n' 2>/dev/null | LC_ALL=C sort -u; echo '--- python'; " +
+        "command -v python3 >/dev/null 2>&1 && python3 -c 'import platform; print(platform.python_version())'; echo '--- pip'; " +
+        "command -v python3 >/dev/null 2>&1 && python3 -c 'import importlib.metadata as m; print(\"\\n\".join(sorted(set(d.metadata[\"Name\"] + \"==\" + d.version for d in m.distributions() if d.metadata[\"Name\"]))))'; " +
+        "echo '--- end'";
+
+    /// <summary>The inventory read from inside an image: <c>dpkg-query</c>, the Python version, and every Python distribution
+    /// (what <c>pip freeze</c> lists, read with importlib.metadata so that pip need not be installed).
+    /// One container, no network, read-only root filesystem.</summary>
+    public async Task<Inventory> ReadInventoryAsync(string image, CancellationToken ct = default)
+    {
+        if (_containers is null) return Inventory.Empty;
+        var lines = new List<string>();
+        var errors = new List<string>();
+        var result = await _containers.RunAsync(new ContainerSpec(
+            Image: image, Command: ["/bin/sh", "-c", InventoryScript], WorkingDir: "/", Mounts: [],
+            Env: new Dictionary<string, string> { ["PYTHONDONTWRITEBYTECODE"] = "1" },
+            Labels: new Dictionary<string, string> { ["dev.kiln.purpose"] = "inventory" }, Network: false),
+            l => (l.IsError ? errors : lines).Add(l.Text), ct).ConfigureAwait(false);
+        if (result.ExitCode != 0 || !lines.Contains("--- end"))
+            throw new KilnException("KILN4008", $"reading the package inventory of {image} failed (exit {result.ExitCode}): {string.Join(" / ", errors.TakeLast(3))}",
+                "the image needs /bin/sh; dpkg-query and python3 are used when present", ExitCode.EnvironmentBuildFailed);
+        return ParseInventory(lines);
+    }
+
+    internal static Inventory ParseInventory(IEnumerable<string> lines)
+    {
+        var dpkg = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        var pip = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        string? python = null;
+        var section = "dpkg";
+        foreach (var raw in lines)
+        {
+            var line = raw.Trim();
+            if (line.StartsWith("--- ", StringComparison.Ordinal))
+            {
+                section = line[4..];
+                continue;
+            }
+            if (line.Length == 0) continue;
+            switch (section)
+            {
+                case "dpkg" when line.IndexOf('=') is > 0 and var eq:
+                    dpkg[line[..eq]] = line[(eq + 1)..];
+                    break;
+                case "python":
+                    python = line;
+                    break;
+                case "pip" when line.IndexOf("==", StringComparison.Ordinal) is > 0 and var at:
+                    pip[line[..at]] = line[(at + 2)..];
+                    break;
+            }
+        }
+        return new Inventory(dpkg, pip, python);
+    }
+
+    // ---- Dockerfile environments -------------------------------------------------------------
+
     private const string DockerfileName = ".kiln.Dockerfile";
 
-    private static MemoryStream DockerfileContext(string projectDir, EnvironmentSpec env, out string contextDir)
+    private static MemoryStream DockerfileContext(string projectDir, EnvironmentSpec env)
     {
-        contextDir = Path.GetFullPath(Path.Combine(projectDir, env.Context ?? "."));
+        var contextDir = Path.GetFullPath(Path.Combine(projectDir, env.Context ?? "."));
         var dockerfileText = File.ReadAllBytes(Path.GetFullPath(Path.Combine(projectDir, env.Dockerfile!)));
         return BuildContext.FromDirectory(contextDir, [(DockerfileName, dockerfileText)]);
     }
@@ -76,57 +492,63 @@ public sealed class EnvironmentBuilder(IImageRuntime images, Action<string, stri
             ["spec"] = env.SpecDigest.ToString(),
         }));
 
-    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, EnvironmentSpec env, Stopwatch started, CancellationToken ct)
+    private async Task<BuiltEnvironment> BuildDockerfileAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, bool wantLock, Stopwatch started, CancellationToken ct)
     {
-        var baseRef = BaseImageReference(env.Distro!);
-        var baseId = await EnsureBaseImageAsync(env.Distro!, ct).ConfigureAwait(false);
-        var dockerfile = GenerateDockerfile(env, baseRef);
-        var buildDigest = DeclarativeBuildDigest(env, baseId, dockerfile);
-        var tag = ImageTag(spec.Name, env.Name, buildDigest);
-        if (await FindExistingAsync(tag, buildDigest, ct).ConfigureAwait(false) is { } existing)
-            return new BuiltEnvironment(env.Name, existing, tag, buildDigest, true, started.Elapsed);
-
-        progress(env.Name, $"building from {baseRef} ({baseId.Short}) with {env.Apt.Count} apt package(s)");
-        using var context = BuildContext.FromFiles([("Dockerfile", Encoding.UTF8.GetBytes(dockerfile))]);
-        var id = await images.BuildImageAsync(
-            new ImageBuildRequest("Dockerfile", [tag], Labels(spec, env, buildDigest), Network: true),
-            context, line => progress(env.Name, line), ct).ConfigureAwait(false);
-        progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
-        return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed);
-    }
-
-    private async Task<BuiltEnvironment> BuildDockerfileAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, Stopwatch started, CancellationToken ct)
-    {
-        using var context = DockerfileContext(projectDir, env, out _);
+        using var context = DockerfileContext(projectDir, env);
         var buildDigest = DockerfileBuildDigest(env, context);
-        var tag = ImageTag(spec.Name, env.Name, buildDigest);
-        if (await FindExistingAsync(tag, buildDigest, ct).ConfigureAwait(false) is { } existing)
-            return new BuiltEnvironment(env.Name, existing, tag, buildDigest, true, started.Elapsed);
+        var tag = EnvTag(spec.Name, env.Name, buildDigest);
+        var exact = locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null;
+        if (!_options.FromScratch)
+        {
+            if (exact && await _images.InspectImageAsync(locked!.ImageId.ToString(), ct).ConfigureAwait(false) is { } lockedImage)
+                return new BuiltEnvironment(env.Name, lockedImage.Id, tag, buildDigest, true, started.Elapsed) { Lock = locked };
+            if (await FindExistingAsync(tag, buildDigest, ct).ConfigureAwait(false) is { } existing)
+                return new BuiltEnvironment(env.Name, existing, tag, buildDigest, true, started.Elapsed)
+                {
+                    Lock = wantLock ? await DescribeDockerfileAsync(env, buildDigest, existing, ct).ConfigureAwait(false) : null,
+                };
+        }
 
-        progress(env.Name, $"building {env.Dockerfile} (context {env.Context ?? "."}, {context.Length / 1024.0:F0} KiB)");
-        var id = await images.BuildImageAsync(
-            new ImageBuildRequest(DockerfileName, [tag], Labels(spec, env, buildDigest), Network: true),
-            context, line => progress(env.Name, line), ct).ConfigureAwait(false);
-        progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
-        return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed);
+        _progress(env.Name, $"building {env.Dockerfile} (context {env.Context ?? "."}, {context.Length / 1024.0:F0} KiB)");
+        var id = await _images.BuildImageAsync(
+            new ImageBuildRequest(DockerfileName, [tag], DockerfileLabels(spec, env, buildDigest), Network: true, NoCache: _options.FromScratch),
+            context, line => _progress(env.Name, line), ct).ConfigureAwait(false);
+        _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
+        if (exact && id != locked!.ImageId && !_options.FromScratch)
+            _progress(env.Name, $"note: kiln.lock had {locked.ImageId.Short}; Dockerfile builds are not reproducible, so the lock now records {id.Short}");
+        return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed)
+        {
+            Lock = wantLock ? await DescribeDockerfileAsync(env, buildDigest, id, ct).ConfigureAwait(false) : null,
+        };
     }
+
+    private async Task<LockedEnvironment> DescribeDockerfileAsync(EnvironmentSpec env, Digest buildDigest, Digest id, CancellationToken ct) => new()
+    {
+        Name = env.Name, Kind = "dockerfile", Reproducible = false, SpecDigest = env.SpecDigest, BuildDigest = buildDigest, ImageId = id,
+        Env = new SortedDictionary<string, string>(env.Env.ToDictionary(), StringComparer.Ordinal),
+        Inventory = await ReadInventoryAsync(id.ToString(), ct).ConfigureAwait(false),
+    };
 
     private async Task<Digest?> FindExistingAsync(string tag, Digest buildDigest, CancellationToken ct)
     {
-        var info = await images.InspectImageAsync(tag, ct).ConfigureAwait(false);
+        var info = await _images.InspectImageAsync(tag, ct).ConfigureAwait(false);
         return info is not null && info.Labels.TryGetValue(BuildDigestLabel, out var d) && d == buildDigest.ToString() ? info.Id : null;
     }
 
-    private static Dictionary<string, string> Labels(ProjectSpec spec, EnvironmentSpec env, Digest buildDigest) => new()
+    private static Dictionary<string, string> DockerfileLabels(ProjectSpec spec, EnvironmentSpec env, Digest buildDigest) => new()
     {
         [BuildDigestLabel] = buildDigest.ToString(),
         [EnvNameLabel] = env.Name,
         [ProjectLabel] = spec.Name,
-        ["dev.kiln.spec-digest"] = env.SpecDigest.ToString(),
+        [SpecDigestLabel] = env.SpecDigest.ToString(),
     };
 
-    public static string ImageTag(string project, string env, Digest buildDigest) =>
-        $"kiln-env/{Sanitize(project)}-{Sanitize(env)}:{buildDigest.Short}";
+    public static string ImageTag(string project, string env, Digest buildDigest) => ImageTag("kiln-env", project, env, buildDigest);
+
+    private string EnvTag(string project, string env, Digest buildDigest) => ImageTag(_options.EnvRepository, project, env, buildDigest);
+
+    private static string ImageTag(string repository, string project, string env, Digest buildDigest) =>
+        $"{repository}/{Sanitize(project)}-{Sanitize(env)}:{buildDigest.Short}";
 
     private static string Sanitize(string name)
     {
@@ -136,98 +558,31 @@ public sealed class EnvironmentBuilder(IImageRuntime images, Action<string, stri
         return sb.ToString().Trim('-', '.', '_') is { Length: > 0 } s ? s : "x";
     }
 
-    public static string GenerateDockerfile(EnvironmentSpec env, string baseRef)
+    /// <summary>A private temporary folder for one build, removed afterwards.</summary>
+    private sealed class WorkDir : IDisposable
     {
-        var sb = new StringBuilder();
-        sb.Append("# generated by kiln for environment '").Append(env.Name).Append("'\n");
-        sb.Append("FROM ").Append(baseRef).Append('\n');
-        if (env.Apt.Count > 0)
+        public string Path { get; }
+
+        public WorkDir(string? parent)
         {
-            sb.Append("RUN export DEBIAN_FRONTEND=noninteractive \\\n")
-              .Append(" && apt-get update -q \\\n")
-              .Append(" && apt-get install -y -q --no-install-recommends ").Append(string.Join(' ', env.Apt.Order(StringComparer.Ordinal))).Append(" \\\n")
-              .Append(" && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log /var/cache/ldconfig/aux-cache\n");
+            Path = System.IO.Path.Combine(parent ?? System.IO.Path.GetTempPath(), "kiln-build-" + Guid.NewGuid().ToString("N")[..12]);
+            Directory.CreateDirectory(Path);
         }
-        foreach (var (k, v) in env.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            sb.Append("ENV ").Append(k).Append('=').Append(QuoteEnv(v)).Append('\n');
-        return sb.ToString();
-    }
 
-    private static string QuoteEnv(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("$", "\\$") + "\"";
+        public string File(string name) => System.IO.Path.Combine(Path, name);
 
-    /// <summary>Makes sure the base image (e.g. kiln/debian:bookworm) is in the engine, bootstrapping it with
-    /// mmdebstrap under a fixed SOURCE_DATE_EPOCH when it is missing. Returns its image ID.</summary>
-    public async Task<Digest> EnsureBaseImageAsync(string distro, CancellationToken ct = default)
-    {
-        var reference = BaseImageReference(distro);
-        if (await images.InspectImageAsync(reference, ct).ConfigureAwait(false) is { } existing)
-            return existing.Id;
-
-        var suite = distro["debian:".Length..];
-        var mmdebstrap = FindOnPath("mmdebstrap") ?? throw new KilnException("KILN4010",
-            $"the base image {reference} is missing and mmdebstrap is not installed to make it",
-            "install it ('apt-get install mmdebstrap', or run scripts/setup-engine.sh as root), then run again",
-            ExitCode.EnvironmentBuildFailed);
-        var mirror = Environment.GetEnvironmentVariable("KILN_DEBIAN_MIRROR") ?? "http://deb.debian.org/debian";
-        var tarPath = Path.Combine(Path.GetTempPath(), $"kiln-base-{suite}-{Environment.ProcessId}.tar");
-        progress("base", $"bootstrapping {reference} with mmdebstrap ({suite}, minbase, from {mirror}); this takes about a minute, once");
-        var started = Stopwatch.StartNew();
-        try
+        public void Dispose()
         {
-            var psi = new ProcessStartInfo(mmdebstrap)
+            try
             {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                RedirectStandardInput = true,
-            };
-            foreach (var a in new[] { "--variant=minbase", "--mode=auto", "--format=tar",
-                         "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
-                         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-                         "--dpkgopt=path-exclude=/usr/share/locale/*",
-                         suite, tarPath, mirror })
-                psi.ArgumentList.Add(a);
-            psi.Environment["SOURCE_DATE_EPOCH"] = SourceDateEpoch.ToString();
-            using var process = Process.Start(psi)!;
-            process.StandardInput.Close();
-            var tail = new Queue<string>();
-            void OnLine(string? line)
-            {
-                if (line is null) return;
-                lock (tail)
-                {
-                    tail.Enqueue(line);
-                    if (tail.Count > 20) tail.Dequeue();
-                }
-                if (line.StartsWith("I: ", StringComparison.Ordinal) || line.StartsWith("E: ", StringComparison.Ordinal) || line.StartsWith("W: ", StringComparison.Ordinal))
-                    progress("base", line);
+                Directory.Delete(Path, recursive: true);
             }
-            process.OutputDataReceived += (_, e) => OnLine(e.Data);
-            process.ErrorDataReceived += (_, e) => OnLine(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            await using (ct.Register(() => { try { process.Kill(true); } catch (InvalidOperationException) { } }))
-                await process.WaitForExitAsync(ct).ConfigureAwait(false);
-            if (process.ExitCode != 0)
-                throw new KilnException("KILN4011", $"mmdebstrap failed (exit {process.ExitCode}) making {reference}:\n  " + string.Join("\n  ", tail),
-                    "check that the Debian mirror is reachable (set KILN_DEBIAN_MIRROR to use another) and that you are root or may use unshare",
-                    ExitCode.EnvironmentBuildFailed);
-
-            progress("base", $"importing the root filesystem ({new FileInfo(tarPath).Length / 1e6:F0} MB) into the engine");
-            await using var tar = File.OpenRead(tarPath);
-            var id = await images.ImportImageAsync(tar, reference,
-                ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8", "CMD [\"/bin/bash\"]"],
-                _ => { }, ct).ConfigureAwait(false);
-            progress("base", $"{reference} is {id} ({started.Elapsed.TotalSeconds:F0}s)");
-            return id;
-        }
-        finally
-        {
-            File.Delete(tarPath);
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
         }
     }
-
-    private static string? FindOnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
-        .Append("/usr/sbin").Append("/usr/bin")
-        .Select(dir => Path.Combine(dir, name)).FirstOrDefault(File.Exists);
 }

@@ -326,7 +326,7 @@ public sealed class SqliteLedger : ILedger
         KilnVersion: r.GetString(11),
         Error: r.IsDBNull(12) ? null : r.GetString(12),
         Name: r.IsDBNull(13) ? null : r.GetString(13),
-        Tags: r.IsDBNull(14) ? [] : System.Text.Json.JsonSerializer.Deserialize<string[]>(r.GetString(14)) ?? [],
+        Tags: r.IsDBNull(14) ? null : System.Text.Json.JsonSerializer.Deserialize<string[]>(r.GetString(14)),
         ParamsJson: r.IsDBNull(15) ? null : r.GetString(15));
 
     private static List<T> ListFor<T>(Dictionary<string, List<T>> byStage, string stage)

@@ -31,5 +31,7 @@ public sealed class KeyStabilityTests : EngineFixture
         Assert.NotEqual(first.Keys["train"], second.Keys["train"]);
         Assert.Equal(2, Runtime.Executions("train"));
         Assert.Equal(1, Runtime.Executions("ingest"));
+        Assert.Equal(1, Runtime.LastSpec("train")!.Gpus); // the request reaches the container runtime
+        Assert.Equal(0, Runtime.LastSpec("ingest")!.Gpus);
     }
 }

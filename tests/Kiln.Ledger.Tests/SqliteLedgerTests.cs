@@ -38,6 +38,20 @@ public sealed class SqliteLedgerTests : LedgerFixture
     }
 
     [Fact]
+    public async Task RunNameTagsAndResolvedParamsRoundTrip()
+    {
+        using var ledger = OpenLedger();
+        var run = Run("20250131-091502-abcd") with { Name = "lowC", Tags = ["sweep", "baseline"], ParamsJson = "{\"train\":{\"C\":0.1}}" };
+        await ledger.StartRunAsync(run);
+
+        var read = (await ledger.GetRunAsync(run.Id))!.Run;
+
+        Assert.Equal("lowC", read.Name);
+        Assert.Equal(["sweep", "baseline"], read.Tags);
+        Assert.Equal("{\"train\":{\"C\":0.1}}", read.ParamsJson);
+    }
+
+    [Fact]
     public async Task FinishedRunReadsBackWithStatusEndTimeAndError()
     {
         using var ledger = OpenLedger();

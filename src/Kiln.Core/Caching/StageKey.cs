@@ -19,7 +19,7 @@ public sealed record StageKeyDocument(
     string? ParamsFile = null)
 {
     /// <summary>Bump when the meaning of the key changes, so that old cache entries are never hit by mistake.</summary>
-    public const string SchemaVersion = "kiln-stage-key/1";
+    public const string SchemaVersion = "kiln-stage-key/2";
 
     public JsonObject ToJson() => new()
     {

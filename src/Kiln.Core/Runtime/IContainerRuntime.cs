@@ -28,17 +28,28 @@ public interface IImageRuntime
 
     /// <summary>Adds a tag to an existing image.</summary>
     Task TagImageAsync(string imageId, string repository, string tag, CancellationToken ct = default);
+
+    /// <summary>Loads an image archive (docker-archive format, as <c>docker save</c> writes it), like <c>docker load</c>.</summary>
+    Task LoadImageAsync(Stream archive, Action<string> progress, CancellationToken ct = default);
+
+    /// <summary>The image as a docker-archive stream, like <c>docker save</c>. The caller disposes the stream.</summary>
+    Task<Stream> SaveImageAsync(string reference, CancellationToken ct = default);
+
+    /// <summary>Removes an image (a tag, or an ID with all its tags when <paramref name="force"/>). False when there was none.</summary>
+    Task<bool> RemoveImageAsync(string reference, bool force = false, CancellationToken ct = default);
 }
 
 public sealed record RuntimeInfo(string ServerVersion, string ApiVersion, string OperatingSystem, int Cpus, long MemoryBytes);
 
-public sealed record ImageInfo(Digest Id, IReadOnlyDictionary<string, string> Labels, long Size, DateTimeOffset Created);
+public sealed record ImageInfo(Digest Id, IReadOnlyDictionary<string, string> Labels, long Size, DateTimeOffset Created,
+    IReadOnlyList<string>? Env = null, IReadOnlyList<string>? RepoTags = null);
 
 public sealed record ImageBuildRequest(
     string Dockerfile,
     IReadOnlyList<string> Tags,
     IReadOnlyDictionary<string, string> Labels,
-    bool Network = true);
+    bool Network = true,
+    bool NoCache = false);
 
 public sealed record Mount(string Source, string Target, bool ReadOnly);
 
@@ -54,7 +65,9 @@ public sealed record ContainerSpec(
     long? MemoryBytes = null,
     string? User = null,
     bool ReadOnlyRootfs = true,
-    string? Name = null);
+    string? Name = null,
+    bool Privileged = false,
+    int Gpus = 0);
 
 public sealed record ContainerResult(long ExitCode, bool OomKilled, string ContainerId);
 

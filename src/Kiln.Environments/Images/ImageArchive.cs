@@ -19,13 +19,13 @@ public sealed record ImageConfig(
     long SourceDateEpoch,
     IReadOnlyList<string> Cmd)
 {
-    public static string Architecture => RuntimeInformation.OSArchitecture switch
+    public static string Arch => RuntimeInformation.OSArchitecture switch
     {
-        Architecture.X64 => "amd64",
-        Architecture.Arm64 => "arm64",
-        Architecture.Arm => "arm",
-        Architecture.S390x => "s390x",
-        Architecture.Ppc64le => "ppc64le",
+        System.Runtime.InteropServices.Architecture.X64 => "amd64",
+        System.Runtime.InteropServices.Architecture.Arm64 => "arm64",
+        System.Runtime.InteropServices.Architecture.Arm => "arm",
+        System.Runtime.InteropServices.Architecture.S390x => "s390x",
+        System.Runtime.InteropServices.Architecture.Ppc64le => "ppc64le",
         var a => a.ToString().ToLowerInvariant(),
     };
 
@@ -38,7 +38,7 @@ public sealed record ImageConfig(
         var labels = new JsonObject(Labels.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
         var config = new JsonObject
         {
-            ["architecture"] = Architecture,
+            ["architecture"] = Arch,
             ["os"] = "linux",
             ["created"] = Created,
             ["config"] = new JsonObject

@@ -40,13 +40,14 @@ public sealed class LayerEntry
         get
         {
             var kind = Kind == EntryKind.HardLink ? EntryKind.File : Kind;
+            var mode = Convert.ToString(Mode, 8);
             var xattrs = Xattrs is null ? "" : string.Join(";", Xattrs.OrderBy(x => x.Key, StringComparer.Ordinal).Select(x => x.Key + "=" + x.Value));
             return kind switch
             {
-                EntryKind.File => $"f {Mode:o} {Uid}:{Gid} {Size} {ContentHash} {xattrs}",
-                EntryKind.Symlink => $"l {Mode:o} {Uid}:{Gid} {LinkTarget} {xattrs}",
-                EntryKind.CharDevice or EntryKind.BlockDevice => $"{kind} {Mode:o} {Uid}:{Gid} {DevMajor},{DevMinor} {xattrs}",
-                _ => $"{kind} {Mode:o} {Uid}:{Gid} {xattrs}",
+                EntryKind.File => $"f {mode} {Uid}:{Gid} {Size} {ContentHash} {xattrs}",
+                EntryKind.Symlink => $"l {mode} {Uid}:{Gid} {LinkTarget} {xattrs}",
+                EntryKind.CharDevice or EntryKind.BlockDevice => $"{kind} {mode} {Uid}:{Gid} {DevMajor},{DevMinor} {xattrs}",
+                _ => $"{kind} {mode} {Uid}:{Gid} {xattrs}",
             };
         }
     }

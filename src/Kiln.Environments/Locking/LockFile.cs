@@ -24,6 +24,10 @@ public sealed record Inventory(
 /// <summary>The base an environment was built on: the base image (a tag for people, its ID for Kiln) and its one layer.</summary>
 public sealed record LockedBase(string Image, Digest ImageId, Digest Layer);
 
+/// <summary>Where an environment's image was pushed (<c>kiln push</c>): the repository and the manifest digest the registry
+/// gave, which <c>kiln pull</c> fetches and checks.</summary>
+public sealed record RegistryPin(string Repository, Digest Digest);
+
 /// <summary>One environment in kiln.lock.</summary>
 public sealed record LockedEnvironment
 {
@@ -43,6 +47,8 @@ public sealed record LockedEnvironment
     public long? SourceDateEpoch { get; init; }
     public IReadOnlyDictionary<string, string> Env { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
     public Inventory Inventory { get; init; } = Inventory.Empty;
+    /// <summary>The registries the image was pushed to (kiln push); empty when it never was.</summary>
+    public IReadOnlyList<RegistryPin> Registry { get; init; } = [];
 }
 
 /// <summary>kiln.lock: per environment its spec digest, image ID, base, SOURCE_DATE_EPOCH and the full inventory read from
@@ -57,6 +63,9 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
 
     public LockFile With(LockedEnvironment env)
     {
+        // Registry pins belong to the image: an entry for the same image ID keeps them.
+        if (env.Registry.Count == 0 && Environments.TryGetValue(env.Name, out var old) && old.ImageId == env.ImageId && old.Registry.Count > 0)
+            env = env with { Registry = old.Registry };
         var envs = new SortedDictionary<string, LockedEnvironment>(Environments.ToDictionary(), StringComparer.Ordinal) { [env.Name] = env };
         return this with { Environments = envs };
     }
@@ -115,6 +124,18 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
                 w.WriteStartArray("pip");
                 foreach (var (k, v) in env.Inventory.Pip.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteStringValue($"{k}=={v}");
                 w.WriteEndArray();
+                if (env.Registry.Count > 0)
+                {
+                    w.WriteStartArray("registry");
+                    foreach (var pin in env.Registry.OrderBy(p => p.Repository, StringComparer.Ordinal))
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("repository", pin.Repository);
+                        w.WriteString("digest", pin.Digest.ToString());
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndObject();
@@ -157,6 +178,9 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
                         Pairs(e.GetProperty("dpkg"), "=", p.Name, file),
                         Pairs(e.GetProperty("pip"), "==", p.Name, file),
                         e.TryGetProperty("python", out var py) ? py.GetString() : null),
+                    Registry = e.TryGetProperty("registry", out var reg)
+                        ? reg.EnumerateArray().Select(x => new RegistryPin(x.GetProperty("repository").GetString()!, D(x, "digest"))).ToList()
+                        : [],
                 };
             }
             return new LockFile(project, envs);

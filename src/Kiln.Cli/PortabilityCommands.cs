@@ -1,0 +1,215 @@
+using System.CommandLine;
+using Kiln.Core;
+using Kiln.Core.Specs;
+using Kiln.Docker;
+using Kiln.Engine;
+using Kiln.Environments;
+using Kiln.Environments.Locking;
+using Kiln.Export.Capsules;
+using Kiln.Export.Registry;
+using Kiln.Ledger;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+/// <summary><c>kiln push</c> / <c>kiln pull</c> (environments to and from OCI registries, pinned by digest in kiln.lock) and
+/// <c>kiln export</c> / <c>kiln import</c> (one offline capsule of a run).</summary>
+internal static class PortabilityCommands
+{
+    private static Option<bool> AllowInsecureOption() => new("--allow-insecure")
+    {
+        Description = "Allow a registry that the engine reaches over plain HTTP (or unverified TLS) although it is not this machine. " +
+                      "Without it, plain HTTP is allowed only to localhost / 127.0.0.0/8 / ::1.",
+    };
+
+    public static Command CreatePush()
+    {
+        var names = new Argument<string[]>("environments") { Description = "Environments to push. Default: every environment of the spec.", Arity = ArgumentArity.ZeroOrMore };
+        var to = new Option<string>("--to") { Description = "REGISTRY/REPO, e.g. 127.0.0.1:5000/iris: each environment goes to REGISTRY/REPO/<env>:<short image id>.", Required = true };
+        var allowInsecure = AllowInsecureOption();
+        var cmd = new Command("push", "Push environment images to an OCI registry and record each manifest digest in kiln.lock (builds an environment first when the engine does not have it). Credentials come from the docker client's config (docker login).")
+        {
+            names, to, allowInsecure,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var target = RegistryTarget.Parse(parse.GetValue(to)!);
+            var wanted = Wanted(project, parse.GetValue(names));
+            using var engine = new DockerEngine();
+            await engine.PingAsync(ct);
+            var lockFile = LockFile.Load(project.Dir) ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal));
+            var builder = new EnvironmentBuilder(engine, (env, line) => Output.Out.MarkupLine($"[grey]env {Markup.Escape(env)} │[/] {Markup.Escape(line)}"));
+            var transfer = new EnvironmentTransfer(engine, engine);
+            foreach (var name in wanted)
+            {
+                var env = project.Spec.Environments[name];
+                lockFile.Environments.TryGetValue(name, out var locked);
+                var built = await builder.BuildAsync(project.Spec, project.Dir, env, locked, update: false, ct);
+                var entry = built.Lock ?? throw new InvalidOperationException("the lock-aware build returned no lock entry");
+                Output.Out.MarkupLine($"pushing [bold]{Markup.Escape(name)}[/] {built.ImageId.Short} to {Markup.Escape(target.RepositoryFor(name))}");
+                var pushed = await transfer.PushAsync(name, built.ImageId, target, parse.GetValue(allowInsecure),
+                    line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
+                var pins = (locked is not null && locked.ImageId == built.ImageId ? locked.Registry : entry.Registry)
+                    .Where(p => p.Repository != pushed.Repository)
+                    .Append(new RegistryPin(pushed.Repository, pushed.ManifestDigest))
+                    .ToList();
+                lockFile = lockFile.With(entry with { Registry = pins });
+                Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\t{Markup.Escape(pushed.Repository)}@{pushed.ManifestDigest}");
+            }
+            lockFile.Save(project.Dir);
+            Output.Out.MarkupLine($"[grey]kiln.lock records the digests; 'kiln pull' fetches them by digest on another machine[/]");
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static Command CreatePull()
+    {
+        var names = new Argument<string[]>("environments") { Description = "Environments to pull. Default: every environment kiln.lock has a registry digest for.", Arity = ArgumentArity.ZeroOrMore };
+        var from = new Option<string?>("--from") { Description = "Pull from this REGISTRY/REPO when kiln.lock records several. Default: the first one recorded." };
+        var force = new Option<bool>("--force") { Description = "Pull even when the engine already has the image." };
+        var allowInsecure = AllowInsecureOption();
+        var cmd = new Command("pull", "Pull the environment images that kiln.lock pins by registry digest, and check that each is exactly the locked image ID.")
+        {
+            names, from, force, allowInsecure,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var lockFile = LockFile.Load(project.Dir)
+                           ?? throw new KilnException("KILN7109", $"{LockFile.PathIn(project.Dir)} does not exist, so there is nothing to pull by digest",
+                               "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", ExitCode.NotFound);
+            var requested = parse.GetValue(names) is { Length: > 0 } n ? n : null;
+            var fromTarget = parse.GetValue(from) is { } f ? RegistryTarget.Parse(f).ToString() : null;
+            using var engine = new DockerEngine();
+            await engine.PingAsync(ct);
+            var transfer = new EnvironmentTransfer(engine, engine);
+            var selected = requested ?? lockFile.Environments.Values.Where(e => e.Registry.Count > 0).Select(e => e.Name).ToArray();
+            if (selected.Length == 0)
+                throw new KilnException("KILN7109", "kiln.lock records no registry digest for any environment", "run 'kiln push --to REGISTRY/REPO' first", ExitCode.NotFound);
+            foreach (var name in selected)
+            {
+                if (!lockFile.Environments.TryGetValue(name, out var locked))
+                    throw new KilnException("KILN5003", $"kiln.lock has no environment '{name}'", $"it has: {string.Join(", ", lockFile.Environments.Keys)}", ExitCode.NotFound);
+                var pin = (fromTarget is null ? locked.Registry.FirstOrDefault() : locked.Registry.FirstOrDefault(p => p.Repository.StartsWith(fromTarget + "/", StringComparison.Ordinal)))
+                          ?? throw new KilnException("KILN7109", $"kiln.lock records no registry digest for '{name}'{(fromTarget is null ? "" : $" in {fromTarget}")}",
+                              "run 'kiln push' for it first", ExitCode.NotFound);
+                if (!parse.GetValue(force) && await engine.InspectImageAsync(locked.ImageId.ToString(), ct) is not null)
+                {
+                    Output.Out.MarkupLine($"{Markup.Escape(name)}\t{locked.ImageId.Short} [grey](already in the engine)[/]");
+                    await TagForBuilderAsync(engine, project.Spec, name, locked, ct);
+                    continue;
+                }
+                Output.Out.MarkupLine($"pulling [bold]{Markup.Escape(name)}[/] {Markup.Escape(pin.Repository)}@{pin.Digest}");
+                var id = await transfer.PullAsync(name, pin.Repository, pin.Digest, locked.ImageId, parse.GetValue(allowInsecure),
+                    line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
+                await TagForBuilderAsync(engine, project.Spec, name, locked, ct);
+                Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\t{id} [grey](verified: the image kiln.lock records)[/]");
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Tags a pulled image as the builder names it, so that 'kiln run' finds it instead of building.</summary>
+    private static async Task TagForBuilderAsync(DockerEngine engine, ProjectSpec spec, string env, LockedEnvironment locked, CancellationToken ct)
+    {
+        var tag = EnvironmentBuilder.ImageTag(spec.Name, env, locked.BuildDigest);
+        var colon = tag.LastIndexOf(':');
+        await engine.TagImageAsync(locked.ImageId.ToString(), tag[..colon], tag[(colon + 1)..], ct);
+    }
+
+    public static Command CreateExport()
+    {
+        var run = new Argument<string>("run") { Description = "The run to export (id or unique prefix; 'kiln runs' lists them)." };
+        var output = new Option<string>("--output", "-o") { Description = "The capsule file to write.", Required = true };
+        var force = new Option<bool>("--force") { Description = "Replace the file when it exists." };
+        var cmd = new Command("export", "Write one offline capsule of a run: its record, kiln.yaml, kiln.lock, the code and inputs, the outputs, the environment images and the logs, each listed with its sha256 and size. 'kiln import' replays it on a machine with no network.")
+        {
+            run, output, force,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            var id = parse.GetValue(run)!;
+            var details = await ledger.GetRunAsync(id, ct)
+                          ?? throw new KilnException("KILN5001", $"no run '{id}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
+            using var engine = new DockerEngine();
+            await engine.PingAsync(ct);
+
+            var files = new List<CapsuleFile>();
+            void Carry(string? relative)
+            {
+                if (relative is null || !MemberPath.IsSafe(relative) || files.Any(f => f.Path == relative)) return;
+                var full = Path.Combine(project.Dir, relative);
+                if (File.Exists(full)) files.Add(new CapsuleFile(relative, File.ReadAllBytes(full)));
+            }
+            Carry(project.Spec.ParamsFile);
+            foreach (var env in project.Spec.Environments.Values.Where(e => e.Kind == EnvironmentKind.Dockerfile))
+                Carry(env.Dockerfile);
+            var logs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            foreach (var stage in details.Stages)
+                if (stage.LogPath is { } log && File.Exists(log) && new FileInfo(log).Length <= CapsuleFormat.MaxMetadataSize)
+                    logs[stage.Name] = await File.ReadAllBytesAsync(log, ct);
+            var lockPath = LockFile.PathIn(project.Dir);
+            var source = new CapsuleSource(details, await File.ReadAllBytesAsync(project.SpecPath, ct),
+                File.Exists(lockPath) ? await File.ReadAllBytesAsync(lockPath, ct) : null, files, logs, RunCommand.Version);
+            if (details.Run.SpecDigest != project.Spec.SpecDigest)
+                Output.Out.MarkupLine($"[yellow]note[/]: kiln.yaml changed since run {Markup.Escape(details.Run.Id)}; the capsule carries it as it is now (the re-execution itself uses the run's record)");
+
+            var cache = new StageCache(project.StateDir);
+            var writer = new CapsuleWriter(cache.Store, engine, engine);
+            var summary = await writer.WriteAsync(source, parse.GetValue(output)!, parse.GetValue(force),
+                line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
+            Output.Out.MarkupLine($"[green bold]exported[/] run {Markup.Escape(details.Run.Id)} to {Markup.Escape(summary.Path)}: " +
+                                  $"{Size(summary.Bytes)}, {summary.Members} members ({summary.Blobs} blobs, {Size(summary.BlobBytes)}; {summary.Images} image(s), {Size(summary.ImageBytes)}) " +
+                                  $"in {summary.Elapsed.TotalSeconds:F1}s");
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static Command CreateImport()
+    {
+        var file = new Argument<string>("file") { Description = "The capsule that 'kiln export' wrote." };
+        var cmd = new Command("import", "Import a capsule into the project folder (-C DIR, default: the current folder) with no network: check every member's digest and size, load the images, fill the content store and record the run under its original id. In a folder without a kiln.yaml it also writes kiln.yaml, kiln.lock and the run's code and inputs. Then 'kiln repro RUN --verify' replays it. A damaged or hostile capsule is refused and nothing is imported.")
+        {
+            file,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var dir = Path.GetFullPath(parse.GetValue(Program.ProjectDirOption) ?? Environment.CurrentDirectory);
+            Directory.CreateDirectory(dir);
+            var hasSpec = File.Exists(Path.Combine(dir, "kiln.yaml"));
+            var stateDir = Path.Combine(dir, ".kiln");
+            using var engine = new DockerEngine();
+            await engine.PingAsync(ct);
+            using var ledger = SqliteLedger.Open(Path.Combine(stateDir, "ledger.db"));
+            var cache = new StageCache(stateDir);
+            var importer = new CapsuleImporter(new ImportTarget(dir, stateDir, cache.Store, ledger, engine, WriteProjectFiles: !hasSpec));
+            var summary = await importer.ImportAsync(parse.GetValue(file)!, line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
+            Output.Out.MarkupLine($"[green bold]imported[/] run {Markup.Escape(summary.RunId)} into {Markup.Escape(dir)} in {summary.Elapsed.TotalSeconds:F1}s: " +
+                                  $"{summary.ImagesLoaded.Count} image(s) loaded, {summary.ImagesPresent.Count} already present; " +
+                                  $"{summary.BlobsAdded} blob(s) added, {summary.BlobsPresent} already present" +
+                                  (summary.ProjectFilesWritten.Count > 0 ? $"; wrote {summary.ProjectFilesWritten.Count} project file(s)" : ""));
+            Output.Out.MarkupLine($"next: [bold]kiln repro {Markup.Escape(summary.RunId)} --verify{(dir == Environment.CurrentDirectory ? "" : $" -C {Markup.Escape(dir)}")}[/]");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string[] Wanted(Project project, string[]? names)
+    {
+        var wanted = names is { Length: > 0 } n ? n : project.Spec.Environments.Keys.Order(StringComparer.Ordinal).ToArray();
+        foreach (var w in wanted)
+            if (!project.Spec.Environments.ContainsKey(w))
+                throw new KilnException("KILN5003", $"no environment named '{w}' in {project.SpecPath}",
+                    $"environments are: {string.Join(", ", project.Spec.Environments.Keys)}", ExitCode.NotFound);
+        return wanted;
+    }
+
+    private static string Size(long bytes) =>
+        bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):F2} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):F1} MiB" : $"{bytes / 1024.0:F1} KiB";
+}

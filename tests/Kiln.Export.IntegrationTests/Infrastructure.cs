@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Kiln.Core;
+using Kiln.Docker;
+using Kiln.Environments;
+
+namespace Kiln.Export.IntegrationTests;
+
+/// <summary>One engine connection for the tests: pinged once, with Kiln's base image made sure of once. No engine is a
+/// failure that says how to get one, never a silent skip.</summary>
+public sealed class EngineFixture : IAsyncLifetime
+{
+    public const string Distro = "debian:bookworm";
+
+    private DockerEngine? _engine;
+
+    public DockerEngine Engine => _engine ?? throw new InvalidOperationException("the fixture was not initialized");
+
+    public async Task InitializeAsync()
+    {
+        if (DockerFactAttribute.SkipRequested) return;
+        _engine = new DockerEngine();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await _engine.PingAsync(timeout.Token);
+        }
+        catch (Exception ex) when (ex is KilnException or OperationCanceledException)
+        {
+            throw new InvalidOperationException(
+                $"The portability integration tests need a running Docker Engine, and none answers at {_engine.Endpoint}: {ex.Message}\n" +
+                "Start one with 'sudo scripts/setup-engine.sh', or point DOCKER_HOST at one. " +
+                $"On a machine without Docker you may skip these tests explicitly with {DockerFactAttribute.SkipVariable}=1.", ex);
+        }
+        using var baseTimeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        await new EnvironmentBuilder(_engine, (_, _) => { }).EnsureBaseImageAsync(Distro, baseTimeout.Token);
+    }
+
+    public Task DisposeAsync()
+    {
+        _engine?.Dispose();
+        return Task.CompletedTask;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class EngineCollection : ICollectionFixture<EngineFixture>
+{
+    public const string Name = "portability-engine";
+}
+
+/// <summary>Debian's docker-registry (the CNCF distribution registry), started by the test on 127.0.0.1 and a free port with
+/// its storage in a temp folder; stopped and removed on dispose. The engine treats 127.0.0.0/8 as insecure, so plain HTTP works.</summary>
+public sealed class RegistryServer : IAsyncDisposable
+{
+    public const string Binary = "/usr/bin/docker-registry";
+
+    private readonly Process _process;
+    private readonly string _dir;
+
+    public string Address { get; }
+
+    private RegistryServer(Process process, string dir, string address)
+    {
+        _process = process;
+        _dir = dir;
+        Address = address;
+    }
+
+    public static async Task<RegistryServer> StartAsync()
+    {
+        Assert.True(File.Exists(Binary),
+            $"{Binary} is missing: these tests run a real OCI registry. Install it with 'apt-get install -y docker-registry' (scripts/setup.sh does, as root).");
+        var port = FreePort();
+        var dir = Path.Combine(Path.GetTempPath(), "kiln-registry-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(Path.Combine(dir, "storage"));
+        var config = Path.Combine(dir, "config.yml");
+        await File.WriteAllTextAsync(config, $"""
+            version: 0.1
+            log:
+              level: warn
+            storage:
+              filesystem:
+                rootdirectory: {Path.Combine(dir, "storage")}
+              delete:
+                enabled: true
+            http:
+              addr: 127.0.0.1:{port}
+            """);
+        var psi = new ProcessStartInfo(Binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("serve");
+        psi.ArgumentList.Add(config);
+        var process = Process.Start(psi)!;
+        var log = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var server = new RegistryServer(process, dir, $"127.0.0.1:{port}");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        for (var i = 0; i < 100; i++)
+        {
+            if (process.HasExited) break;
+            try
+            {
+                using var r = await http.GetAsync($"http://127.0.0.1:{port}/v2/");
+                if (r.StatusCode == HttpStatusCode.OK) return server;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        await server.DisposeAsync();
+        string text;
+        lock (log) text = log.ToString();
+        throw new InvalidOperationException($"docker-registry did not answer on 127.0.0.1:{port} within 10 s:\n{text}");
+    }
+
+    /// <summary>The manifest digest the registry serves for repository:tag (Docker-Content-Digest), asked over HTTP.</summary>
+    public async Task<Digest> ManifestDigestAsync(string repository, string tag)
+    {
+        var path = repository[(Address.Length + 1)..];
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Head, $"http://{Address}/v2/{path}/manifests/{tag}");
+        request.Headers.Accept.ParseAdd("application/vnd.docker.distribution.manifest.v2+json");
+        request.Headers.Accept.ParseAdd("application/vnd.oci.image.manifest.v1+json");
+        using var response = await http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+        return Digest.Parse(response.Headers.GetValues("Docker-Content-Digest").Single());
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                await _process.WaitForExitAsync();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _process.Dispose();
+        try { Directory.Delete(_dir, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}
+
+/// <summary>A throw-away folder under the temp folder, deleted on dispose.</summary>
+public sealed class TempDir : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "kiln-export-it", Guid.NewGuid().ToString("N"));
+
+    public TempDir() => Directory.CreateDirectory(Path);
+
+    public string Write(string relative, string content)
+    {
+        var full = System.IO.Path.Combine(Path, relative);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(full)!);
+        File.WriteAllText(full, content);
+        return full;
+    }
+
+    public string Sub(string name)
+    {
+        var dir = System.IO.Path.Combine(Path, name);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+}
+
+/// <summary>The built CLI, run as a process: <c>dotnet kiln.dll -C DIR args…</c>.</summary>
+public static class KilnCli
+{
+    public sealed record Result(int ExitCode, string StdOut, string StdErr, string[] Args, TimeSpan Elapsed)
+    {
+        public string Describe() => $"kiln {string.Join(' ', Args)} exited {ExitCode} after {Elapsed.TotalSeconds:F1}s\n--- stdout\n{StdOut}\n--- stderr\n{StdErr}";
+
+        /// <summary>Everything printed, without escape codes, white space runs made one space.</summary>
+        public string Text => Regex.Replace(Regex.Replace(StdOut + "\n" + StdErr, @"\x1b\[[0-9;?]*[A-Za-z]", ""), @"\s+", " ");
+    }
+
+    public static async Task<Result> RunAsync(string projectDir, params string[] args)
+    {
+        var dll = System.IO.Path.Combine(AppContext.BaseDirectory, "kiln.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: the test project references Kiln.Cli so that the build copies it there");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = projectDir, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add("-C");
+        psi.ArgumentList.Add(projectDir);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        var watch = Stopwatch.StartNew();
+        using var process = Process.Start(psi)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in 5 minutes\n{await stdout}\n{await stderr}");
+        }
+        return new Result(process.ExitCode, await stdout, await stderr, args, watch.Elapsed);
+    }
+}
