@@ -1,3 +1,4 @@
+using Kiln.Engine;
 using System.Diagnostics;
 using Kiln.Core;
 using Kiln.Core.Specs;
@@ -76,20 +77,5 @@ internal sealed class Project
         {
             return null; // no git
         }
-    }
-}
-
-internal sealed class DiskProjectFiles(string root) : IProjectFiles
-{
-    public bool Exists(string relativePath)
-    {
-        var full = Path.Combine(root, relativePath.TrimEnd('/'));
-        return File.Exists(full) || Directory.Exists(full);
-    }
-
-    public string? ReadText(string relativePath)
-    {
-        var full = Path.Combine(root, relativePath);
-        return File.Exists(full) ? File.ReadAllText(full) : null;
     }
 }

@@ -1,3 +1,4 @@
+using Kiln.Engine;
 using Kiln.Core.Specs;
 
 namespace Kiln.Engine.Tests;
@@ -139,21 +140,5 @@ internal sealed class TempProject : IDisposable
         try { Directory.Delete(Dir, recursive: true); }
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
-    }
-}
-
-/// <summary>The project folder as the spec loader sees it (the CLI has its own, internal to it).</summary>
-internal sealed class DiskProjectFiles(string root) : IProjectFiles
-{
-    public bool Exists(string relativePath)
-    {
-        var full = Path.Combine(root, relativePath.TrimEnd('/'));
-        return File.Exists(full) || Directory.Exists(full);
-    }
-
-    public string? ReadText(string relativePath)
-    {
-        var full = Path.Combine(root, relativePath);
-        return File.Exists(full) ? File.ReadAllText(full) : null;
     }
 }

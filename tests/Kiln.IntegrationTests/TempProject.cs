@@ -175,19 +175,3 @@ public sealed class RecordingReporter : IRunReporter
     public void StageLog(string stage, LogLine line) => _logs.Enqueue((stage, line.Text));
     public void StageFinished(StageRecord record) => _finished.Enqueue(record);
 }
-
-/// <summary>The project folder on disk, as the CLI gives it to the spec loader.</summary>
-public sealed class DiskProjectFiles(string root) : IProjectFiles
-{
-    public bool Exists(string relativePath)
-    {
-        var full = Path.Combine(root, relativePath.TrimEnd('/'));
-        return File.Exists(full) || Directory.Exists(full);
-    }
-
-    public string? ReadText(string relativePath)
-    {
-        var full = Path.Combine(root, relativePath);
-        return File.Exists(full) ? File.ReadAllText(full) : null;
-    }
-}
