@@ -18,7 +18,8 @@ public sealed class PipelineGraph
     {
         Stages = stages;
         _stages = stages.ToDictionary(s => s.Name, StringComparer.Ordinal);
-        _upstream = stages.ToDictionary(s => s.Name, s => Producers(stages, s), StringComparer.Ordinal);
+        var index = OutputIndex(stages);
+        _upstream = stages.ToDictionary(s => s.Name, s => Producers(index, s), StringComparer.Ordinal);
         _downstream = stages.ToDictionary(s => s.Name, _ => new SortedSet<string>(StringComparer.Ordinal), StringComparer.Ordinal);
         foreach (var (stage, ups) in _upstream)
             foreach (var up in ups)
@@ -59,20 +60,30 @@ public sealed class PipelineGraph
         return result;
     }
 
-    private static SortedSet<string> Producers(IReadOnlyList<StageSpec> stages, StageSpec consumer)
+    private static PathIndex<string> OutputIndex(IReadOnlyList<StageSpec> stages)
+    {
+        var index = new PathIndex<string>();
+        foreach (var s in stages)
+            foreach (var o in s.AllOutputs)
+                index.Add(o, s.Name);
+        return index;
+    }
+
+    private static SortedSet<string> Producers(PathIndex<string> outputs, StageSpec consumer)
     {
         var result = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var dep in consumer.Deps)
-            foreach (var producer in stages)
-                if (producer.Name != consumer.Name && producer.AllOutputs.Any(o => SpecLoader.PathsOverlap(o, dep)))
-                    result.Add(producer.Name);
+            foreach (var (_, producer) in outputs.Overlapping(dep))
+                if (producer != consumer.Name)
+                    result.Add(producer);
         return result;
     }
 
     /// <summary>Returns the stages of one cycle in dependency order (each depends on the next), or null when there is none.</summary>
     public static IReadOnlyList<string>? FindCycle(IReadOnlyList<StageSpec> stages)
     {
-        var upstream = stages.ToDictionary(s => s.Name, s => Producers(stages, s), StringComparer.Ordinal);
+        var index = OutputIndex(stages);
+        var upstream = stages.ToDictionary(s => s.Name, s => Producers(index, s), StringComparer.Ordinal);
         var state = new Dictionary<string, int>(StringComparer.Ordinal); // 0 new, 1 on stack, 2 done
         var path = new List<string>();
 

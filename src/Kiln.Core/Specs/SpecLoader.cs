@@ -360,20 +360,20 @@ public static partial class SpecLoader
         IProjectFiles files, Context ctx)
     {
         // Two stages (or one stage twice) writing the same output, or one output inside another's.
-        var owners = new List<(string Path, string Stage)>();
+        var owners = new PathIndex<string>();
         foreach (var stage in stages)
         {
             var seen = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var output in stage.AllOutputs)
             {
                 var outputNode = FindItem(nodes[stage.Name], output, OutputKeys, Occurrence(seen, output));
-                var clash = owners.FirstOrDefault(o => PathsOverlap(o.Path, output));
+                var clash = owners.Overlapping(output).Select(o => (o.Path, Stage: o.Owner)).FirstOrDefault();
                 if (clash.Path is not null)
                     ctx.Error(outputNode, clash.Stage == stage.Name
                             ? $"stage '{stage.Name}' declares output '{output}' twice (or inside '{clash.Path}')"
                             : $"output '{output}' of stage '{stage.Name}' is also written by stage '{clash.Stage}' ('{clash.Path}')",
                         "every output has exactly one producing stage; give one of them another path");
-                else owners.Add((output, stage.Name));
+                else owners.Add(output, stage.Name);
                 if (stage.AllInputs.Any(input => PathsOverlap(input, output)))
                     ctx.Error(outputNode, $"stage '{stage.Name}' both reads and writes '{output}'",
                         "a stage's outputs must be new files; write to another path");
@@ -387,11 +387,11 @@ public static partial class SpecLoader
             foreach (var dep in stage.Deps)
             {
                 var depNode = FindItem(nodes[stage.Name], dep, ["deps"], Occurrence(seen, dep));
-                var producers = owners.Where(o => PathsOverlap(o.Path, dep) && o.Stage != stage.Name).ToList();
+                var producers = owners.Overlapping(dep).Where(o => o.Owner != stage.Name).ToList();
                 if (producers.Count == 0 && !files.Exists(dep))
                     ctx.Error(depNode,
                         $"dep '{dep}' of stage '{stage.Name}' is neither a file in the project nor an output of another stage",
-                        $"create the file, or add it to the 'outs' of the stage that makes it{Suggest(dep, owners.Select(o => o.Path))}");
+                        $"create the file, or add it to the 'outs' of the stage that makes it{Suggest(dep, owners.Entries.Select(o => o.Path))}");
             }
             seen.Clear();
             foreach (var code in stage.Code)
