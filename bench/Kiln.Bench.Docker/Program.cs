@@ -1,8 +1,9 @@
 // Kiln.Bench.Docker: the Docker Engine API floor loop for bench/pipeline-bench.sh.
 //
-//   loop <image> <count> [--like-kiln] [--breakdown FILE]
+//   loop <image> <count> [--like-kiln] [--parallel N] [--cmd TEXT] [--breakdown FILE]
 //
-// Runs <count> containers of `<image> true` one after another, each created → started → waited for → removed
+// Runs <count> containers of `<image> true` one after another (or N at a time with --parallel; --cmd runs
+// `/bin/sh -c TEXT` instead of `true`, e.g. --cmd 'sleep 2' for the parallelism baseline), each created → started → waited for → removed
 // through Docker.DotNet (the client Kiln uses), network none, nothing else. That is the least any tool that runs
 // one container per stage through the Engine API can pay per stage. It prints one line of key=value figures:
 //   total_s=… per_container_s=… create_s=… start_s=… wait_s=… logs_s=… inspect_s=… remove_s=…   (the last six are medians per container)
@@ -18,16 +19,20 @@ using Docker.DotNet.Models;
 
 if (args is not ["loop", var image, var countText, .. var rest] || !int.TryParse(countText, out var count) || count < 1)
 {
-    Console.Error.WriteLine("usage: Kiln.Bench.Docker loop <image> <count> [--like-kiln] [--breakdown FILE]");
+    Console.Error.WriteLine("usage: Kiln.Bench.Docker loop <image> <count> [--like-kiln] [--parallel N] [--cmd TEXT] [--breakdown FILE]");
     return 64;
 }
 var likeKiln = false;
 string? breakdownFile = null;
+string? command = null;
+var parallel = 1;
 for (var i = 0; i < rest.Length; i++)
     switch (rest[i])
     {
         case "--like-kiln": likeKiln = true; break;
         case "--breakdown" when i + 1 < rest.Length: breakdownFile = rest[++i]; break;
+        case "--cmd" when i + 1 < rest.Length: command = rest[++i]; break;
+        case "--parallel" when i + 1 < rest.Length && int.TryParse(rest[i + 1], out var p) && p >= 1: parallel = p; i++; break;
         default: Console.Error.WriteLine($"unknown option {rest[i]}"); return 64;
     }
 
@@ -47,19 +52,19 @@ var mountDir = Path.Combine(Path.GetTempPath(), $"kiln-bench-docker-{Environment
 if (likeKiln) Directory.CreateDirectory(mountDir);
 var phases = new List<double[]>(); // create, start, logs+wait, inspect, remove
 var total = Stopwatch.StartNew();
-for (var n = 0; n < count; n++)
+await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = parallel }, async (_, _) =>
 {
     var parameters = new CreateContainerParameters
     {
         Image = image,
-        Cmd = ["true"],
+        Cmd = command is null ? ["true"] : ["/bin/sh", "-c", command],
         NetworkDisabled = true,
         Labels = new Dictionary<string, string> { ["dev.kiln.bench"] = "floor" },
         HostConfig = new HostConfig { NetworkMode = "none" },
     };
     if (likeKiln)
     {
-        parameters.Cmd = ["/bin/sh", "-c", "true"];
+        parameters.Cmd = ["/bin/sh", "-c", command ?? "true"];
         parameters.Entrypoint = [];
         parameters.WorkingDir = "/work";
         parameters.Env = ["KILN_STAGE=s", "KILN_RUN_ID=r", "HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1"];
@@ -106,8 +111,8 @@ for (var n = 0; n < count; n++)
         await client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true });
         t[4] = sw.Elapsed.TotalSeconds;
     }
-    phases.Add(t);
-}
+    lock (phases) phases.Add(t);
+});
 var totalSeconds = total.Elapsed.TotalSeconds;
 if (likeKiln) Directory.Delete(mountDir, true);
 
