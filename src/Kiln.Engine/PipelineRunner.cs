@@ -227,6 +227,11 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             ? spec.Params.Select(stage.Params).ToJsonString(new JsonSerializerOptions { WriteIndented = true })
             : null;
         var sandbox = Sandbox.Create(request.ProjectDir, sandboxDir, stage, spec.ParamsFile, paramsJson);
+        // A 'running' row before the container starts: if this process is killed (kill -9, power loss), the next run
+        // finds it and records the stage as interrupted, instead of the run's record silently lacking it.
+        await ledger.RecordStageAsync(request.Record.Id,
+            new StageRecord(stage.Name, StageStatus.Running, image, command, null, started, null, key, [], [], logPath), CancellationToken.None)
+            .ConfigureAwait(false);
         reporter.StageStarted(stage.Name, $"{stage.Env} ({image.Short})");
 
         var env = new Dictionary<string, string>(stage.Vars, StringComparer.Ordinal)

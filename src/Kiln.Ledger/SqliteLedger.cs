@@ -197,8 +197,9 @@ public sealed class SqliteLedger : ILedger
                            ("@error", $"the kiln process (pid {run.Pid}) ended without finishing the run"), ("@id", run.Id)))
                     update.ExecuteNonQuery();
                 using (var stages = Command(tx,
-                           "UPDATE stages SET status = @failed, error = 'interrupted' WHERE run_id = @id AND status = @running",
-                           ("@failed", Text(StageStatus.Failed)), ("@running", Text(StageStatus.Running)), ("@id", run.Id)))
+                           "UPDATE stages SET status = @failed, ended_at = @now, error = 'interrupted: the kiln process was killed while this stage ran' " +
+                           "WHERE run_id = @id AND status = @running",
+                           ("@failed", Text(StageStatus.Failed)), ("@running", Text(StageStatus.Running)), ("@now", now), ("@id", run.Id)))
                     stages.ExecuteNonQuery();
                 abandoned.Add(run.Id);
             }

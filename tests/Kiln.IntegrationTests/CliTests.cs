@@ -101,7 +101,11 @@ public sealed partial class CliTests(DockerFixture docker)
         }
     }
 
-    internal static async Task<CliResult> KilnAsync(string projectDir, params string[] args)
+    internal static Task<CliResult> KilnAsync(string projectDir, params string[] args) =>
+        KilnAsync(projectDir, TimeSpan.FromMinutes(3), args);
+
+    /// <summary>Starts <c>kiln -C projectDir args…</c> with its output redirected; the caller waits for it or kills it.</summary>
+    internal static Process StartKiln(string projectDir, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -117,12 +121,17 @@ public sealed partial class CliTests(DockerFixture docker)
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-
-        using var process = Process.Start(psi)!;
+        var process = Process.Start(psi)!;
         process.StandardInput.Close();
+        return process;
+    }
+
+    internal static async Task<CliResult> KilnAsync(string projectDir, TimeSpan limit, params string[] args)
+    {
+        using var process = StartKiln(projectDir, args);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        using var timeout = new CancellationTokenSource(limit);
         try
         {
             await process.WaitForExitAsync(timeout.Token);
@@ -130,7 +139,7 @@ public sealed partial class CliTests(DockerFixture docker)
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in 3 minutes\n{await stdout}\n{await stderr}");
+            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in {limit.TotalMinutes:F0} minutes\n{await stdout}\n{await stderr}");
         }
         return new CliResult(process.ExitCode, await stdout, await stderr, args);
     }

@@ -220,7 +220,8 @@ public sealed class SqliteLedgerTests : LedgerFixture
         Assert.Equal(now, dead.Run.EndedAt);
         Assert.Equal("the kiln process (pid 111) ended without finishing the run", dead.Run.Error);
         Assert.Equal([StageStatus.Succeeded, StageStatus.Failed, StageStatus.Pending], dead.Stages.Select(s => s.Status));
-        Assert.Equal("interrupted", dead.Stages[1].Error);
+        Assert.Equal("interrupted: the kiln process was killed while this stage ran", dead.Stages[1].Error);
+        Assert.Equal(now, dead.Stages[1].EndedAt);
         Assert.Null(dead.Stages[0].Error);
 
         var alive = (await ledger.GetRunAsync("alive"))!;
