@@ -33,29 +33,15 @@ public sealed partial class DockerEngine : IRegistryRuntime
         }
 
         Digest? pushed = null;
-        string? error = null;
         var auth = AuthFor(RegistryOf(repository));
-        try
-        {
-            await _client.Images.PushImageAsync(repository, new ImagePushParameters { Tag = tag }, auth, new SyncProgress<JSONMessage>(m =>
+        var error = await StreamProgressAsync(p => _client.Images.PushImageAsync(repository, new ImagePushParameters { Tag = tag }, auth, p, ct),
+            m =>
             {
-                if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage)) error = m.Error?.Message ?? m.ErrorMessage;
                 if (m.Aux?.ExtensionData is { } aux && aux.TryGetValue("Digest", out var d) && Digest.TryParse(d?.ToString(), out var digest))
                     pushed = digest;
                 else if (m.Status is { } status && PushedDigestLine().Match(status) is { Success: true } match && Digest.TryParse(match.Groups[1].Value, out var fromStatus))
                     pushed ??= fromStatus;
-                if (m.Progress is null && !string.IsNullOrWhiteSpace(m.Status))
-                    progress(m.ID is { Length: > 0 } id ? $"{id}: {m.Status}" : m.Status);
-            }), ct).ConfigureAwait(false);
-        }
-        catch (DockerApiException ex)
-        {
-            error = ex.ResponseBody is { Length: > 0 } body ? ApiMessage(body) : ex.Message;
-        }
-        catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
-        {
-            throw EngineUnavailable(ex);
-        }
+            }, progress).ConfigureAwait(false);
         if (error is not null) throw RegistryFailed("push", reference, error);
         return pushed ?? throw new KilnException("KILN7105", $"the registry accepted {reference} but the engine reported no manifest digest",
             "push again; if it keeps happening, the registry does not speak the OCI distribution API", ExitCode.PortabilityFailed);
@@ -64,16 +50,32 @@ public sealed partial class DockerEngine : IRegistryRuntime
     public async Task<Digest> PullImageAsync(string repository, Digest manifestDigest, Action<string> progress, CancellationToken ct = default)
     {
         var reference = $"{repository}@{manifestDigest}";
+        var error = await StreamProgressAsync(p => _client.Images.CreateImageAsync(
+            new ImagesCreateParameters { FromImage = repository, Tag = manifestDigest.ToString() }, AuthFor(RegistryOf(repository)), p, ct),
+            null, progress).ConfigureAwait(false);
+        if (error is not null) throw RegistryFailed("pull", reference, error);
+        var info = await InspectImageAsync(reference, ct).ConfigureAwait(false)
+                   ?? throw new KilnException("KILN7105", $"the engine reported the pull of {reference} done but has no such image",
+                       "pull again", ExitCode.PortabilityFailed);
+        return info.Id;
+    }
+
+    /// <summary>Runs a push or pull whose progress comes as a stream of JSON messages: each status line goes to
+    /// <paramref name="progress"/>, each message to <paramref name="inspect"/>; returns the error the engine or the
+    /// registry reported (in the stream or as an API error), or null.</summary>
+    private async Task<string?> StreamProgressAsync(Func<IProgress<JSONMessage>, Task> call, Action<JSONMessage>? inspect,
+        Action<string> progress)
+    {
         string? error = null;
         try
         {
-            await _client.Images.CreateImageAsync(new ImagesCreateParameters { FromImage = repository, Tag = manifestDigest.ToString() },
-                AuthFor(RegistryOf(repository)), new SyncProgress<JSONMessage>(m =>
-                {
-                    if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage)) error = m.Error?.Message ?? m.ErrorMessage;
-                    if (m.Progress is null && !string.IsNullOrWhiteSpace(m.Status))
-                        progress(m.ID is { Length: > 0 } id ? $"{id}: {m.Status}" : m.Status);
-                }), ct).ConfigureAwait(false);
+            await call(new SyncProgress<JSONMessage>(m =>
+            {
+                if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage)) error = m.Error?.Message ?? m.ErrorMessage;
+                inspect?.Invoke(m);
+                if (m.Progress is null && !string.IsNullOrWhiteSpace(m.Status))
+                    progress(m.ID is { Length: > 0 } id ? $"{id}: {m.Status}" : m.Status);
+            })).ConfigureAwait(false);
         }
         catch (DockerApiException ex)
         {
@@ -83,11 +85,7 @@ public sealed partial class DockerEngine : IRegistryRuntime
         {
             throw EngineUnavailable(ex);
         }
-        if (error is not null) throw RegistryFailed("pull", reference, error);
-        var info = await InspectImageAsync(reference, ct).ConfigureAwait(false)
-                   ?? throw new KilnException("KILN7105", $"the engine reported the pull of {reference} done but has no such image",
-                       "pull again", ExitCode.PortabilityFailed);
-        return info.Id;
+        return error;
     }
 
     public async Task<bool> IsInsecureRegistryAsync(string registry, CancellationToken ct = default)
