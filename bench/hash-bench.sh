@@ -90,6 +90,27 @@ read -r SUM1 SUM1_CPU < <(timed_sh "find '$DATA' -type f -print0 | xargs -0 sha2
 log "sha256sum, -P $NPROC"
 read -r SUMP SUMP_CPU < <(timed_sh "find '$DATA' -type f -print0 | xargs -0 -P $NPROC -n 500 sha256sum")
 
+# The floor: a small C program that only reads and hashes the listed files (bench/hash-floor/hash-floor.c), built
+# when a C compiler and OpenSSL's headers are there (Debian: gcc, libssl-dev; installed when root and missing).
+FLOOR_BIN="$SET/hash-floor"
+if ! [[ -f /usr/include/openssl/evp.h ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  log "installing libssl-dev for the C floor"; apt-get install -y -qq libssl-dev >/dev/null 2>&1 || true
+fi
+FLOOR="skipped"
+if command -v cc >/dev/null && cc -O2 -o "$FLOOR_BIN" "$REPO/bench/hash-floor/hash-floor.c" -lcrypto -lpthread 2>"$SET/floor-build.log"; then
+  find "$DATA" -type f >"$SET/files.txt"
+  floor_median() { # floor_median MODE → "wall_s cpu_s" (median by wall of REPEAT runs)
+    local i; for ((i = 0; i < REPEAT; i++)); do timed_sh "'$FLOOR_BIN' $NPROC $1 '$SET/files.txt'"; done | sort -g -k1,1 |
+      awk -v n="$REPEAT" 'NR == int((n + 1) / 2)'
+  }
+  log "C floor: read only, then read + SHA-256, $NPROC threads (median of $REPEAT)"
+  read -r FREAD FREAD_CPU < <(floor_median 0)
+  read -r FHASH FHASH_CPU < <(floor_median 1)
+  FLOOR="done"
+else
+  log "no C floor (needs cc and OpenSSL headers): $(tail -n 1 "$SET/floor-build.log" 2>/dev/null)"
+fi
+
 log "Kiln, no stat cache, page cache warm (median of $REPEAT)"
 read -r COLD COLD_CPU COLD_RSS COLD_HASH COLD_HASH_CPU COLD_READ COLD_HWM COLD_DIGEST < <(kiln_median)
 
@@ -122,6 +143,10 @@ echo
 row "measurement" "wall s" "GB/s" "CPU s" "GB/CPU-s" "peak RSS"
 row "OpenSSL SHA-256, 1 MiB blocks, one core" - - - "$OSSL_1" -
 row "  × $NPROC cores: the machine's limit" - "$OSSL_N" - - -
+if [[ $FLOOR == done ]]; then
+  row "C floor: open + read + close only, $NPROC threads" "$FREAD" "$(gbps "$FREAD")" "$FREAD_CPU" "$(gbps "$FREAD_CPU")" -
+  row "C floor: read + OpenSSL SHA-256, $NPROC threads" "$FHASH" "$(gbps "$FHASH")" "$FHASH_CPU" "$(gbps "$FHASH_CPU")" -
+fi
 row "sha256sum (xargs, one process at a time)" "$SUM1" "$(gbps "$SUM1")" "$SUM1_CPU" "$(gbps "$SUM1_CPU")" -
 row "sha256sum (xargs -P $NPROC)" "$SUMP" "$(gbps "$SUMP")" "$SUMP_CPU" "$(gbps "$SUMP_CPU")" -
 row "Kiln, no stat cache, page cache warm (process)" "$COLD" "$(gbps "$COLD")" "$COLD_CPU" "$(gbps "$COLD_CPU")" "${COLD_RSS} kB"
@@ -144,5 +169,11 @@ echo "  Kiln vs the OpenSSL limit              wall $(fdiv "$(gbps "$COLD")" "$O
      "per CPU-second $(fdiv "$(gbps "$COLD_CPU")" "$OSSL_1") (process), $(fdiv "$(gbps "$COLD_HASH_CPU")" "$OSSL_1") (in process)"
 if [[ $DROP == done ]]; then
   echo "  Kiln vs sha256sum -P $NPROC, cold disk     wall $(fdiv "$SUMP_DISK" "$DISK")×"
+fi
+if [[ $FLOOR == done ]]; then
+  echo "  C floor vs the OpenSSL limit          wall $(fdiv "$(gbps "$FHASH")" "$OSSL_N") of it;   per CPU-second $(fdiv "$(gbps "$FHASH_CPU")" "$OSSL_1")" \
+       "(the kernel's share: reading alone costs $(fdiv "$FREAD_CPU" "$FHASH_CPU") of the floor's CPU)"
+  echo "  Kiln vs the C floor                    wall $(fdiv "$FHASH" "$COLD_HASH") of its speed (in process), $(fdiv "$FHASH" "$COLD") (process);" \
+       "per CPU-second $(fdiv "$FHASH_CPU" "$COLD_HASH_CPU") (in process)"
 fi
 echo "  stat-cache no-op vs full hash          wall $(fdiv "$COLD" "$WARM")×   CPU $(fdiv "$COLD_CPU" "$WARM_CPU")×"
