@@ -20,16 +20,19 @@ public static class BuildContext
         return ms;
     }
 
-    /// <summary>A tar of <paramref name="directory"/> (without .kiln/ and .git/), plus extra in-memory files.</summary>
+    /// <summary>A tar of <paramref name="directory"/> (without .kiln/, .git/, kiln.lock and what the directory's
+    /// .dockerignore leaves out, with Docker's rules: see <see cref="DockerIgnore"/>), plus extra in-memory files.</summary>
     public static MemoryStream FromDirectory(string directory, IEnumerable<(string Name, byte[] Content)> extra)
     {
         var entries = new SortedDictionary<string, Func<TarEntry>>(StringComparer.Ordinal);
         var root = Path.GetFullPath(directory);
+        var ignore = DockerIgnore.ForContext(root);
         foreach (var path in Directory.EnumerateFileSystemEntries(root, "*", new EnumerationOptions
                  { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false }))
         {
             var rel = Path.GetRelativePath(root, path).Replace('\\', '/');
             if (Excluded.Any(e => rel == e || rel.StartsWith(e + "/", StringComparison.Ordinal))) continue;
+            if (ignore.Excludes(rel)) continue;
             var info = new FileInfo(path);
             if (info.LinkTarget is { } target)
                 entries[rel] = () => new UstarTarEntry(TarEntryType.SymbolicLink, rel) { LinkName = target, ModificationTime = FixedTime, Mode = (UnixFileMode)0x1FF };
@@ -43,6 +46,14 @@ public static class BuildContext
         }
         foreach (var (name, content) in extra)
             entries[name] = () => FileEntry(name, new MemoryStream(content), false);
+        // A file re-included (!pattern) below an excluded directory still needs its directories in the tar.
+        foreach (var name in entries.Keys.ToList())
+            for (var slash = name.Length < 2 ? -1 : name.LastIndexOf('/', name.Length - 2); slash > 0; slash = name.LastIndexOf('/', slash - 1))
+            {
+                var dir = name[..(slash + 1)];
+                if (!entries.TryAdd(dir, () => new UstarTarEntry(TarEntryType.Directory, dir) { ModificationTime = FixedTime, Mode = (UnixFileMode)0x1ED }))
+                    break; // present, and so are its parents
+            }
 
         var ms = new MemoryStream();
         using (var writer = new TarWriter(ms, TarEntryFormat.Ustar, leaveOpen: true))
