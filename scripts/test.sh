@@ -4,6 +4,16 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/scripts/setup.sh"
+# skopeo: the environment integration tests check that Kiln's image archives read as OCI/docker archives with it.
+if ! command -v skopeo >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing skopeo (Debian package) for the environment integration tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo >&2; }
+  else
+    echo "[test] warning: skopeo is missing and cannot be installed here (not root on Debian); the archive check will fail" >&2
+  fi
+fi
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"
