@@ -23,12 +23,21 @@ internal static class StatusCommand
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var spec = project.Spec;
             using var engine = new DockerEngine();
-            await engine.PingAsync(ct);
-            var (images, lockMismatches) = await EnvironmentSetup.ResolveAsync(engine, project, ct);
+            using (Profiler.Time("engine: ping"))
+                await engine.PingAsync(ct);
+            Dictionary<string, Digest?> images;
+            List<(string Env, string Why)> lockMismatches;
+            using (Profiler.Time("environments: resolve images"))
+                (images, lockMismatches) = await EnvironmentSetup.ResolveAsync(engine, project, ct);
             foreach (var (env, why) in lockMismatches)
                 Output.Err.MarkupLine($"[yellow]environment '{Markup.Escape(env)}' no longer matches kiln.lock: {Markup.Escape(why)}; 'kiln run' refuses to run until 'kiln env build' updates the lock[/]");
-            var cache = new StageCache(project.StateDir, parse.GetValue(rehash));
-            var status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
+            StageCache cache;
+            using (Profiler.Time("stat cache: load"))
+                cache = new StageCache(project.StateDir, parse.GetValue(rehash));
+            IReadOnlyList<StageStatusInfo> status;
+            using (Profiler.Time("status: compute"))
+                status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
+            using var print = Profiler.Time("status: print");
 
             if (parse.GetValue(json))
             {

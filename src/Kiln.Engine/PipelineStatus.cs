@@ -40,10 +40,15 @@ public static class PipelineStatus
             {
                 try
                 {
-                    var doc = await cache.ComputeKeyAsync(spec, stage, image, projectDir, outputs, ct).ConfigureAwait(false);
-                    var hit = await cache.TryGetAsync(doc.Key, ct).ConfigureAwait(false);
+                    StageKeyDocument doc;
+                    using (Profiler.Time("status: stage keys"))
+                        doc = await cache.ComputeKeyAsync(spec, stage, image, projectDir, outputs, ct).ConfigureAwait(false);
+                    CacheEntry? hit;
+                    using (Profiler.Time("status: cache entries"))
+                        hit = await cache.TryGetAsync(doc.Key, ct).ConfigureAwait(false);
                     if (hit is not null)
                     {
+                        using var _ = Profiler.Time("status: outputs in the project");
                         foreach (var o in hit.Outputs)
                         {
                             outputs[o.Path] = o.Digest;
@@ -64,6 +69,7 @@ public static class PipelineStatus
                     }
                     else
                     {
+                        using var _ = Profiler.Time("status: explain");
                         var reasons = StageKeyDocument.Explain(cache.LastKeyDocument(stage.Name), doc.ToJson());
                         info = new StageStatusInfo(stage.Name, StageState.WouldRun,
                             reasons.Count > 0 ? reasons : ["no cached result for this key (cache entry or blobs removed)"], doc.Key, 0);
@@ -77,7 +83,8 @@ public static class PipelineStatus
             result[stage.Name] = info;
             list.Add(info);
         }
-        cache.Save();
+        using (Profiler.Time("stat cache: save"))
+            cache.Save();
         return list;
     }
 }

@@ -46,8 +46,11 @@ public static partial class SpecLoader
 
     private static ProjectSpec? Parse(string yamlText, Context ctx, IProjectFiles files)
     {
-        var stream = LoadYaml(yamlText, ctx.File, ctx);
+        YamlStream? stream;
+        using (Profiler.Time("spec: parse YAML"))
+            stream = LoadYaml(yamlText, ctx.File, ctx);
         if (stream is null) return null;
+        var model = Profiler.Time("spec: read stages");
 
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {
@@ -119,7 +122,9 @@ public static partial class SpecLoader
                 }
             }
 
-        ValidatePipeline(stages, stageNodes, files, ctx);
+        model.Dispose();
+        using (Profiler.Time("spec: check the pipeline (paths, deps)"))
+            ValidatePipeline(stages, stageNodes, files, ctx);
 
         return new ProjectSpec(name, ctx.File, environments, paramsFile, loadedParams ?? ParamSet.Empty, stages, Digest.Sha256(yamlText));
     }
@@ -405,6 +410,7 @@ public static partial class SpecLoader
 
         if (ctx.Errors.Count > 0) return; // a graph over a broken spec would report noise
 
+        using var cycles = Profiler.Time("spec: look for cycles");
         var cycle = Graph.PipelineGraph.FindCycle(stages);
         if (cycle is not null)
         {
