@@ -25,7 +25,7 @@ public sealed class PipelineGraph
             foreach (var up in ups)
                 _downstream[up].Add(stage);
 
-        var cycle = FindCycle(stages);
+        var cycle = FindCycle(stages, _upstream);
         if (cycle is not null)
             throw new KilnException("KILN1002", $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
                 "remove one of the deps in the cycle", ExitCode.SpecInvalid);
@@ -83,7 +83,11 @@ public sealed class PipelineGraph
     public static IReadOnlyList<string>? FindCycle(IReadOnlyList<StageSpec> stages)
     {
         var index = OutputIndex(stages);
-        var upstream = stages.ToDictionary(s => s.Name, s => Producers(index, s), StringComparer.Ordinal);
+        return FindCycle(stages, stages.ToDictionary(s => s.Name, s => Producers(index, s), StringComparer.Ordinal));
+    }
+
+    private static IReadOnlyList<string>? FindCycle(IReadOnlyList<StageSpec> stages, Dictionary<string, SortedSet<string>> upstream)
+    {
         var state = new Dictionary<string, int>(StringComparer.Ordinal); // 0 new, 1 on stack, 2 done
         var path = new List<string>();
 

@@ -9,6 +9,9 @@ public sealed class PathIndex<T>
     // Every proper ancestor of an indexed path: only these can have descendants in the index, so the common
     // question (a plain input file, with nothing indexed under it) costs hash lookups and no sorted-set view.
     private readonly HashSet<string> _ancestors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Path, T Owner)>.AlternateLookup<ReadOnlySpan<char>> _bySpan;
+
+    public PathIndex() => _bySpan = _exact.GetAlternateLookup<ReadOnlySpan<char>>();
 
     public void Add(string path, T owner)
     {
@@ -36,5 +39,5 @@ public sealed class PathIndex<T>
     }
 
     private (string Path, T Owner)? AncestorOf(string key, int length) =>
-        _exact.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key.AsSpan(0, length), out var found) ? found : null;
+        _bySpan.TryGetValue(key.AsSpan(0, length), out var found) ? found : null;
 }
