@@ -32,7 +32,7 @@ internal sealed class Project
         var display = Path.GetRelativePath(Environment.CurrentDirectory, specPath);
         if (display.StartsWith("..", StringComparison.Ordinal)) display = specPath;
         using var load = Profiler.Time("spec: load and validate");
-        var spec = SpecLoader.Load(text, display, new DiskProjectFiles(projectDir));
+        var spec = SpecCache.Load(text, display, projectDir, Path.Combine(projectDir, ".kiln"));
         return new Project { Dir = projectDir, SpecPath = specPath, Spec = spec };
     }
 

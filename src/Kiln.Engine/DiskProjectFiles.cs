@@ -1,3 +1,4 @@
+using System.IO.Enumeration;
 using Kiln.Core.Specs;
 
 namespace Kiln.Engine;
@@ -13,6 +14,14 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
 {
     private readonly Dictionary<string, HashSet<string>?> _listings = new(StringComparer.Ordinal);
 
+    private static readonly EnumerationOptions ListOptions = new()
+    {
+        AttributesToSkip = 0, // the default skips "hidden" (dot) files
+        IgnoreInaccessible = false,
+        RecurseSubdirectories = false,
+        ReturnSpecialDirectories = false,
+    };
+
     public bool Exists(string relativePath)
     {
         var path = relativePath.TrimEnd('/');
@@ -20,7 +29,7 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
         {
             var slash = path.LastIndexOf('/');
             var names = Listing(slash < 0 ? "" : path[..slash]);
-            if (names is not null) return names.Contains(slash < 0 ? path : path[(slash + 1)..]);
+            if (names is not null) return names.GetAlternateLookup<ReadOnlySpan<char>>().Contains(path.AsSpan(slash + 1));
         }
         var full = Path.Combine(root, path);
         return File.Exists(full) || Directory.Exists(full);
@@ -39,9 +48,10 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
         if (_listings.TryGetValue(directory, out var names)) return names;
         try
         {
-            names = new HashSet<string>(Directory.EnumerateFileSystemEntries(Path.Combine(root, directory), "*",
-                new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = false, RecurseSubdirectories = false })
-                .Select(Path.GetFileName)!, StringComparer.Ordinal);
+            var entries = new FileSystemEnumerable<string>(Path.Combine(root, directory), static (ref FileSystemEntry e) => e.FileName.ToString(),
+                ListOptions).ToList();
+            names = new HashSet<string>(entries.Count, StringComparer.Ordinal);
+            foreach (var name in entries) names.Add(name);
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException)
         {

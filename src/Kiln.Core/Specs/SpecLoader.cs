@@ -446,6 +446,17 @@ public static partial class SpecLoader
         return y.StartsWith(x, StringComparison.Ordinal) && (y.Length == x.Length || y[x.Length] == '/');
     }
 
+    /// <summary>The values of a params file, read exactly as <see cref="Load"/> reads the one a spec names (for a caller that
+    /// kept a loaded spec and has the params file's text again); throws <see cref="SpecException"/> when it is not valid.</summary>
+    public static ParamSet LoadParams(string text, string file)
+    {
+        var ctx = new Context(file);
+        var set = ParseParams(text, file, ctx);
+        if (ctx.Errors.Count > 0 || set is null)
+            throw new SpecException(ctx.Errors.Count > 0 ? ctx.Errors : [new SpecError(file, 1, 1, "the params file is not valid", null)]);
+        return set;
+    }
+
     /// <summary>The params file's values, or null (reported) when it is not valid.</summary>
     private static ParamSet? ParseParams(string text, string file, Context ctx)
     {
