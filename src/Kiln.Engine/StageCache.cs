@@ -26,16 +26,27 @@ public sealed class StageCache
     public ContentStore Store { get; }
     public TreeHasher Hasher { get; }
 
-    public StageCache(string stateDir, bool rehash = false)
+    public StageCache(string stateDir, bool rehash = false) : this(stateDir, LoadStatCache(stateDir, rehash))
     {
-        var statCache = new StatCache(Path.Combine(stateDir, "statcache"));
-        if (rehash) statCache.Clear();
+    }
+
+    /// <param name="statCache">From <see cref="LoadStatCache"/> (which may run beside other work: it only reads).</param>
+    public StageCache(string stateDir, StatCache statCache)
+    {
         Hasher = new TreeHasher(statCache);
         Store = new ContentStore(Path.Combine(stateDir, "store"), Hasher);
         _entries = Path.Combine(stateDir, "cache", "entries");
         _last = Path.Combine(stateDir, "cache", "last");
         Directory.CreateDirectory(_entries);
         Directory.CreateDirectory(_last);
+    }
+
+    /// <summary>The stat cache of a state folder (empty with <paramref name="rehash"/>: every input is read again).</summary>
+    public static StatCache LoadStatCache(string stateDir, bool rehash)
+    {
+        var statCache = new StatCache(Path.Combine(stateDir, "statcache"));
+        if (rehash) statCache.Clear();
+        return statCache;
     }
 
     /// <summary>Persists the stat cache (call once at the end of a run or status).</summary>
@@ -49,27 +60,28 @@ public sealed class StageCache
     private static string FullPath(string projectDir, string path) => Path.Combine(projectDir, path.TrimEnd('/'));
 
     /// <summary>Hashes many project paths in one pass (one pool of hashing threads, stats spread over them) and adds
-    /// each to <paramref name="known"/> (full path → digest, or null when it does not exist), for
+    /// each to <paramref name="known"/> (project path as the spec names it → digest, or null when it does not exist), for
     /// <see cref="ComputeKeyAsync"/> to take instead of hashing stage by stage. When anything other than a missing
     /// path goes wrong, nothing is added: each stage then meets (and reports) the problem itself, as without this.</summary>
     public async Task PrefetchAsync(IEnumerable<string> paths, string projectDir, Dictionary<string, Digest?> known, CancellationToken ct)
     {
-        var fulls = paths.Select(p => FullPath(projectDir, p)).Where(f => !known.ContainsKey(f))
-            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(); // sorted: a folder's files together
-        if (fulls.Count == 0) return;
+        // In the order given: a stage's inputs come together, so a folder's files mostly do too (stat'ed relative to it).
+        var todo = paths.Where(p => !known.ContainsKey(p)).Distinct(StringComparer.Ordinal)
+            .Select(p => (Path: p, Full: FullPath(projectDir, p))).ToList();
+        if (todo.Count == 0) return;
         try
         {
-            var (digests, missing) = await Hasher.TryHashManyAsync(fulls, false, ct).ConfigureAwait(false);
+            var (digests, missing) = await Hasher.TryHashManyAsync(todo.Select(p => p.Full).ToList(), false, ct).ConfigureAwait(false);
             if (digests is null)
             {
                 // Some are missing: remember those, then hash the others (their stats are taken again; a rare case).
-                foreach (var m in missing) known[m] = null;
-                var present = fulls.Where(f => !known.ContainsKey(f)).ToList();
-                (digests, missing) = await Hasher.TryHashManyAsync(present, false, ct).ConfigureAwait(false);
+                var gone = missing.ToHashSet(StringComparer.Ordinal);
+                foreach (var p in todo.Where(p => gone.Contains(p.Full))) known[p.Path] = null;
+                todo = todo.Where(p => !gone.Contains(p.Full)).ToList();
+                (digests, missing) = await Hasher.TryHashManyAsync(todo.Select(p => p.Full).ToList(), false, ct).ConfigureAwait(false);
                 if (digests is null) return; // changing under us: leave the rest to the stages
-                fulls = present;
             }
-            for (var i = 0; i < fulls.Count; i++) known[fulls[i]] = digests[i];
+            for (var i = 0; i < todo.Count; i++) known[todo[i].Path] = digests[i];
         }
         catch (Exception e) when (e is KilnException or IOException or UnauthorizedAccessException)
         {
@@ -79,7 +91,7 @@ public sealed class StageCache
     /// <summary>The key document of a stage, from the current project state. Deps that are outputs of
     /// upstream stages take the digest recorded for that output (<paramref name="upstreamOutputs"/>);
     /// everything else is hashed from the project (fast when the stat cache knows the file), or taken from
-    /// <paramref name="known"/> when <see cref="PrefetchAsync"/> hashed it already.
+    /// <paramref name="known"/> when <see cref="PrefetchAsync"/> hashed it already (for the same project folder).
     /// Inputs that do not exist are all named in one <see cref="MissingInputException"/>.</summary>
     public async Task<StageKeyDocument> ComputeKeyAsync(ProjectSpec spec, StageSpec stage, Digest image, string projectDir,
         IReadOnlyDictionary<string, Digest> upstreamOutputs, CancellationToken ct, IReadOnlyDictionary<string, Digest?>? known = null)
@@ -89,7 +101,7 @@ public sealed class StageCache
         var missing = new List<string>();
         var rest = new List<int>();
         for (var i = 0; i < toHash.Count; i++)
-            if (known is not null && known.TryGetValue(FullPath(projectDir, toHash[i]), out var d))
+            if (known is not null && known.TryGetValue(toHash[i], out var d))
             {
                 digests[i] = d;
                 if (d is null) missing.Add(toHash[i]);

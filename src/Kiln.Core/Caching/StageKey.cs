@@ -73,7 +73,7 @@ public sealed record StageKeyDocument(
             w.WriteString("command", Command);
             WriteDigests(w, "deps", Deps);
             w.WriteNumber("gpus", Gpus);
-            w.WriteString("image", Image.ToString());
+            WriteDigest(w, "image", Image);
             w.WriteBoolean("network", Network);
             w.WriteStartArray("outputs");
             foreach (var o in Outputs.Order(StringComparer.Ordinal)) w.WriteStringValue(o);
@@ -97,8 +97,18 @@ public sealed record StageKeyDocument(
     private static void WriteDigests(Utf8JsonWriter w, string name, IReadOnlyDictionary<string, Digest> map)
     {
         w.WriteStartObject(name);
-        foreach (var (k, v) in map.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteString(k, v.ToString());
+        foreach (var (k, v) in map.OrderBy(kv => kv.Key, StringComparer.Ordinal)) WriteDigest(w, k, v);
         w.WriteEndObject();
+    }
+
+    /// <summary>Writes "algorithm:hex" as <see cref="Digest.ToString"/> prints it, without making that string.</summary>
+    private static void WriteDigest(Utf8JsonWriter w, string name, Digest digest)
+    {
+        Span<char> text = stackalloc char[digest.Algorithm.Length + 1 + digest.Hex.Length];
+        digest.Algorithm.CopyTo(text);
+        text[digest.Algorithm.Length] = ':';
+        digest.Hex.CopyTo(text[(digest.Algorithm.Length + 1)..]);
+        w.WriteString(name, text);
     }
 
     /// <summary>The stage name is part of the key: a stage sees it (as KILN_STAGE), so it can change the result.
