@@ -19,6 +19,8 @@ public sealed record StageStatusInfo(string Stage, StageState State, IReadOnlyLi
 /// <summary>What <c>kiln run</c> would do, and why, without running or building anything.</summary>
 public static class PipelineStatus
 {
+    private const int WavePaths = 8192;
+
     /// <param name="images">Environment name → image ID, or null when the environment is not built yet.</param>
     public static async Task<IReadOnlyList<StageStatusInfo>> ComputeAsync(ProjectSpec spec, string projectDir,
         IReadOnlyDictionary<string, Digest?> images, StageCache cache, CancellationToken ct = default)
@@ -48,10 +50,18 @@ public static class PipelineStatus
                     if (!inWave.Contains(stage.Name))
                     {
                         using var _ = Profiler.Time("status: hash inputs (waves)");
-                        var wave = graph.Order.Where(s => !result.ContainsKey(s.Name) && images.GetValueOrDefault(s.Env) is not null
-                            && graph.Upstream(s.Name).All(u => result.TryGetValue(u, out var r) && r.State == StageState.UpToDate)).ToList();
-                        inWave.UnionWith(wave.Select(s => s.Name));
-                        await cache.PrefetchAsync(wave.SelectMany(s => StageCache.PathsToHash(s, outputs)), projectDir, known, ct).ConfigureAwait(false);
+                        var ready = graph.Order.Where(s => !result.ContainsKey(s.Name) && !inWave.Contains(s.Name) && images.GetValueOrDefault(s.Env) is not null
+                            && graph.Upstream(s.Name).All(u => result.TryGetValue(u, out var r) && r.State == StageState.UpToDate));
+                        // At most about WavePaths paths at a time (this stage's first): enough for the threads to share, while
+                        // what a pass holds in memory (paths, stats, jobs) stays small next to the rest of a status.
+                        var paths = new List<string>();
+                        foreach (var s in ready)
+                        {
+                            if (paths.Count >= WavePaths) break;
+                            inWave.Add(s.Name);
+                            paths.AddRange(StageCache.PathsToHash(s, outputs));
+                        }
+                        await cache.PrefetchAsync(paths, projectDir, known, ct).ConfigureAwait(false);
                     }
                     StageKeyDocument doc;
                     Digest key;
