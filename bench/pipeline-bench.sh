@@ -112,6 +112,7 @@ build_if_stale() {
   shift
   newer_sources "$stamp" "${sources[@]}" || return 0
   log "building $name"
+  mkdir -p "$(dirname "$stamp")" # the CLI's folder does not exist before its first publish
   touch "$stamp.new"
   if dotnet_build "$logf" "$@"; then mv "$stamp.new" "$stamp"; return 0; fi
   rm -f "$stamp.new"

@@ -39,6 +39,24 @@ public static class Program
 
     public static async Task<int> Main(string[] args)
     {
+        if (Profiler.Enabled)
+        {
+            using var self = System.Diagnostics.Process.GetCurrentProcess();
+            Profiler.Add("runtime start (before Main)", (long)((DateTime.Now - self.StartTime).TotalSeconds * System.Diagnostics.Stopwatch.Frequency));
+        }
+        try
+        {
+            return await MainCore(args);
+        }
+        finally
+        {
+            Profiler.Report(Console.Error);
+        }
+    }
+
+    private static async Task<int> MainCore(string[] args)
+    {
+        var setup = Profiler.Time("command line");
         CommandLine = "kiln " + string.Join(' ', args.Select(a => a.Contains(' ') ? $"'{a}'" : a));
         var root = new RootCommand(
             "Kiln: reproducible, containerized ML pipelines. A kiln.yaml names environments and stages; " +
@@ -59,6 +77,7 @@ public static class Program
         root.Subcommands.Add(PortabilityCommands.CreateImport());
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
+        setup.Dispose();
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) Output.Err.MarkupLine($"[red]error[/]: {Markup.Escape(e.Message)}");
@@ -87,6 +106,7 @@ public static class Program
 
         try
         {
+            using var command = Profiler.Time("command");
             var code = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false }, cts.Token);
             return cts.IsCancellationRequested && code == 0 ? (int)ExitCode.Interrupted : code;
         }

@@ -22,6 +22,7 @@ internal sealed class Project
         string text;
         try
         {
+            using var _ = Profiler.Time("spec: read kiln.yaml");
             text = File.ReadAllText(specPath);
         }
         catch (IOException ex)
@@ -30,7 +31,8 @@ internal sealed class Project
         }
         var display = Path.GetRelativePath(Environment.CurrentDirectory, specPath);
         if (display.StartsWith("..", StringComparison.Ordinal)) display = specPath;
-        var spec = SpecLoader.Load(text, display, new DiskProjectFiles(projectDir));
+        using var load = Profiler.Time("spec: load and validate");
+        var spec = SpecCache.Load(text, display, projectDir, Path.Combine(projectDir, ".kiln"));
         return new Project { Dir = projectDir, SpecPath = specPath, Spec = spec };
     }
 

@@ -20,15 +20,48 @@ internal static class StatusCommand
         };
         cmd.SetAction(async (parse, ct) =>
         {
+            // The engine's first answer and the stat cache are fetched on other threads while the spec loads (the Docker
+            // client's start-up is mostly JIT work); their errors, if any, still come after the spec's.
+            var stateDir = Path.Combine(Path.GetDirectoryName(Project.Locate(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption)))!, ".kiln");
+            var engineReady = Task.Run(async () =>
+            {
+                using var _ = Profiler.Time("engine: start and ping (beside the spec)");
+                var e = new DockerEngine();
+                try
+                {
+                    await e.PingAsync(ct);
+                    return e;
+                }
+                catch
+                {
+                    e.Dispose();
+                    throw;
+                }
+            });
+            var statCache = Task.Run(() =>
+            {
+                using var _ = Profiler.Time("stat cache: load (beside the spec)");
+                return StageCache.LoadStatCache(stateDir, parse.GetValue(rehash));
+            });
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var spec = project.Spec;
-            using var engine = new DockerEngine();
-            await engine.PingAsync(ct);
-            var (images, lockMismatches) = await EnvironmentSetup.ResolveAsync(engine, project, ct);
+            DockerEngine engine;
+            using (Profiler.Time("engine: wait for it"))
+                engine = await engineReady;
+            using var disposeEngine = engine;
+            Dictionary<string, Digest?> images;
+            List<(string Env, string Why)> lockMismatches;
+            using (Profiler.Time("environments: resolve images"))
+                (images, lockMismatches) = await EnvironmentSetup.ResolveAsync(engine, project, ct);
             foreach (var (env, why) in lockMismatches)
                 Output.Err.MarkupLine($"[yellow]environment '{Markup.Escape(env)}' no longer matches kiln.lock: {Markup.Escape(why)}; 'kiln run' refuses to run until 'kiln env build' updates the lock[/]");
-            var cache = new StageCache(project.StateDir, parse.GetValue(rehash));
-            var status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
+            StageCache cache;
+            using (Profiler.Time("stat cache: wait for it"))
+                cache = new StageCache(project.StateDir, await statCache);
+            IReadOnlyList<StageStatusInfo> status;
+            using (Profiler.Time("status: compute"))
+                status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
+            using var print = Profiler.Time("status: print");
 
             if (parse.GetValue(json))
             {

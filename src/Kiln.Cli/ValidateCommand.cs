@@ -12,7 +12,10 @@ internal static class ValidateCommand
         cmd.SetAction(parse =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            var graph = new PipelineGraph(project.Spec.Stages);
+            PipelineGraph graph;
+            using (Kiln.Core.Profiler.Time("graph: build"))
+                graph = new PipelineGraph(project.Spec.Stages);
+            using var print = Kiln.Core.Profiler.Time("validate: print");
             Output.Out.MarkupLine($"[green]✔[/] {Markup.Escape(project.SpecPath)} is valid: {project.Spec.Environments.Count} environment(s), {project.Spec.Stages.Count} stage(s)");
             foreach (var s in graph.Order)
             {

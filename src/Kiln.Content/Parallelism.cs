@@ -39,6 +39,11 @@ internal static class Parallelism
             }
         }
 
+        if (count == 1)
+        {
+            Work(); // one item: on the calling thread, without a thread hop (a single directory, a single file to read)
+            return;
+        }
         if (workers == 1)
         {
             await Task.Run(Work, CancellationToken.None).ConfigureAwait(false);

@@ -60,15 +60,26 @@ public sealed class TreeHasher
     public async Task<IReadOnlyList<Digest>> HashManyAsync(IReadOnlyList<string> paths, bool rehash = false,
         CancellationToken ct = default)
     {
-        var roots = await HashRootsAsync(paths, rehash, ct).ConfigureAwait(false);
-        return roots.Select(r => r.Digest).ToArray();
+        var (roots, _) = await HashRootsAsync(paths, rehash, reportMissing: false, ct).ConfigureAwait(false);
+        return roots!.Select(r => r.Digest).ToArray();
+    }
+
+    /// <summary>Like <see cref="HashManyAsync"/>, but when paths do not exist (or are symbolic links to nothing) it
+    /// hashes nothing and names them all (<c>Missing</c>, as given, in order; <c>Digests</c> is then null), where
+    /// <see cref="HashManyAsync"/> throws for the first. The existence check is the stat that hashing needs anyway.
+    /// Other problems (unreadable, a FIFO, changing while read) throw, when nothing is missing.</summary>
+    public async Task<(IReadOnlyList<Digest>? Digests, IReadOnlyList<string> Missing)> TryHashManyAsync(IReadOnlyList<string> paths,
+        bool rehash = false, CancellationToken ct = default)
+    {
+        var (roots, missing) = await HashRootsAsync(paths, rehash, reportMissing: true, ct).ConfigureAwait(false);
+        return roots is null ? (null, missing.Select(i => paths[i]).ToArray()) : (roots.Select(r => r.Digest).ToArray(), []);
     }
 
     /// <summary>The manifest of a directory: every file with its digest, size and executable bit,
     /// every symbolic link and every empty directory.</summary>
     public async Task<TreeManifest> HashTreeAsync(string directory, bool rehash = false, CancellationToken ct = default)
     {
-        var root = (await HashRootsAsync([directory], rehash, ct).ConfigureAwait(false))[0];
+        var root = (await HashRootsAsync([directory], rehash, reportMissing: false, ct).ConfigureAwait(false)).Roots![0];
         return root.Manifest ?? throw ContentErrors.NotADirectory(root.FullPath);
     }
 
@@ -102,22 +113,49 @@ public sealed class TreeHasher
         public List<DirToList> Subdirectories { get; } = [];
     }
 
-    internal async Task<Root[]> HashRootsAsync(IReadOnlyList<string> paths, bool rehash, CancellationToken ct)
+    /// <summary>Below this many paths the roots are stat'ed on the calling thread; from it on, by the hashing threads.</summary>
+    internal const int ParallelStatThreshold = 2048;
+
+    /// <param name="reportMissing">When a path does not exist: false throws for the first; true returns no roots and
+    /// the indices of all the missing paths.</param>
+    internal async Task<(Root[]? Roots, List<int> Missing)> HashRootsAsync(IReadOnlyList<string> paths, bool rehash, bool reportMissing,
+        CancellationToken ct)
     {
         var roots = new Root[paths.Count];
-        var jobs = new List<FileJob>();
+        var cache = rehash ? null : StatCache;
+        // Files whose stat the cache knows are answered here, on the calling thread; only the others (misses) go to
+        // the hashing threads, which are not started at all when there are none (the usual no-op status or run).
+        var misses = new List<FileJob>();
+        void Add(FileJob job)
+        {
+            if (cache is not null && cache.TryGet(job.FullPath, job.Stat, out var cached))
+            {
+                job.Digest = cached;
+                job.Size = job.Stat.Size;
+            }
+            else misses.Add(job);
+        }
+
+        var (fulls, stats) = await StatRootsAsync(paths, ct).ConfigureAwait(false);
+        var missing = new List<int>();
+        if (reportMissing)
+        {
+            for (var i = 0; i < paths.Count; i++)
+                if (stats[i].Kind == FileKind.Missing) missing.Add(i);
+            if (missing.Count > 0) return (null, missing);
+        }
         var level = new List<DirToList>();
         for (var i = 0; i < paths.Count; i++)
         {
-            var full = Path.GetFullPath(paths[i]);
-            var stat = Stat(full, followLinks: true);
+            var full = fulls[i];
+            var stat = stats[i];
             var root = roots[i] = new Root(full, stat);
             switch (stat.Kind)
             {
                 case FileKind.Missing: throw ContentErrors.PathMissing(paths[i]);
                 case FileKind.File:
                     root.Single = new FileJob(full, "", stat, followLinks: true);
-                    jobs.Add(root.Single);
+                    Add(root.Single);
                     break;
                 case FileKind.Directory:
                     level.Add(new DirToList(root, full, ""));
@@ -139,23 +177,89 @@ public sealed class TreeHasher
                 var root = current[i].Root;
                 root.Files.AddRange(listings[i].Files);
                 root.Others.AddRange(listings[i].Others);
-                jobs.AddRange(listings[i].Files);
+                foreach (var job in listings[i].Files) Add(job);
                 level.AddRange(listings[i].Subdirectories);
             }
         }
 
-        var jobArray = jobs.ToArray();
-        var cache = rehash ? null : StatCache;
-        await Parallelism.ForEachAsync(jobArray.Length, DegreeOfParallelism,
-            static () => new HashState(),
-            (state, i, token) => HashFile(jobArray[i], state, cache, token), ct).ConfigureAwait(false);
+        if (misses.Count > 0)
+        {
+            var jobArray = misses.ToArray();
+            await Parallelism.ForEachAsync(jobArray.Length, DegreeOfParallelism,
+                static () => new HashState(),
+                (state, i, token) => HashFile(jobArray[i], state, cache, token), ct).ConfigureAwait(false);
+        }
 
         foreach (var root in roots)
             if (root.Single is null)
                 root.Manifest = new TreeManifest(root.Files
                     .Select(f => TreeEntry.File(f.RelativePath, f.Digest, f.Size, f.Stat.IsExecutable))
                     .Concat(root.Others));
-        return roots;
+        return (roots, missing);
+    }
+
+    /// <summary>The full path and stat (links followed) of each path. Consecutive paths in one directory are
+    /// stat'ed relative to it, opened once (one path component for the kernel to resolve instead of the whole
+    /// path); many paths are split among the hashing threads.</summary>
+    private async Task<(string[] Fulls, FileStat[] Stats)> StatRootsAsync(IReadOnlyList<string> paths, CancellationToken ct)
+    {
+        var fulls = new string[paths.Count];
+        var stats = new FileStat[paths.Count];
+        for (var i = 0; i < paths.Count; i++) fulls[i] = Path.GetFullPath(paths[i]);
+        if (paths.Count < ParallelStatThreshold || DegreeOfParallelism == 1)
+        {
+            StatRange(fulls, stats, 0, paths.Count);
+            return (fulls, stats);
+        }
+        var chunks = DegreeOfParallelism * 4;
+        var size = (paths.Count + chunks - 1) / chunks;
+        await Parallelism.ForEachAsync(chunks, DegreeOfParallelism, static () => 0,
+            (_, c, _) => StatRange(fulls, stats, c * size, Math.Min(paths.Count, (c + 1) * size)), ct).ConfigureAwait(false);
+        return (fulls, stats);
+    }
+
+    private static void StatRange(string[] fulls, FileStat[] stats, int start, int end)
+    {
+        if (!NativeFile.Available)
+        {
+            for (var i = start; i < end; i++) stats[i] = Stat(fulls[i], followLinks: true);
+            return;
+        }
+        string? dir = null;
+        var dirFd = -1;
+        try
+        {
+            for (var i = start; i < end; i++)
+            {
+                var full = fulls[i];
+                var slash = full.LastIndexOf('/');
+                if (slash <= 0 || slash == full.Length - 1)
+                {
+                    stats[i] = Stat(full, followLinks: true);
+                    continue;
+                }
+                if (dir is null || !full.AsSpan(0, slash).SequenceEqual(dir))
+                {
+                    if (dirFd >= 0) NativeFile.Close(dirFd);
+                    dirFd = -1;
+                    dir = full[..slash];
+                    // Opening the folder pays off only when the next path is in it too.
+                    if (i + 1 < end && fulls[i + 1].LastIndexOf('/') == slash && fulls[i + 1].AsSpan(0, slash).SequenceEqual(dir))
+                        dirFd = NativeFile.OpenDirectory(dir);
+                }
+                if (dirFd < 0)
+                {
+                    stats[i] = Stat(full, followLinks: true); // the parent cannot be opened: missing, or not searchable
+                    continue;
+                }
+                try { stats[i] = FileStats.GetAt(dirFd, full[(slash + 1)..], full, followLinks: true); }
+                catch (IOException e) { throw ContentErrors.IoFailed("stat", full, e); }
+            }
+        }
+        finally
+        {
+            if (dirFd >= 0) NativeFile.Close(dirFd);
+        }
     }
 
     private static Listing List(DirToList dir)

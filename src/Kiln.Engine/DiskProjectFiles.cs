@@ -1,13 +1,37 @@
+using System.IO.Enumeration;
 using Kiln.Core.Specs;
 
 namespace Kiln.Engine;
 
-/// <summary>The project folder on disk, as the spec loader sees it (the loader itself does no I/O).</summary>
+/// <summary>The project folder on disk, as the spec loader sees it (the loader itself does no I/O).
+/// <para>On Linux, <see cref="Exists"/> answers from one listing per directory, taken the first time a path in that
+/// directory is asked about and kept for the life of this object (one spec load): a 1000-stage spec with 100,000
+/// deps in 100 folders costs 100 directory reads instead of 100,000 stats. A name is there when the directory
+/// lists it (a file, a directory or a symbolic link, as <c>File.Exists || Directory.Exists</c> say for a path).
+/// Paths that are not plain (".", "..", empty parts), folders that cannot be listed, and other systems (whose
+/// file names may be case-insensitive) ask the file system directly.</para></summary>
 public sealed class DiskProjectFiles(string root) : IProjectFiles
 {
+    private readonly Dictionary<string, HashSet<string>?> _listings = new(StringComparer.Ordinal);
+
+    private static readonly EnumerationOptions ListOptions = new()
+    {
+        AttributesToSkip = 0, // the default skips "hidden" (dot) files
+        IgnoreInaccessible = false,
+        RecurseSubdirectories = false,
+        ReturnSpecialDirectories = false,
+    };
+
     public bool Exists(string relativePath)
     {
-        var full = Path.Combine(root, relativePath.TrimEnd('/'));
+        var path = relativePath.TrimEnd('/');
+        if (OperatingSystem.IsLinux() && IsPlain(path))
+        {
+            var slash = path.LastIndexOf('/');
+            var names = Listing(slash < 0 ? "" : path[..slash]);
+            if (names is not null) return names.GetAlternateLookup<ReadOnlySpan<char>>().Contains(path.AsSpan(slash + 1));
+        }
+        var full = Path.Combine(root, path);
         return File.Exists(full) || Directory.Exists(full);
     }
 
@@ -15,5 +39,41 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
     {
         var full = Path.Combine(root, relativePath);
         return File.Exists(full) ? File.ReadAllText(full) : null;
+    }
+
+    /// <summary>The names in a project directory; an empty set when it does not exist (or is not a directory);
+    /// null when it cannot be listed (then each path is asked about directly).</summary>
+    private HashSet<string>? Listing(string directory)
+    {
+        if (_listings.TryGetValue(directory, out var names)) return names;
+        try
+        {
+            var entries = new FileSystemEnumerable<string>(Path.Combine(root, directory), static (ref FileSystemEntry e) => e.FileName.ToString(),
+                ListOptions).ToList();
+            names = new HashSet<string>(entries.Count, StringComparer.Ordinal);
+            foreach (var name in entries) names.Add(name);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException)
+        {
+            names = []; // a missing parent (or one that is a file): nothing below it exists
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            names = null;
+        }
+        _listings[directory] = names;
+        return names;
+    }
+
+    /// <summary>No empty, "." or ".." part, not absolute: the listing of its parent can answer for it.</summary>
+    private static bool IsPlain(string path)
+    {
+        if (path.Length == 0 || path[0] == '/') return false;
+        foreach (var part in path.AsSpan().Split('/'))
+        {
+            var s = path.AsSpan(part);
+            if (s.Length == 0 || s is "." or "..") return false;
+        }
+        return true;
     }
 }

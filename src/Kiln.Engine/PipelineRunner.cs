@@ -56,40 +56,65 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         var pending = new List<StageSpec>(order);
         var interrupted = false;
 
+        // Which stages may start: each pending stage counts its selected upstream stages that have not succeeded (or come
+        // from the cache) yet; at zero it is ready, and the ready stage first in the order starts first, exactly as a scan
+        // of the pending list for the first ready stage would pick it, without rescanning the list after every stage.
+        var positions = order.Select((s, i) => (s.Name, i)).ToDictionary(x => x.Name, x => x.i, StringComparer.Ordinal);
+        var waitingFor = order.Select(s => graph.Upstream(s.Name).Count(selected.Contains)).ToArray();
+        var ready = new SortedSet<int>(Enumerable.Range(0, order.Count).Where(i => waitingFor[i] == 0));
+        var recheckBlocked = false; // a stage failed or was skipped since the pending stages were last checked for it
+        void Finished(StageRecord record)
+        {
+            if (record.Status is StageStatus.Succeeded or StageStatus.Cached)
+            {
+                foreach (var down in graph.Downstream(record.Name))
+                    if (positions.TryGetValue(down, out var d) && --waitingFor[d] == 0) ready.Add(d);
+            }
+            else if (record.Status is StageStatus.Failed or StageStatus.Skipped) recheckBlocked = true;
+        }
+
         try
         {
             while (pending.Count > 0 || running.Count > 0)
             {
                 // Skip stages whose upstream failed or was skipped.
-                foreach (var stage in pending.ToList())
+                if (recheckBlocked)
                 {
-                    var blocked = graph.Upstream(stage.Name).Where(selected.Contains)
-                        .FirstOrDefault(u => results.TryGetValue(u, out var r) && r.Status is StageStatus.Failed or StageStatus.Skipped);
-                    if (blocked is null) continue;
-                    pending.Remove(stage);
-                    var skipped = new StageRecord(stage.Name, StageStatus.Skipped, request.Images.GetValueOrDefault(stage.Env), stage.Run,
-                        null, null, null, null, [], [], null, $"not run: upstream stage '{blocked}' did not succeed");
-                    results[stage.Name] = skipped;
-                    await ledger.RecordStageAsync(runId, skipped, CancellationToken.None).ConfigureAwait(false);
-                    reporter.StageFinished(skipped);
+                    recheckBlocked = false;
+                    foreach (var stage in pending.ToList())
+                    {
+                        var blocked = graph.Upstream(stage.Name).Where(selected.Contains)
+                            .FirstOrDefault(u => results.TryGetValue(u, out var r) && r.Status is StageStatus.Failed or StageStatus.Skipped);
+                        if (blocked is null) continue;
+                        pending.Remove(stage);
+                        ready.Remove(positions[stage.Name]);
+                        var skipped = new StageRecord(stage.Name, StageStatus.Skipped, request.Images.GetValueOrDefault(stage.Env), stage.Run,
+                            null, null, null, null, [], [], null, $"not run: upstream stage '{blocked}' did not succeed");
+                        results[stage.Name] = skipped;
+                        await ledger.RecordStageAsync(runId, skipped, CancellationToken.None).ConfigureAwait(false);
+                        reporter.StageFinished(skipped);
+                    }
                 }
 
                 // Start every ready stage while there is a free slot.
-                while (!ct.IsCancellationRequested && running.Count < jobs)
+                while (!ct.IsCancellationRequested && running.Count < jobs && ready.Count > 0)
                 {
-                    var ready = pending.FirstOrDefault(s => graph.Upstream(s.Name).Where(selected.Contains)
-                        .All(u => results.TryGetValue(u, out var r) && r.Status is StageStatus.Succeeded or StageStatus.Cached));
-                    if (ready is null) break;
-                    pending.Remove(ready);
-                    var upstreamOutputs = graph.WithAncestors([ready.Name]).Where(results.ContainsKey)
+                    var next = order[ready.Min];
+                    ready.Remove(ready.Min);
+                    pending.Remove(next);
+                    var upstreamOutputs = graph.WithAncestors([next.Name]).Where(results.ContainsKey)
                         .SelectMany(u => results[u].Outputs).ToDictionary(o => o.Path, o => o.Digest, StringComparer.Ordinal);
-                    running[RunStageAsync(request, cache, ready, upstreamOutputs, runDir, ct)] = ready.Name;
+                    running[RunStageAsync(request, cache, next, upstreamOutputs, runDir, ct)] = next.Name;
                 }
 
                 if (running.Count == 0)
                 {
                     if (ct.IsCancellationRequested) break;
-                    if (pending.Count > 0) continue; // only skips left to record
+                    if (pending.Count > 0)
+                    {
+                        recheckBlocked = true; // only skips left to record
+                        continue;
+                    }
                     break;
                 }
 
@@ -97,6 +122,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
                 running.Remove(done);
                 var record = await done.ConfigureAwait(false);
                 results[record.Name] = record;
+                Finished(record);
                 await ledger.RecordStageAsync(runId, record, CancellationToken.None).ConfigureAwait(false);
                 reporter.StageFinished(record);
             }
@@ -213,12 +239,12 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         }
 
         var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
-        if (!forced && await cache.TryGetAsync(keyDoc.Key, ct).ConfigureAwait(false) is { } hit)
+        if (!forced && await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
         {
             var restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
             await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
             if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId})"));
-            return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, keyDoc.Key,
+            return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
                 hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
                 null);
         }
@@ -335,7 +361,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         TryDelete(sandboxDir);
 
         return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
-            keyDoc.Key, outputs, metrics, logPath);
+            key, outputs, metrics, logPath);
     }
 
     /// <summary>Replaces <paramref name="destination"/> with <paramref name="staged"/> (same file system: a rename).</summary>

@@ -19,6 +19,8 @@ public sealed record StageStatusInfo(string Stage, StageState State, IReadOnlyLi
 /// <summary>What <c>kiln run</c> would do, and why, without running or building anything.</summary>
 public static class PipelineStatus
 {
+    private const int WavePaths = 8192;
+
     /// <param name="images">Environment name → image ID, or null when the environment is not built yet.</param>
     public static async Task<IReadOnlyList<StageStatusInfo>> ComputeAsync(ProjectSpec spec, string projectDir,
         IReadOnlyDictionary<string, Digest?> images, StageCache cache, CancellationToken ct = default)
@@ -27,6 +29,11 @@ public static class PipelineStatus
         var result = new Dictionary<string, StageStatusInfo>(StringComparer.Ordinal);
         var outputs = new Dictionary<string, Digest>(StringComparer.Ordinal);
         var list = new List<StageStatusInfo>();
+        // Inputs are hashed a wave at a time: when a stage needs its key, the plain inputs of every stage that is ready
+        // the same way (environment built, every upstream up to date) are hashed together, in one pass over many threads
+        // instead of one small pass per stage. A wave holds exactly the stages that would hash their inputs anyway.
+        var known = new Dictionary<string, Digest?>(StringComparer.Ordinal);
+        var inWave = new HashSet<string>(StringComparer.Ordinal);
         foreach (var stage in graph.Order)
         {
             StageStatusInfo info;
@@ -40,10 +47,35 @@ public static class PipelineStatus
             {
                 try
                 {
-                    var doc = await cache.ComputeKeyAsync(spec, stage, image, projectDir, outputs, ct).ConfigureAwait(false);
-                    var hit = await cache.TryGetAsync(doc.Key, ct).ConfigureAwait(false);
+                    if (!inWave.Contains(stage.Name))
+                    {
+                        using var _ = Profiler.Time("status: hash inputs (waves)");
+                        var ready = graph.Order.Where(s => !result.ContainsKey(s.Name) && !inWave.Contains(s.Name) && images.GetValueOrDefault(s.Env) is not null
+                            && graph.Upstream(s.Name).All(u => result.TryGetValue(u, out var r) && r.State == StageState.UpToDate));
+                        // At most about WavePaths paths at a time (this stage's first): enough for the threads to share, while
+                        // what a pass holds in memory (paths, stats, jobs) stays small next to the rest of a status.
+                        var paths = new List<string>();
+                        foreach (var s in ready)
+                        {
+                            if (paths.Count >= WavePaths) break;
+                            inWave.Add(s.Name);
+                            paths.AddRange(StageCache.PathsToHash(s, outputs));
+                        }
+                        await cache.PrefetchAsync(paths, projectDir, known, ct).ConfigureAwait(false);
+                    }
+                    StageKeyDocument doc;
+                    Digest key;
+                    using (Profiler.Time("status: stage keys"))
+                    {
+                        doc = await cache.ComputeKeyAsync(spec, stage, image, projectDir, outputs, ct, known).ConfigureAwait(false);
+                        key = doc.Key;
+                    }
+                    CacheEntry? hit;
+                    using (Profiler.Time("status: cache entries"))
+                        hit = await cache.TryGetAsync(key, ct).ConfigureAwait(false);
                     if (hit is not null)
                     {
+                        using var _ = Profiler.Time("status: outputs in the project");
                         foreach (var o in hit.Outputs)
                         {
                             outputs[o.Path] = o.Digest;
@@ -55,18 +87,19 @@ public static class PipelineStatus
                         var toRestore = 0;
                         foreach (var o in hit.Outputs)
                         {
-                            var path = Path.Combine(projectDir, o.Path.TrimEnd('/'));
-                            if (!(o.IsTree ? Directory.Exists(path) : File.Exists(path)) || await cache.Hasher.HashAsync(path, false, ct).ConfigureAwait(false) != o.Digest)
-                                toRestore++;
+                            // Missing, or not what the cache holds (a directory where a file was, or other bytes): restored by a run.
+                            var (digest, _) = await cache.Hasher.TryHashManyAsync([Path.Combine(projectDir, o.Path.TrimEnd('/'))], false, ct).ConfigureAwait(false);
+                            if (digest is null || digest[0] != o.Digest) toRestore++;
                         }
                         info = new StageStatusInfo(stage.Name, StageState.UpToDate,
-                            toRestore > 0 ? [$"{toRestore} output(s) differ from the cached result and will be restored"] : [], doc.Key, toRestore);
+                            toRestore > 0 ? [$"{toRestore} output(s) differ from the cached result and will be restored"] : [], key, toRestore);
                     }
                     else
                     {
+                        using var _ = Profiler.Time("status: explain");
                         var reasons = StageKeyDocument.Explain(cache.LastKeyDocument(stage.Name), doc.ToJson());
                         info = new StageStatusInfo(stage.Name, StageState.WouldRun,
-                            reasons.Count > 0 ? reasons : ["no cached result for this key (cache entry or blobs removed)"], doc.Key, 0);
+                            reasons.Count > 0 ? reasons : ["no cached result for this key (cache entry or blobs removed)"], key, 0);
                     }
                 }
                 catch (MissingInputException ex)
@@ -77,7 +110,8 @@ public static class PipelineStatus
             result[stage.Name] = info;
             list.Add(info);
         }
-        cache.Save();
+        using (Profiler.Time("stat cache: save"))
+            cache.Save();
         return list;
     }
 }

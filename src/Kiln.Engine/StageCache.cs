@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using Kiln.Content;
 using Kiln.Core;
 using Kiln.Core.Caching;
@@ -25,10 +26,13 @@ public sealed class StageCache
     public ContentStore Store { get; }
     public TreeHasher Hasher { get; }
 
-    public StageCache(string stateDir, bool rehash = false)
+    public StageCache(string stateDir, bool rehash = false) : this(stateDir, LoadStatCache(stateDir, rehash))
     {
-        var statCache = new StatCache(Path.Combine(stateDir, "statcache"));
-        if (rehash) statCache.Clear();
+    }
+
+    /// <param name="statCache">From <see cref="LoadStatCache"/> (which may run beside other work: it only reads).</param>
+    public StageCache(string stateDir, StatCache statCache)
+    {
         Hasher = new TreeHasher(statCache);
         Store = new ContentStore(Path.Combine(stateDir, "store"), Hasher);
         _entries = Path.Combine(stateDir, "cache", "entries");
@@ -37,21 +41,98 @@ public sealed class StageCache
         Directory.CreateDirectory(_last);
     }
 
+    /// <summary>The stat cache of a state folder (empty with <paramref name="rehash"/>: every input is read again).</summary>
+    public static StatCache LoadStatCache(string stateDir, bool rehash)
+    {
+        var statCache = new StatCache(Path.Combine(stateDir, "statcache"));
+        if (rehash) statCache.Clear();
+        return statCache;
+    }
+
     /// <summary>Persists the stat cache (call once at the end of a run or status).</summary>
     public void Save() => Hasher.StatCache?.Save();
 
+    /// <summary>The project paths a stage's key hashes from the project itself: its code, and the deps that are not
+    /// upstream outputs (those take the digest recorded for the output).</summary>
+    public static List<string> PathsToHash(StageSpec stage, IReadOnlyDictionary<string, Digest> upstreamOutputs) =>
+        stage.Code.Concat(stage.Deps.Where(d => !upstreamOutputs.ContainsKey(d))).Distinct().ToList();
+
+    private static string FullPath(string projectDir, string path) => Path.Combine(projectDir, path.TrimEnd('/'));
+
+    /// <summary>Hashes many project paths in one pass (one pool of hashing threads, stats spread over them) and adds
+    /// each to <paramref name="known"/> (project path as the spec names it → digest, or null when it does not exist), for
+    /// <see cref="ComputeKeyAsync"/> to take instead of hashing stage by stage. When anything other than a missing
+    /// path goes wrong, nothing is added: each stage then meets (and reports) the problem itself, as without this.</summary>
+    public async Task PrefetchAsync(IEnumerable<string> paths, string projectDir, Dictionary<string, Digest?> known, CancellationToken ct)
+    {
+        // In the order given: a stage's inputs come together, so a folder's files mostly do too (stat'ed relative to it).
+        var todo = paths.Where(p => !known.ContainsKey(p)).Distinct(StringComparer.Ordinal)
+            .Select(p => (Path: p, Full: FullPath(projectDir, p))).ToList();
+        if (todo.Count == 0) return;
+        try
+        {
+            var (digests, missing) = await Hasher.TryHashManyAsync(todo.Select(p => p.Full).ToList(), false, ct).ConfigureAwait(false);
+            if (digests is null)
+            {
+                // Some are missing: remember those, then hash the others (their stats are taken again; a rare case).
+                var gone = missing.ToHashSet(StringComparer.Ordinal);
+                foreach (var p in todo.Where(p => gone.Contains(p.Full))) known[p.Path] = null;
+                todo = todo.Where(p => !gone.Contains(p.Full)).ToList();
+                (digests, missing) = await Hasher.TryHashManyAsync(todo.Select(p => p.Full).ToList(), false, ct).ConfigureAwait(false);
+                if (digests is null) return; // changing under us: leave the rest to the stages
+            }
+            for (var i = 0; i < todo.Count; i++) known[todo[i].Path] = digests[i];
+        }
+        catch (Exception e) when (e is KilnException or IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
     /// <summary>The key document of a stage, from the current project state. Deps that are outputs of
     /// upstream stages take the digest recorded for that output (<paramref name="upstreamOutputs"/>);
-    /// everything else is hashed from the project (fast when the stat cache knows the file).</summary>
+    /// everything else is hashed from the project (fast when the stat cache knows the file), or taken from
+    /// <paramref name="known"/> when <see cref="PrefetchAsync"/> hashed it already (for the same project folder).
+    /// Inputs that do not exist are all named in one <see cref="MissingInputException"/>.</summary>
     public async Task<StageKeyDocument> ComputeKeyAsync(ProjectSpec spec, StageSpec stage, Digest image, string projectDir,
-        IReadOnlyDictionary<string, Digest> upstreamOutputs, CancellationToken ct)
+        IReadOnlyDictionary<string, Digest> upstreamOutputs, CancellationToken ct, IReadOnlyDictionary<string, Digest?>? known = null)
     {
-        var toHash = stage.Code.Concat(stage.Deps.Where(d => !upstreamOutputs.ContainsKey(d))).Distinct().ToList();
-        var missing = toHash.Where(p => !File.Exists(Path.Combine(projectDir, p.TrimEnd('/'))) && !Directory.Exists(Path.Combine(projectDir, p.TrimEnd('/')))).ToList();
+        var toHash = PathsToHash(stage, upstreamOutputs);
+        var digests = new Digest?[toHash.Count];
+        var missing = new List<string>();
+        var rest = new List<int>();
+        for (var i = 0; i < toHash.Count; i++)
+            if (known is not null && known.TryGetValue(toHash[i], out var d))
+            {
+                digests[i] = d;
+                if (d is null) missing.Add(toHash[i]);
+            }
+            else rest.Add(i);
+        if (rest.Count > 0)
+        {
+            // No existence check first: the hasher's own stat says which inputs are missing (one stat per input, not three).
+            IReadOnlyList<Digest>? hashedNow;
+            IReadOnlyList<string> missingNow;
+            try
+            {
+                (hashedNow, missingNow) = await Hasher.TryHashManyAsync(rest.Select(i => FullPath(projectDir, toHash[i])).ToList(), false, ct)
+                    .ConfigureAwait(false);
+            }
+            catch (KilnException) when (missing.Count > 0)
+            {
+                (hashedNow, missingNow) = (null, []); // missing inputs are the error to report, whatever else is wrong
+            }
+            if (hashedNow is not null)
+                for (var j = 0; j < rest.Count; j++) digests[rest[j]] = hashedNow[j];
+            else
+            {
+                var gone = missingNow.ToHashSet(StringComparer.Ordinal);
+                missing.AddRange(rest.Select(i => toHash[i]).Where(p => gone.Contains(FullPath(projectDir, p))));
+            }
+        }
         if (missing.Count > 0)
-            throw new MissingInputException(stage.Name, missing);
-        var digests = await Hasher.HashManyAsync(toHash.Select(p => Path.Combine(projectDir, p.TrimEnd('/'))).ToList(), false, ct).ConfigureAwait(false);
-        var hashed = toHash.Zip(digests).ToDictionary(x => x.First, x => x.Second, StringComparer.Ordinal);
+            throw new MissingInputException(stage.Name, toHash.Where(missing.Contains).ToList()); // in the stage's order
+        var hashed = new Dictionary<string, Digest>(toHash.Count, StringComparer.Ordinal);
+        for (var i = 0; i < toHash.Count; i++) hashed[toHash[i]] = digests[i]!.Value;
 
         return new StageKeyDocument(
             stage.Name,
@@ -72,10 +153,11 @@ public sealed class StageCache
     /// input files (upstream outputs are stored when their stage finishes). Blobs already present cost nothing.</summary>
     public async Task SnapshotInputsAsync(StageKeyDocument doc, string projectDir, IReadOnlyDictionary<string, Digest> upstreamOutputs, CancellationToken ct)
     {
-        if (!Store.Contains(doc.Key))
+        var key = doc.Key;
+        if (!Store.Contains(key))
         {
             var stored = await Store.PutBytesAsync(doc.CanonicalBytes(), ct).ConfigureAwait(false);
-            if (stored != doc.Key) throw new InvalidOperationException($"key document stored as {stored}, expected {doc.Key}");
+            if (stored != key) throw new InvalidOperationException($"key document stored as {stored}, expected {key}");
         }
         foreach (var (path, digest) in doc.Code.Concat(doc.Deps.Where(d => !upstreamOutputs.ContainsKey(d.Key))))
         {
@@ -105,11 +187,16 @@ public sealed class StageCache
     public async Task<CacheEntry?> TryGetAsync(Digest key, CancellationToken ct)
     {
         var path = EntryPath(key);
-        if (!File.Exists(path)) return null;
         CacheEntry? entry;
         try
         {
-            entry = JsonSerializer.Deserialize<CacheEntry>(await File.ReadAllBytesAsync(path, ct).ConfigureAwait(false), Json);
+            // Read synchronously: an entry is a few hundred bytes, and an asynchronous read is a thread-pool round trip
+            // per entry (1000 of them in a no-op status of 1000 stages, with the pool's threads spinning between).
+            entry = JsonSerializer.Deserialize(File.ReadAllBytes(path), CacheJson.Default.CacheEntry);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
         }
         catch (JsonException)
         {
@@ -149,8 +236,9 @@ public sealed class StageCache
                 outputs.Add(new CachedOutput(o, false, digest, new FileInfo(path).Length, exec));
             }
         }
-        var entry = new CacheEntry(doc.Key, doc.Stage, runId, outputs, metrics);
-        await WriteAtomicAsync(EntryPath(doc.Key), JsonSerializer.SerializeToUtf8Bytes(entry, Json), ct).ConfigureAwait(false);
+        var key = doc.Key;
+        var entry = new CacheEntry(key, doc.Stage, runId, outputs, metrics);
+        await WriteAtomicAsync(EntryPath(key), JsonSerializer.SerializeToUtf8Bytes(entry, CacheJson.Default.CacheEntry), ct).ConfigureAwait(false);
         await RememberAsync(doc, ct).ConfigureAwait(false);
         return entry;
     }
@@ -163,8 +251,9 @@ public sealed class StageCache
         foreach (var o in entry.Outputs)
         {
             var dest = Path.Combine(projectDir, o.Path.TrimEnd('/'));
-            var exists = o.IsTree ? Directory.Exists(dest) : File.Exists(dest);
-            if (exists && await Hasher.HashAsync(dest, false, ct).ConfigureAwait(false) == o.Digest) continue;
+            // One stat says whether it is there and, with the stat cache, whether it is what the entry holds.
+            var (now, _) = await Hasher.TryHashManyAsync([dest], false, ct).ConfigureAwait(false);
+            if (now is not null && now[0] == o.Digest) continue;
             if (o.IsTree)
             {
                 if (Directory.Exists(dest)) Directory.Delete(dest, true);
@@ -182,8 +271,21 @@ public sealed class StageCache
         return restored;
     }
 
-    public async Task RememberAsync(StageKeyDocument doc, CancellationToken ct) =>
-        await WriteAtomicAsync(Path.Combine(_last, doc.Stage + ".json"), JsonSerializer.SerializeToUtf8Bytes(doc.ToJson(), Json), ct).ConfigureAwait(false);
+    public async Task RememberAsync(StageKeyDocument doc, CancellationToken ct)
+    {
+        var path = Path.Combine(_last, doc.Stage + ".json");
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(doc.ToJson(), Json);
+        try
+        {
+            // A cached stage usually remembers the document it remembered last time: leave the file alone then
+            // (a read instead of a write and a rename per stage in a run where everything is cached).
+            if (File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes)) return;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+        await WriteAtomicAsync(path, bytes, ct).ConfigureAwait(false);
+    }
 
     /// <summary>The key document of the stage's last successful (or cached) execution, if any.</summary>
     public JsonObject? LastKeyDocument(string stage)
@@ -207,7 +309,7 @@ public sealed class StageCache
             CacheEntry? entry = null;
             try
             {
-                entry = JsonSerializer.Deserialize<CacheEntry>(File.ReadAllBytes(file), Json);
+                entry = JsonSerializer.Deserialize(File.ReadAllBytes(file), CacheJson.Default.CacheEntry);
             }
             catch (JsonException)
             {
@@ -223,6 +325,12 @@ public sealed class StageCache
         File.Move(tmp, path, overwrite: true);
     }
 }
+
+/// <summary>Cache entries as JSON, by generated code (no reflection: quicker to start, which a no-op status feels).
+/// The same format the reflection-based serializer wrote: property names as declared, indented.</summary>
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(CacheEntry))]
+internal sealed partial class CacheJson : JsonSerializerContext;
 
 /// <summary>A stage's code or dep is not in the project (and no upstream stage makes it).</summary>
 public sealed class MissingInputException(string stage, IReadOnlyList<string> paths)

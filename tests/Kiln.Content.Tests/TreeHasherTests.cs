@@ -201,6 +201,68 @@ public class TreeHasherTests
     }
 
     [Fact]
+    public async Task TryHashManyNamesEveryMissingPathInOrderAndHashesNothing()
+    {
+        using var t = new TempDir();
+        var present = t.Write("here.txt", "here");
+        File.CreateSymbolicLink(t["dangling"], t["nowhere"]);
+        var hasher = new TreeHasher();
+
+        var (digests, missing) = await hasher.TryHashManyAsync([t["gone/b.txt"], present, t["dangling"], t["a.txt"]]);
+
+        Assert.Null(digests);
+        Assert.Equal([t["gone/b.txt"], t["dangling"], t["a.txt"]], missing);
+        Assert.Equal(0, hasher.FilesRead);
+        var (all, none) = await hasher.TryHashManyAsync([present]);
+        Assert.Equal([await Hash(present)], all);
+        Assert.Empty(none);
+    }
+
+    [Fact]
+    public async Task TryHashManyReportsMissingPathsBeforeAnUnsupportedOne()
+    {
+        using var t = new TempDir();
+        using (var p = Process.Start("mkfifo", t["pipe"])) await p.WaitForExitAsync();
+        var (digests, missing) = await new TreeHasher().TryHashManyAsync([t["pipe"], t["nope"]]);
+        Assert.Null(digests);
+        Assert.Equal([t["nope"]], missing);
+        var e = await Assert.ThrowsAsync<KilnException>(() => new TreeHasher().TryHashManyAsync([t["pipe"]]));
+        Assert.Equal("KILN6204", e.Code);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ManyPathsHashedTogetherMatchTheirOneByOneDigests(bool withStatCache)
+    {
+        // More paths than TreeHasher.ParallelStatThreshold: the roots are stat'ed on the hashing threads, a folder's
+        // files relative to the open folder; the order given mixes folders, files, a link and a directory.
+        using var t = new TempDir();
+        var paths = new List<string>();
+        for (var i = 0; i < TreeHasher.ParallelStatThreshold + 500; i++)
+            paths.Add(t.Write($"d{i % 3}/sub{i % 2}/f{i}.bin", TempDir.RandomBytes(i % 50, i)));
+        paths.Sort(StringComparer.Ordinal);
+        MakeTree(t, "tree");
+        File.CreateSymbolicLink(t["link.bin"], paths[7]);
+        paths.Insert(100, t["tree"]);
+        paths.Insert(1000, t["link.bin"]);
+        paths.Insert(1500, t["d1"]);
+        paths.Add(paths[3]); // the same path twice
+        var cache = withStatCache ? new StatCache(t[".kiln/statcache"], TimeSpan.Zero) : null;
+
+        var together = await new TreeHasher(cache, degreeOfParallelism: 2).HashManyAsync(paths);
+        var second = new TreeHasher(cache, degreeOfParallelism: 2);
+        var again = await second.HashManyAsync(paths);
+        if (withStatCache) Assert.Equal(0, second.FilesRead); // all from the cache's hits
+
+        var single = new TreeHasher();
+        var oneByOne = new List<Digest>();
+        foreach (var p in paths) oneByOne.Add(await single.HashAsync(p));
+        Assert.Equal(oneByOne, together);
+        Assert.Equal(oneByOne, again);
+    }
+
+    [Fact]
     public async Task AFifoInsideATreeIsRejectedInsteadOfBlockingForever()
     {
         using var t = new TempDir();

@@ -1,4 +1,5 @@
 using Kiln.Core.Ledger;
+using Kiln.Ledger;
 
 namespace Kiln.Engine.Tests;
 
@@ -71,5 +72,25 @@ public sealed class FailureAndResumeTests : EngineFixture
         Runtime.ClearOverride("train");
         var next = await RunAsync();
         AssertExecutedExactly(next, "train", "evaluate");
+    }
+
+    [Fact]
+    public async Task AStageWhoseInputsVanishedFailsNamingEveryMissingInputWhileTheOthersRun()
+    {
+        var spec = Project.Load();
+        Project.Delete("src/report.R");
+        Project.Delete("data/notes.txt");
+        Runtime.DeclaredOutputs = spec.Stages.ToDictionary(s => s.Name, s => (IReadOnlyList<string>)s.AllOutputs.ToList(), StringComparer.Ordinal);
+        var record = new RunRecord(RunIds.NewRunId(DateTimeOffset.UtcNow), spec.Name, DateTimeOffset.UtcNow, null, RunStatus.Running,
+            null, null, spec.SpecDigest, "kiln run", "test-host", Environment.ProcessId, "0.1.0");
+
+        var outcome = await new PipelineRunner(Runtime, Ledger, Reporter).RunAsync(new RunRequest(spec, Project.Dir, Images, record));
+
+        var report = outcome.Stages.Single(s => s.Name == "report");
+        Assert.Equal(StageStatus.Failed, report.Status);
+        Assert.Equal("stage 'report' needs src/report.R, data/notes.txt, which do not exist", report.Error);
+        Assert.Equal(0, Runtime.Executions("report"));
+        foreach (var stage in TempProject.Chain)
+            Assert.Equal(StageStatus.Succeeded, outcome.Stages.Single(s => s.Name == stage).Status);
     }
 }

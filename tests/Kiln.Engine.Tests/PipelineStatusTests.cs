@@ -163,4 +163,24 @@ public sealed class PipelineStatusTests : EngineFixture
         Assert.Equal(run.Keys["evaluate"], status["evaluate"].Key);
         Assert.StartsWith("data/splits/test.csv\nfp:", Project.Read("data/splits/test.csv"));
     }
+
+    [Fact]
+    public async Task InputsThatVanishAfterTheSpecIsLoadedAreAllNamedAndOnlyTheirStageWouldRun()
+    {
+        await RunAsync();
+        var spec = Project.Load();
+        Project.Delete("src/report.R");
+        File.Delete(Project.FullPath("data/notes.txt"));
+        File.CreateSymbolicLink(Project.FullPath("data/notes.txt"), Project.FullPath("data/nowhere.txt")); // a link to nothing is missing too
+
+        var images = Images.ToDictionary(kv => kv.Key, kv => (Digest?)kv.Value, StringComparer.Ordinal);
+        var status = (await PipelineStatus.ComputeAsync(spec, Project.Dir, images, new StageCache(Project.StateDir)))
+            .ToDictionary(s => s.Stage, StringComparer.Ordinal);
+
+        Assert.Equal(StageState.WouldRun, status["report"].State);
+        Assert.Equal(["missing input: src/report.R, data/notes.txt"], status["report"].Reasons);
+        Assert.Null(status["report"].Key);
+        foreach (var stage in TempProject.Chain)
+            Assert.Equal(StageState.UpToDate, status[stage].State);
+    }
 }

@@ -132,6 +132,38 @@ public sealed class StageKeyDocumentTests
         Assert.Contains("env var SEED_MODE changed ('fixed' → 'random')", reasons);
     }
 
+    [Theory]
+    [MemberData(nameof(ChangeNames))]
+    public void CanonicalBytesAreTheCanonicalJsonOfTheDocument(string change)
+    {
+        // The key is written straight from the fields; it must stay byte for byte what the JSON tree gave, or every
+        // cache entry made before would be missed.
+        var doc = Changes[change].Change(Base());
+        Assert.Equal(CanonicalJson.Serialize(doc.ToJson()), System.Text.Encoding.UTF8.GetString(doc.CanonicalBytes()));
+        Assert.Equal(Digest.Sha256(CanonicalJson.Serialize(doc.ToJson())), doc.Key);
+    }
+
+    [Fact]
+    public void CanonicalBytesKeepTheCanonicalJsonForAwkwardText()
+    {
+        var doc = Base() with
+        {
+            Stage = "st\u00e4ge.ü",
+            Command = "echo \"quoted\" 'single' <tag> & tab\t newline\n é ✓ 🙂 \u0001",
+            Vars = new Dictionary<string, string>(StringComparer.Ordinal) { ["Z"] = "z", ["A_b"] = "\"", ["a"] = "ü", ["_"] = "" },
+            Params = new JsonObject { ["z"] = new JsonArray(3, 1.5, "x", null, true), ["a"] = new JsonObject { ["ß"] = 1e-7, ["b"] = -0.0 }, ["m"] = null },
+            Code = new Dictionary<string, Digest>(StringComparer.Ordinal) { ["src/Ä.py"] = TrainPy, ["src/a b.py"] = UtilPy, ["src/A.py"] = TestCsv },
+            Deps = new Dictionary<string, Digest>(StringComparer.Ordinal),
+            Outputs = ["out/z", "out/Z", "out/ä/", "metrics/m.json"],
+            ParamsFile = "conf/params \"x\".yaml",
+            Network = true,
+            Gpus = 3,
+        };
+        Assert.Equal(CanonicalJson.Serialize(doc.ToJson()), System.Text.Encoding.UTF8.GetString(doc.CanonicalBytes()));
+        Assert.Equal(CanonicalJson.Serialize((Base() with { ParamsFile = null }).ToJson()),
+            System.Text.Encoding.UTF8.GetString((Base() with { ParamsFile = null }).CanonicalBytes()));
+    }
+
     private static Dictionary<string, T> With<T>(IReadOnlyDictionary<string, T> map, string key, T value) =>
         new(map, StringComparer.Ordinal) { [key] = value };
 

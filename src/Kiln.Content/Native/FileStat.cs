@@ -91,11 +91,11 @@ internal static class FileStats
         return Managed(path, followLinks);
     }
 
-    /// <summary>lstat of <paramref name="name"/> inside the open directory <paramref name="dirFd"/>
-    /// (one path component to resolve instead of the whole path). Only when <see cref="NativeAvailable"/>.</summary>
-    internal static FileStat GetAt(int dirFd, string name, string fullPathForErrors)
+    /// <summary>lstat (or, with <paramref name="followLinks"/>, stat) of <paramref name="name"/> inside the open directory
+    /// <paramref name="dirFd"/> (one path component to resolve instead of the whole path). Only when <see cref="NativeAvailable"/>.</summary>
+    internal static FileStat GetAt(int dirFd, string name, string fullPathForErrors, bool followLinks = false)
     {
-        var rc = statx(dirFd, name, AtSymlinkNoFollow, StatxBasicStats, out var buf);
+        var rc = statx(dirFd, name, followLinks ? 0 : AtSymlinkNoFollow, StatxBasicStats, out var buf);
         if (rc == 0) return FromStatx(in buf);
         var errno = Marshal.GetLastPInvokeError();
         if (errno is ENOENT or ENOTDIR) return FileStat.Missing;

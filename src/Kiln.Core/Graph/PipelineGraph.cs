@@ -25,11 +25,11 @@ public sealed class PipelineGraph
             foreach (var up in ups)
                 _downstream[up].Add(stage);
 
-        var cycle = FindCycle(stages);
+        var cycle = FindCycle(stages, _upstream);
         if (cycle is not null)
             throw new KilnException("KILN1002", $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
                 "remove one of the deps in the cycle", ExitCode.SpecInvalid);
-        Order = TopologicalOrder(stages, _upstream);
+        Order = TopologicalOrder(stages, _upstream, _downstream);
     }
 
     public StageSpec this[string name] => _stages[name];
@@ -83,7 +83,11 @@ public sealed class PipelineGraph
     public static IReadOnlyList<string>? FindCycle(IReadOnlyList<StageSpec> stages)
     {
         var index = OutputIndex(stages);
-        var upstream = stages.ToDictionary(s => s.Name, s => Producers(index, s), StringComparer.Ordinal);
+        return FindCycle(stages, stages.ToDictionary(s => s.Name, s => Producers(index, s), StringComparer.Ordinal));
+    }
+
+    private static IReadOnlyList<string>? FindCycle(IReadOnlyList<StageSpec> stages, Dictionary<string, SortedSet<string>> upstream)
+    {
         var state = new Dictionary<string, int>(StringComparer.Ordinal); // 0 new, 1 on stack, 2 done
         var path = new List<string>();
 
@@ -108,24 +112,32 @@ public sealed class PipelineGraph
         return null;
     }
 
-    private static IReadOnlyList<StageSpec> TopologicalOrder(IReadOnlyList<StageSpec> stages, Dictionary<string, SortedSet<string>> upstream)
+    private static IReadOnlyList<StageSpec> TopologicalOrder(IReadOnlyList<StageSpec> stages,
+        Dictionary<string, SortedSet<string>> upstream, Dictionary<string, SortedSet<string>> downstream)
     {
-        var done = new HashSet<string>(StringComparer.Ordinal);
-        var order = new List<StageSpec>(stages.Count);
-        while (order.Count < stages.Count)
+        // Kahn's algorithm, always taking the ready stage that comes first in the spec, so the order is stable.
+        // The ready stages wait in a heap by spec position: O(edges + n log n), where rescanning the spec for the
+        // first ready stage after each pick was O(n²) (seconds for a few thousand stages).
+        var position = new Dictionary<string, int>(stages.Count, StringComparer.Ordinal);
+        var waitingFor = new int[stages.Count];
+        var ready = new PriorityQueue<int, int>();
+        for (var i = 0; i < stages.Count; i++)
         {
-            // Kahn's algorithm, taking ready stages in spec order so the order is stable.
-            var progressed = false;
-            foreach (var s in stages)
-            {
-                if (done.Contains(s.Name) || !upstream[s.Name].All(done.Contains)) continue;
-                order.Add(s);
-                done.Add(s.Name);
-                progressed = true;
-                break;
-            }
-            if (!progressed) throw new InvalidOperationException("cycle"); // FindCycle ran first
+            position[stages[i].Name] = i;
+            waitingFor[i] = upstream[stages[i].Name].Count;
+            if (waitingFor[i] == 0) ready.Enqueue(i, i);
         }
+        var order = new List<StageSpec>(stages.Count);
+        while (ready.TryDequeue(out var i, out _))
+        {
+            order.Add(stages[i]);
+            foreach (var down in downstream[stages[i].Name])
+            {
+                var d = position[down];
+                if (--waitingFor[d] == 0) ready.Enqueue(d, d);
+            }
+        }
+        if (order.Count < stages.Count) throw new InvalidOperationException("cycle"); // FindCycle ran first
         return order;
     }
 }

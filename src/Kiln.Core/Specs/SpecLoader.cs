@@ -46,8 +46,11 @@ public static partial class SpecLoader
 
     private static ProjectSpec? Parse(string yamlText, Context ctx, IProjectFiles files)
     {
-        var stream = LoadYaml(yamlText, ctx.File, ctx);
+        YamlStream? stream;
+        using (Profiler.Time("spec: parse YAML"))
+            stream = LoadYaml(yamlText, ctx.File, ctx);
         if (stream is null) return null;
+        var model = Profiler.Time("spec: read stages");
 
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {
@@ -119,7 +122,9 @@ public static partial class SpecLoader
                 }
             }
 
-        ValidatePipeline(stages, stageNodes, files, ctx);
+        model.Dispose();
+        using (Profiler.Time("spec: check the pipeline (paths, deps)"))
+            ValidatePipeline(stages, stageNodes, files, ctx);
 
         return new ProjectSpec(name, ctx.File, environments, paramsFile, loadedParams ?? ParamSet.Empty, stages, Digest.Sha256(yamlText));
     }
@@ -359,23 +364,26 @@ public static partial class SpecLoader
     private static void ValidatePipeline(List<StageSpec> stages, Dictionary<string, YamlMappingNode> nodes,
         IProjectFiles files, Context ctx)
     {
+        // Positions are looked up only for an error: FindItem scans the stage's items, and doing that for every dep
+        // made checking a stage quadratic in its deps (a 1000-stage spec with 100 deps each took seconds).
+
         // Two stages (or one stage twice) writing the same output, or one output inside another's.
         var owners = new PathIndex<string>();
         foreach (var stage in stages)
         {
-            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-            foreach (var output in stage.AllOutputs)
+            var outputs = stage.AllOutputs.ToList();
+            for (var i = 0; i < outputs.Count; i++)
             {
-                var outputNode = FindItem(nodes[stage.Name], output, OutputKeys, Occurrence(seen, output));
+                var output = outputs[i];
                 var clash = owners.Overlapping(output).Select(o => (o.Path, Stage: o.Owner)).FirstOrDefault();
                 if (clash.Path is not null)
-                    ctx.Error(outputNode, clash.Stage == stage.Name
+                    ctx.Error(ItemNode(stage, outputs, i, OutputKeys), clash.Stage == stage.Name
                             ? $"stage '{stage.Name}' declares output '{output}' twice (or inside '{clash.Path}')"
                             : $"output '{output}' of stage '{stage.Name}' is also written by stage '{clash.Stage}' ('{clash.Path}')",
                         "every output has exactly one producing stage; give one of them another path");
                 else owners.Add(output, stage.Name);
                 if (stage.AllInputs.Any(input => PathsOverlap(input, output)))
-                    ctx.Error(outputNode, $"stage '{stage.Name}' both reads and writes '{output}'",
+                    ctx.Error(ItemNode(stage, outputs, i, OutputKeys), $"stage '{stage.Name}' both reads and writes '{output}'",
                         "a stage's outputs must be new files; write to another path");
             }
         }
@@ -383,28 +391,35 @@ public static partial class SpecLoader
         // Deps must be an upstream output or an existing project file; code must exist.
         foreach (var stage in stages)
         {
-            var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-            foreach (var dep in stage.Deps)
+            for (var i = 0; i < stage.Deps.Count; i++)
             {
-                var depNode = FindItem(nodes[stage.Name], dep, ["deps"], Occurrence(seen, dep));
-                var producers = owners.Overlapping(dep).Where(o => o.Owner != stage.Name).ToList();
-                if (producers.Count == 0 && !files.Exists(dep))
-                    ctx.Error(depNode,
+                var dep = stage.Deps[i];
+                var produced = owners.Overlapping(dep).Any(o => o.Owner != stage.Name);
+                if (!produced && !files.Exists(dep))
+                    ctx.Error(ItemNode(stage, stage.Deps, i, DepsKey),
                         $"dep '{dep}' of stage '{stage.Name}' is neither a file in the project nor an output of another stage",
                         $"create the file, or add it to the 'outs' of the stage that makes it{Suggest(dep, owners.Entries.Select(o => o.Path))}");
             }
-            seen.Clear();
-            foreach (var code in stage.Code)
+            for (var i = 0; i < stage.Code.Count; i++)
             {
-                var codeNode = FindItem(nodes[stage.Name], code, ["code"], Occurrence(seen, code));
-                if (!files.Exists(code))
-                    ctx.Error(codeNode, $"code '{code}' of stage '{stage.Name}' does not exist",
+                if (!files.Exists(stage.Code[i]))
+                    ctx.Error(ItemNode(stage, stage.Code, i, CodeKey), $"code '{stage.Code[i]}' of stage '{stage.Name}' does not exist",
                         "code entries name files or directories in the project");
             }
         }
 
+        // The node of items[index] (counting earlier items with the same path, so a repeated path points at its own entry).
+        YamlNode ItemNode(StageSpec stage, IReadOnlyList<string> items, int index, string[] keys)
+        {
+            var occurrence = 0;
+            for (var j = 0; j < index; j++)
+                if (items[j] == items[index]) occurrence++;
+            return FindItem(nodes[stage.Name], items[index], keys, occurrence);
+        }
+
         if (ctx.Errors.Count > 0) return; // a graph over a broken spec would report noise
 
+        using var cycles = Profiler.Time("spec: look for cycles");
         var cycle = Graph.PipelineGraph.FindCycle(stages);
         if (cycle is not null)
         {
@@ -419,9 +434,27 @@ public static partial class SpecLoader
     /// <summary>True when the two project paths are the same or one is inside the other (directory outputs).</summary>
     public static bool PathsOverlap(string a, string b)
     {
-        a = a.TrimEnd('/');
-        b = b.TrimEnd('/');
-        return a == b || a.StartsWith(b + "/", StringComparison.Ordinal) || b.StartsWith(a + "/", StringComparison.Ordinal);
+        // Without allocating: validation asks this for every (input, output) pair of a stage.
+        var x = a.AsSpan().TrimEnd('/');
+        var y = b.AsSpan().TrimEnd('/');
+        if (x.Length > y.Length)
+        {
+            var t = x; // x is the shorter: equal to y, or y's ancestor
+            x = y;
+            y = t;
+        }
+        return y.StartsWith(x, StringComparison.Ordinal) && (y.Length == x.Length || y[x.Length] == '/');
+    }
+
+    /// <summary>The values of a params file, read exactly as <see cref="Load"/> reads the one a spec names (for a caller that
+    /// kept a loaded spec and has the params file's text again); throws <see cref="SpecException"/> when it is not valid.</summary>
+    public static ParamSet LoadParams(string text, string file)
+    {
+        var ctx = new Context(file);
+        var set = ParseParams(text, file, ctx);
+        if (ctx.Errors.Count > 0 || set is null)
+            throw new SpecException(ctx.Errors.Count > 0 ? ctx.Errors : [new SpecError(file, 1, 1, "the params file is not valid", null)]);
+        return set;
     }
 
     /// <summary>The params file's values, or null (reported) when it is not valid.</summary>
@@ -590,6 +623,8 @@ public static partial class SpecLoader
         map.Children.FirstOrDefault(kv => kv.Key is YamlScalarNode s && s.Value == key).Value;
 
     private static readonly string[] OutputKeys = ["outs", "metrics"];
+    private static readonly string[] DepsKey = ["deps"];
+    private static readonly string[] CodeKey = ["code"];
 
     /// <summary>The node of the <paramref name="occurrence"/>-th (from 0) item under <paramref name="keys"/> that
     /// names <paramref name="path"/> once normalized; the stage itself when there is none.</summary>
@@ -601,14 +636,6 @@ public static partial class SpecLoader
                     if (item is YamlScalarNode { Value: { } v } && NormalizePath(v) == path && occurrence-- == 0)
                         return item;
         return stage;
-    }
-
-    /// <summary>How many times <paramref name="key"/> was seen before (and counts this time).</summary>
-    private static int Occurrence(Dictionary<string, int> seen, string key)
-    {
-        var n = seen.GetValueOrDefault(key);
-        seen[key] = n + 1;
-        return n;
     }
 
     private static void CheckKeys(YamlMappingNode map, string[] allowed, string what, Context ctx)
@@ -676,10 +703,26 @@ public static partial class SpecLoader
 
     public static string NormalizePath(string path)
     {
+        if (IsNormal(path)) return path; // the usual case, without splitting and joining
         var trailing = path.EndsWith('/');
         var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".");
         var joined = string.Join('/', parts);
         return trailing && joined.Length > 0 ? joined + "/" : joined;
+    }
+
+    /// <summary>True when <see cref="NormalizePath"/> would return the path unchanged: no empty or "." part, except
+    /// that it may end with one '/' (a directory).</summary>
+    private static bool IsNormal(string path)
+    {
+        if (path.Length == 0) return true;
+        var body = path.EndsWith('/') ? path.AsSpan(0, path.Length - 1) : path.AsSpan();
+        if (body.Length == 0) return false;
+        foreach (var range in body.Split('/'))
+        {
+            var part = body[range];
+            if (part.Length == 0 || part is ".") return false;
+        }
+        return true;
     }
 
     private static bool CheckRelativePath(YamlNode node, string path, string key, Context ctx)
@@ -689,22 +732,30 @@ public static partial class SpecLoader
             ctx.Error(node, $"'{path}' in '{key}' is not a relative path", "paths are relative to the folder of kiln.yaml, with '/'");
             return false;
         }
-        if (path.Split('/').Contains(".."))
+        if (HasParentPart(path))
         {
             ctx.Error(node, $"'{path}' in '{key}' leaves the project folder", "stages may only read and write inside the project");
             return false;
         }
-        if (NormalizePath(path).Length == 0 || NormalizePath(path) == "/")
+        var normal = NormalizePath(path);
+        if (normal.Length == 0 || normal == "/")
         {
             ctx.Error(node, $"'{path}' in '{key}' names the whole project", "name the files or folders themselves");
             return false;
         }
-        if (NormalizePath(path).Split('/')[0] == ".kiln")
+        if (normal == ".kiln" || normal.StartsWith(".kiln/", StringComparison.Ordinal))
         {
             ctx.Error(node, $"'{path}' in '{key}' is inside .kiln/, which belongs to Kiln");
             return false;
         }
         return true;
+    }
+
+    private static bool HasParentPart(string path)
+    {
+        foreach (var range in path.AsSpan().Split('/'))
+            if (path.AsSpan(range) is "..") return true;
+        return false;
     }
 
     private static Dictionary<string, string> StringMap(YamlMappingNode map, string key, Context ctx)
