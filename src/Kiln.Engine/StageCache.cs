@@ -14,6 +14,9 @@ public sealed record CacheEntry(Digest Key, string Stage, string RunId, IReadOnl
 
 public sealed record CachedOutput(string Path, bool IsTree, Digest Digest, long Size, bool Executable);
 
+/// <summary>What <see cref="StageCache.CollectGarbageAsync"/> removed (or would remove) and kept.</summary>
+public sealed record GcSummary(int EntriesRemoved, int BlobsRemoved, long BytesFreed, int BlobsKept, int Keys);
+
 /// <summary>The content-addressed stage cache: stage keys → outputs in the <see cref="ContentStore"/>.
 /// Entries live under &lt;state&gt;/cache/entries/&lt;key&gt;.json, written atomically (temp file + rename);
 /// the last key document of each stage is kept so that <c>kiln status</c> can say what changed.</summary>
@@ -302,6 +305,83 @@ public sealed class StageCache
     }
 
     /// <summary>Every cache entry (for gc).</summary>
+    /// <summary>Removes what no recorded stage needs: cache entries whose key no run recorded, and blobs that none of
+    /// these reference — a recorded key keeps its key document, the snapshots of its code and inputs (what
+    /// <c>kiln repro</c> replays) and, through its cache entry, its outputs; a tree keeps its files.
+    /// With <paramref name="dryRun"/> it only counts.</summary>
+    /// <param name="recorded">Every (stage, key) the ledger holds.</param>
+    public async Task<GcSummary> CollectGarbageAsync(IEnumerable<(string Stage, Digest Key)> recorded, bool dryRun, CancellationToken ct)
+    {
+        var keys = new Dictionary<Digest, string>();
+        foreach (var (stage, key) in recorded) keys.TryAdd(key, stage);
+
+        var keep = new HashSet<Digest>();
+        async Task KeepAsync(Digest digest)
+        {
+            if (!keep.Add(digest) || !Store.Contains(digest)) return;
+            if (await TryReadTreeAsync(digest, ct).ConfigureAwait(false) is { } tree)
+                foreach (var e in tree.Entries)
+                    if (e.Kind == TreeEntryKind.File) keep.Add(e.Digest);
+        }
+
+        var entriesRemoved = 0;
+        foreach (var (path, entry) in Entries().ToList())
+        {
+            if (!keys.ContainsKey(entry.Key))
+            {
+                entriesRemoved++;
+                if (!dryRun) File.Delete(path);
+                continue;
+            }
+            foreach (var o in entry.Outputs) await KeepAsync(o.Digest).ConfigureAwait(false);
+        }
+        foreach (var (key, stage) in keys)
+        {
+            await KeepAsync(key).ConfigureAwait(false);
+            StageKeyDocument? doc;
+            try
+            {
+                doc = await LoadKeyDocumentAsync(stage, key, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is JsonException or FormatException or KilnException)
+            {
+                doc = null; // not a key document we can read: keep the blob, and nothing through it
+            }
+            if (doc is null) continue;
+            foreach (var digest in doc.Code.Values.Concat(doc.Deps.Values)) await KeepAsync(digest).ConfigureAwait(false);
+        }
+
+        long freed = 0;
+        var blobsRemoved = 0;
+        foreach (var blob in Store.AllBlobs().ToList())
+        {
+            if (keep.Contains(blob)) continue;
+            blobsRemoved++;
+            freed += dryRun ? new FileInfo(Store.BlobPath(blob)).Length : Store.Delete(blob);
+        }
+        return new GcSummary(entriesRemoved, blobsRemoved, freed, keep.Count(Store.Contains), keys.Count);
+    }
+
+    private static readonly byte[] TreePrefix = "{\"entries\":"u8.ToArray();
+
+    /// <summary>The tree manifest stored under <paramref name="digest"/>, or null when that blob is a plain file.</summary>
+    private async Task<TreeManifest?> TryReadTreeAsync(Digest digest, CancellationToken ct)
+    {
+        var head = new byte[TreePrefix.Length];
+        await using (var stream = Store.OpenRead(digest))
+            if (await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < head.Length
+                || !head.AsSpan().SequenceEqual(TreePrefix))
+                return null;
+        try
+        {
+            return await Store.ReadTreeAsync(digest, ct).ConfigureAwait(false);
+        }
+        catch (KilnException)
+        {
+            return null; // a JSON file that merely starts like a manifest
+        }
+    }
+
     public IEnumerable<(string Path, CacheEntry Entry)> Entries()
     {
         foreach (var file in Directory.EnumerateFiles(_entries, "*.json"))
