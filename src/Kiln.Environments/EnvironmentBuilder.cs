@@ -11,6 +11,7 @@ using Kiln.Environments.Bootstrap;
 using Kiln.Environments.Images;
 using Kiln.Environments.Layers;
 using Kiln.Environments.Locking;
+using Kiln.Environments.Pip;
 
 namespace Kiln.Environments;
 
@@ -59,6 +60,8 @@ public sealed class EnvironmentBuilder
     public const string BaseLayerLabel = "dev.kiln.base-layer";
     public const string BaseRecipeLabel = "dev.kiln.base-recipe";
     public const string SourceDateEpochLabel = "dev.kiln.source-date-epoch";
+    /// <summary>The wheels pip installed, one <c>name==version --hash=sha256:…</c> a line (what kiln.lock records).</summary>
+    public const string PipWheelsLabel = "dev.kiln.pip-wheels";
 
     /// <summary>The env vars every declarative image has (the spec's env vars come on top).</summary>
     public static readonly IReadOnlyDictionary<string, string> DefaultEnv = new Dictionary<string, string>
@@ -91,13 +94,36 @@ public sealed class EnvironmentBuilder
 
     private static string Suite(string distro) => distro["debian:".Length..];
 
-    /// <summary>What a declarative build depends on besides package versions: the spec and Kiln's recipe (with its SOURCE_DATE_EPOCH).</summary>
-    public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch) =>
-        Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+    /// <summary>What a declarative build depends on besides package versions and wheel contents: the spec and Kiln's recipe
+    /// (with its SOURCE_DATE_EPOCH; with pip requirements, also pip's recipe).</summary>
+    public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch)
+    {
+        var doc = new SortedDictionary<string, object?>
         {
             ["recipe"] = Mmdebstrap.RecipeDigest(Suite(env.Distro!), sourceDateEpoch).ToString(),
             ["spec"] = env.SpecDigest.ToString(),
-        }));
+        };
+        if (env.Pip.Count > 0) doc["pipRecipe"] = PipInstall.RecipeDigest.ToString();
+        return Digest.Sha256(CanonicalJson.Serialize(doc));
+    }
+
+    /// <summary>The env vars of a declarative image: <see cref="DefaultEnv"/>, with pip requirements PYTHONDONTWRITEBYTECODE=1
+    /// (pip installs no bytecode, and none should be written later), then the spec's env vars.</summary>
+    public static Dictionary<string, string> ImageEnv(bool hasPip, IReadOnlyDictionary<string, string> specEnv)
+    {
+        var env = new Dictionary<string, string>(DefaultEnv);
+        if (hasPip) env["PYTHONDONTWRITEBYTECODE"] = "1";
+        foreach (var (k, v) in specEnv) env[k] = v;
+        return env;
+    }
+
+    /// <summary>What finds an already built image without a lock (its tag): the build digest, and for an environment with pip
+    /// requirements the wheelhouse too (a wheel added or changed may change what pip picks).</summary>
+    private static Digest LookupDigest(Digest buildDigest, Wheelhouse? wheelhouse) =>
+        wheelhouse is null ? buildDigest : Digest.Sha256(buildDigest + " " + wheelhouse.Digest);
+
+    private static Wheelhouse? ReadWheelhouse(string projectDir, EnvironmentSpec env) =>
+        env.Kind == EnvironmentKind.Declarative && env.Pip.Count > 0 ? Wheelhouse.Read(projectDir, env.Wheelhouse!) : null;
 
     /// <summary>The build digest the environment has now (Dockerfile environments: reads the build context).</summary>
     public static Digest CurrentBuildDigest(string projectDir, EnvironmentSpec env, LockedEnvironment? locked = null)
@@ -124,7 +150,7 @@ public sealed class EnvironmentBuilder
         var started = Stopwatch.StartNew();
         if (update) locked = null;
         return env.Kind == EnvironmentKind.Declarative
-            ? await BuildDeclarativeAsync(spec, env, locked, fresh: update, wantLock, started, ct).ConfigureAwait(false)
+            ? await BuildDeclarativeAsync(spec, projectDir, env, locked, fresh: update, wantLock, started, ct).ConfigureAwait(false)
             : await BuildDockerfileAsync(spec, projectDir, env, locked, wantLock, started, ct).ConfigureAwait(false);
     }
 
@@ -136,19 +162,21 @@ public sealed class EnvironmentBuilder
     public async Task<Digest?> ResolveAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, CancellationToken ct = default)
     {
         var buildDigest = CurrentBuildDigest(projectDir, env, locked);
-        if (locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null)
+        var wheelhouse = ReadWheelhouse(projectDir, env);
+        if (locked is not null && LockCheck.Mismatch(env, locked, buildDigest, wheelhouse) is null)
             return (await _images.InspectImageAsync(locked.ImageId.ToString(), ct).ConfigureAwait(false))?.Id;
-        return await FindExistingAsync(EnvTag(spec.Name, env.Name, buildDigest), buildDigest, ct).ConfigureAwait(false);
+        return await FindExistingAsync(EnvTag(spec.Name, env.Name, LookupDigest(buildDigest, wheelhouse)), buildDigest, ct).ConfigureAwait(false);
     }
 
     // ---- declarative -------------------------------------------------------------------------
 
-    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, EnvironmentSpec env, LockedEnvironment? locked, bool fresh, bool wantLock, Stopwatch started, CancellationToken ct)
+    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, bool fresh, bool wantLock, Stopwatch started, CancellationToken ct)
     {
         var sde = locked?.SourceDateEpoch ?? SourceDateEpoch;
         var buildDigest = DeclarativeBuildDigest(env, sde);
-        var tag = EnvTag(spec.Name, env.Name, buildDigest);
-        var exact = locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null;
+        var wheelhouse = ReadWheelhouse(projectDir, env);
+        var tag = EnvTag(spec.Name, env.Name, LookupDigest(buildDigest, wheelhouse));
+        var exact = locked is not null && LockCheck.Mismatch(env, locked, buildDigest, wheelhouse) is null;
         fresh |= _options.FromScratch;
 
         if (!fresh)
@@ -172,6 +200,7 @@ public sealed class EnvironmentBuilder
         using var work = new WorkDir(_options.TempDirectory);
         var baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
         var layers = new List<LayerFile> { baseLayer.File };
+        Layer? aptTree = null; // the whole root filesystem with the apt packages: pip's layer goes on top of it
         if (env.Apt.Count > 0)
         {
             var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
@@ -179,7 +208,7 @@ public sealed class EnvironmentBuilder
             var rootfs = work.File("rootfs.tar");
             await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
             _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
-            using var full = Layer.ReadFile(rootfs, work.Path);
+            var full = aptTree = Layer.ReadFile(rootfs, work.Path);
             File.Delete(rootfs);
             var diff = full.DiffOver(baseLayer.Index);
             var layerPath = work.File("packages.tar");
@@ -191,6 +220,18 @@ public sealed class EnvironmentBuilder
             _progress(env.Name, $"package layer {diffId.Short}: {diff.Count} entries, {size / 1e6:F0} MB");
         }
 
+        List<LockedWheel>? wheels = null;
+        if (env.Pip.Count > 0)
+        {
+            using (aptTree)
+            {
+                var (pipLayer, installed) = await InstallPipAsync(spec, env, layers, aptTree ?? baseLayer.Index, wheelhouse!, exact ? locked!.Wheels : null, sde, work, ct).ConfigureAwait(false);
+                if (pipLayer is not null) layers.Add(pipLayer);
+                wheels = installed;
+            }
+        }
+        else aptTree?.Dispose();
+
         var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
             [BuildDigestLabel] = buildDigest.ToString(),
@@ -201,8 +242,10 @@ public sealed class EnvironmentBuilder
             [BaseLayerLabel] = baseLayer.File.DiffId.ToString(),
             [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
         };
-        var envVars = new Dictionary<string, string>(DefaultEnv);
-        foreach (var (k, v) in env.Env) envVars[k] = v;
+        // The wheels' hashes are part of the image: a wheel rebuilt with other bytes gives another image ID even where the
+        // installed files happen to be the same.
+        if (wheels is not null) labels[PipWheelsLabel] = string.Join("\n", wheels.Select(w => w.ToString()));
+        var envVars = ImageEnv(env.Pip.Count > 0, env.Env);
         var config = new ImageConfig(layers, envVars, labels, sde, ["/bin/bash"]);
         var id = await LoadAsync(config, tag, $"{spec.Name}-{env.Name}", work, ct).ConfigureAwait(false);
         _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
@@ -248,12 +291,103 @@ public sealed class EnvironmentBuilder
                         && Digest.TryParse(bi, out var baseId) && Digest.TryParse(bl, out var baseLayer)
             ? new LockedBase(BaseReference(env.Distro!), baseId, baseLayer)
             : null;
+        var wheels = labels.TryGetValue(PipWheelsLabel, out var w) && w.Length > 0
+            ? w.Split('\n').Select(LockedWheel.Parse).ToList()
+            : [];
         return new LockedEnvironment
         {
             Name = env.Name, Kind = "declarative", Reproducible = true, SpecDigest = env.SpecDigest, BuildDigest = buildDigest,
             ImageId = id, Distro = env.Distro, Apt = env.Apt.ToList(), Base = b, SourceDateEpoch = sde,
+            PipRequirements = env.Pip.ToList(), Wheelhouse = env.Wheelhouse, Wheels = wheels,
             Env = new SortedDictionary<string, string>(env.Env.ToDictionary(), StringComparer.Ordinal), Inventory = inventory,
         };
+    }
+
+    // ---- pip -----------------------------------------------------------------------------------
+
+    /// <summary>Runs pip inside the environment (a container from the image of the layers so far, no network, the wheelhouse
+    /// read-only) and packs what it installed under its <c>--root</c> as one normalized layer. With <paramref name="lockedWheels"/>
+    /// (a build from kiln.lock) pip gets exactly those wheels with their hashes and <c>--require-hashes</c>.
+    /// Returns the layer (null when pip had nothing to install) and the wheels it installed.</summary>
+    private async Task<(LayerFile? Layer, List<LockedWheel> Wheels)> InstallPipAsync(ProjectSpec spec, EnvironmentSpec env, IReadOnlyList<LayerFile> layers,
+        Layer lower, Wheelhouse wheelhouse, IReadOnlyList<LockedWheel>? lockedWheels, long sde, WorkDir work, CancellationToken ct)
+    {
+        if (_containers is null)
+            throw new KilnException("KILN4036", $"environment '{env.Name}' has pip requirements, and pip runs in a container, but no container engine was given",
+                "this is a Kiln bug: the CLI always passes the engine", ExitCode.Internal);
+        var started = Stopwatch.StartNew();
+        // The image pip runs in: the layers so far (base and apt), under a private tag that goes again afterwards.
+        var stageConfig = new ImageConfig(layers, DefaultEnv, new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["dev.kiln.purpose"] = "pip-install",
+            [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
+        }, sde, ["/bin/bash"]);
+        var stageTag = $"{_options.EnvRepository}/pip-install:{stageConfig.ImageId.Short}";
+        var stageId = await LoadAsync(stageConfig, stageTag, "pip-install", work, ct, keep: false).ConfigureAwait(false);
+
+        var pipDir = Path.Combine(work.Path, "pip");
+        Directory.CreateDirectory(pipDir);
+        var requirements = lockedWheels is not null ? lockedWheels.Select(w => w.ToString()).ToList() : env.Pip.ToList();
+        await File.WriteAllTextAsync(Path.Combine(pipDir, PipInstall.RequirementsFile), PipInstall.Requirements(requirements), ct).ConfigureAwait(false);
+        _progress(env.Name, $"pip install {string.Join(' ', lockedWheels is not null ? lockedWheels.Select(w => $"{w.Name}=={w.Version}") : env.Pip)}" +
+                            $" from {wheelhouse.RelativePath}/ ({wheelhouse.Wheels.Count} wheels; offline{(lockedWheels is not null ? ", hashes from kiln.lock" : "")})");
+        var tail = new List<string>();
+        try
+        {
+            var result = await _containers.RunAsync(new ContainerSpec(
+                Image: stageId.ToString(),
+                Command: ["/bin/sh", "-c", PipInstall.Script(requireHashes: lockedWheels is not null)],
+                WorkingDir: "/",
+                Mounts: [new Mount(wheelhouse.FullPath, PipInstall.WheelhouseMount, ReadOnly: true), new Mount(pipDir, PipInstall.WorkMount, ReadOnly: false)],
+                Env: new Dictionary<string, string>
+                {
+                    ["PYTHONDONTWRITEBYTECODE"] = "1",
+                    ["SOURCE_DATE_EPOCH"] = sde.ToString(CultureInfo.InvariantCulture),
+                    ["PIP_NO_INPUT"] = "1",
+                    ["PIP_CONFIG_FILE"] = "/dev/null",
+                    ["LC_ALL"] = "C.UTF-8",
+                },
+                Labels: new Dictionary<string, string> { ["dev.kiln.purpose"] = "pip-install" },
+                Network: false,
+                ReadOnlyRootfs: false), line =>
+            {
+                lock (tail)
+                {
+                    tail.Add(line.Text);
+                    if (tail.Count > 40) tail.RemoveAt(0);
+                }
+                if (line.Text.Length > 0 && !line.Text.StartsWith(' ')) _progress(env.Name, "  " + line.Text);
+            }, ct).ConfigureAwait(false);
+            if (result.ExitCode != 0)
+                throw PipInstall.Failed(env.Name, result.ExitCode, tail, wheelhouse.RelativePath);
+        }
+        finally
+        {
+            try
+            {
+                await _images.RemoveImageAsync(stageTag, force: false, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (KilnException)
+            {
+                // Another build may be using the same image right now; the tag is harmless.
+            }
+        }
+
+        var wheels = PipInstall.Installed(await File.ReadAllTextAsync(Path.Combine(pipDir, PipInstall.ReportFile), ct).ConfigureAwait(false), wheelhouse);
+        using var tree = Layer.ReadFile(Path.Combine(pipDir, PipInstall.LayerTar), work.Path);
+        if (tree.Entries.Values.All(e => e.Kind == EntryKind.Directory))
+        {
+            _progress(env.Name, "pip installed nothing (every requirement is satisfied by the apt packages); no pip layer");
+            return (null, wheels);
+        }
+        var entries = tree.AddedOnto(lower);
+        var layerPath = work.File("pip-layer.tar");
+        Digest diffId;
+        long size;
+        await using (var f = File.Create(layerPath))
+            (diffId, size) = tree.WriteEntries(entries, f, sde);
+        _progress(env.Name, $"pip layer {diffId.Short}: {string.Join(", ", wheels.Select(w => $"{w.Name} {w.Version}"))}; {entries.Count} entries, {size / 1e3:F0} kB ({started.Elapsed.TotalSeconds:F0}s)");
+        return (new LayerFile(diffId, size, layerPath, $"kiln: pip install --no-index --no-compile {string.Join(' ', requirements.Select(r => r.Split(' ')[0]))} (wheelhouse {wheelhouse.RelativePath})"), wheels);
     }
 
     // ---- base image --------------------------------------------------------------------------
@@ -387,7 +521,7 @@ public sealed class EnvironmentBuilder
     // ---- loading -----------------------------------------------------------------------------
 
     /// <summary>Writes the docker-archive, loads it, and checks that the engine gives it the ID Kiln computed.</summary>
-    private async Task<Digest> LoadAsync(ImageConfig config, string tag, string archiveName, WorkDir work, CancellationToken ct)
+    private async Task<Digest> LoadAsync(ImageConfig config, string tag, string archiveName, WorkDir work, CancellationToken ct, bool keep = true)
     {
         var archive = work.File("image.tar");
         Digest id;
@@ -399,10 +533,10 @@ public sealed class EnvironmentBuilder
         if (loaded?.Id != id)
             throw new KilnException("KILN4007", $"the engine loaded {tag} as {loaded?.Id.ToString() ?? "nothing"}, but Kiln wrote {id}",
                 "the engine rewrote the image; this Kiln needs an engine that keeps image configs as given (Docker Engine 20.10 or later)", ExitCode.EnvironmentBuildFailed);
-        if (_options.ArchiveDirectory is { } keep)
+        if (keep && _options.ArchiveDirectory is { } keepDir)
         {
-            Directory.CreateDirectory(keep);
-            var target = Path.Combine(keep, $"{Sanitize(archiveName)}-{id.Short}.tar");
+            Directory.CreateDirectory(keepDir);
+            var target = Path.Combine(keepDir, $"{Sanitize(archiveName)}-{id.Short}.tar");
             File.Move(archive, target, overwrite: true);
             _progress("archive", $"kept {target}");
         }

@@ -213,6 +213,13 @@ public sealed class Layer : IDisposable
         return carried.Values.ToList();
     }
 
+    /// <summary>The entries of this tree, made under a separate root by a tool that only adds files (pip's <c>--root</c>), as a
+    /// layer on top of <paramref name="lower"/>: folders that <paramref name="lower"/> has already are carried as
+    /// <paramref name="lower"/> has them (mode, owner), so the layer adds files and changes nothing else.</summary>
+    public IReadOnlyList<LayerEntry> AddedOnto(Layer lower) =>
+        _entries.Values.Select(e => e.Kind == EntryKind.Directory && lower._entries.TryGetValue(e.Path, out var old) && old.Kind == EntryKind.Directory ? old : e)
+            .ToList();
+
     private static bool IsLinkChange(LayerEntry old, LayerEntry now) => (old.LinkGroup is null) != (now.LinkGroup is null);
 
     /// <summary>Passes writes through while hashing them.</summary>
