@@ -81,9 +81,11 @@ public static class LockCheck
         Mismatch(env, locked, EnvironmentBuilder.CurrentBuildDigest(projectDir, env, locked),
             env.Wheelhouse is not null && locked is not null ? Wheelhouse.Read(projectDir, env.Wheelhouse) : null);
 
-    /// <param name="wheelhouse">The environment's wheelhouse as it is now (needed when it has pip requirements): every wheel
-    /// the lock names must still be there with the locked hash, since a build from the lock installs exactly those.
-    /// Wheels added to the wheelhouse do not make the lock stale (the lock pins, as with apt versions the mirror adds).</param>
+    /// <param name="wheelhouse">The environment's wheelhouse as it is now (needed when it has pip requirements): a wheel of a
+    /// locked name and version with bytes other than the locked ones makes the lock stale (the project now says something
+    /// else than its lock). Wheels added to the wheelhouse do not (the lock pins, as it pins apt versions while the mirror
+    /// moves on), and neither do locked wheels that are absent: the locked image is still right, and only a rebuild
+    /// needs them (it then fails naming the wheel, as a rebuild does for an apt version the mirror dropped).</param>
     public static string? Mismatch(EnvironmentSpec env, LockedEnvironment? locked, Digest buildDigest, Wheelhouse? wheelhouse = null)
     {
         if (locked is null) return "it is not in kiln.lock";
@@ -114,22 +116,20 @@ public static class LockCheck
             return env.Kind == EnvironmentKind.Dockerfile
                 ? $"its Dockerfile or build context changed ({env.Dockerfile}, context {env.Context ?? "."})"
                 : "it was locked by a Kiln with another build recipe";
-        if (env.Pip.Count > 0 && wheelhouse is not null && WheelsMissing(locked, wheelhouse) is { Count: > 0 } missing)
-            return $"its wheelhouse changed ({string.Join("; ", missing)})";
+        if (env.Pip.Count > 0 && wheelhouse is not null && WheelsChanged(locked, wheelhouse) is { Count: > 0 } changed)
+            return $"its wheelhouse changed ({string.Join("; ", changed)})";
         return null;
     }
 
-    /// <summary>The locked wheels that the wheelhouse no longer has with their locked hash, in words.</summary>
-    public static List<string> WheelsMissing(LockedEnvironment locked, Wheelhouse wheelhouse)
+    /// <summary>The locked wheels for whose name and version the wheelhouse now has other bytes, in words.</summary>
+    public static List<string> WheelsChanged(LockedEnvironment locked, Wheelhouse wheelhouse)
     {
         var problems = new List<string>();
         foreach (var w in locked.Wheels)
         {
             if (wheelhouse.Find(w.Sha256) is not null) continue;
-            var same = wheelhouse.Find(w.Name, w.Version).ToList();
-            problems.Add(same.Count > 0
-                ? $"{same[0].FileName} is not the wheel kiln.lock has for {w.Name} {w.Version}: sha256 {same[0].Sha256.Short}, locked {w.Sha256.Short}"
-                : $"the locked wheel {w.Name} {w.Version} (sha256 {w.Sha256.Short}) is no longer in {wheelhouse.RelativePath}/");
+            if (wheelhouse.Find(w.Name, w.Version).FirstOrDefault() is { } other)
+                problems.Add($"{other.FileName} is not the wheel kiln.lock has for {w.Name} {w.Version}: sha256 {other.Sha256.Short}, locked {w.Sha256.Short}");
         }
         return problems;
     }
