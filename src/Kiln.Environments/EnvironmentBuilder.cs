@@ -387,7 +387,9 @@ public sealed class EnvironmentBuilder
         await using (var f = File.Create(layerPath))
             (diffId, size) = tree.WriteEntries(entries, f, sde);
         _progress(env.Name, $"pip layer {diffId.Short}: {string.Join(", ", wheels.Select(w => $"{w.Name} {w.Version}"))}; {entries.Count} entries, {size / 1e3:F0} kB ({started.Elapsed.TotalSeconds:F0}s)");
-        return (new LayerFile(diffId, size, layerPath, $"kiln: pip install --no-index --no-compile {string.Join(' ', requirements.Select(r => r.Split(' ')[0]))} (wheelhouse {wheelhouse.RelativePath})"), wheels);
+        // The history text is part of the config, so of the image ID: it names the spec's requirements, never the locked
+        // lines, so that a build from the lock gives the image the first build gave.
+        return (new LayerFile(diffId, size, layerPath, $"kiln: pip install --no-index --no-compile {string.Join(' ', env.Pip)} (wheelhouse {wheelhouse.RelativePath})"), wheels);
     }
 
     // ---- base image --------------------------------------------------------------------------
