@@ -20,6 +20,10 @@ public sealed record BuiltEnvironment(string Name, Digest ImageId, string Tag, D
 {
     /// <summary>The kiln.lock entry for this image (only from the lock-aware <see cref="EnvironmentBuilder.BuildAsync(ProjectSpec,string,EnvironmentSpec,LockedEnvironment?,bool,CancellationToken)"/>).</summary>
     public LockedEnvironment? Lock { get; init; }
+
+    /// <summary>With pip requirements: the tag Kiln keeps on the image of the base and packages layers that pip ran in, so that
+    /// a change of pip requirements alone needs no mmdebstrap (null when none was kept, e.g. when building from scratch).</summary>
+    public string? AptStageTag { get; init; }
 }
 
 /// <summary>How the builder works; the defaults are what the CLI uses.</summary>
@@ -198,66 +202,161 @@ public sealed class EnvironmentBuilder
 
         var pins = locked is not null && locked.Distro == env.Distro ? PinsFor(env, locked) : null;
         using var work = new WorkDir(_options.TempDirectory);
-        var baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
-        var layers = new List<LayerFile> { baseLayer.File };
-        Layer? aptTree = null; // the whole root filesystem with the apt packages: pip's layer goes on top of it
-        if (env.Apt.Count > 0)
+        var layers = new List<LayerFile>();
+        var lower = new List<Layer>(); // the tree pip's layer goes on, top layer first
+        Digest? stageId = null;        // the image of the base and packages layers, which pip runs in
+        string? stageTempTag = null, stageTag = null;
+        try
         {
-            var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
-            _progress(env.Name, $"bootstrapping {env.Distro} with {string.Join(' ', apt)}{(pins is null ? "" : $" ({pins.Count} versions pinned by kiln.lock)")} ({Bootstrapper.Description})");
-            var rootfs = work.File("rootfs.tar");
-            await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
-            _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
-            var full = aptTree = Layer.ReadFile(rootfs, work.Path);
-            File.Delete(rootfs);
-            var diff = full.DiffOver(baseLayer.Index);
-            var layerPath = work.File("packages.tar");
-            Digest diffId;
-            long size;
-            await using (var f = File.Create(layerPath))
-                (diffId, size) = full.WriteEntries(diff, f, sde);
-            layers.Add(new LayerFile(diffId, size, layerPath, $"kiln: apt-get install {string.Join(' ', apt)} (mmdebstrap, diff over the base)"));
-            _progress(env.Name, $"package layer {diffId.Short}: {diff.Count} entries, {size / 1e6:F0} MB");
-        }
-
-        List<LockedWheel>? wheels = null;
-        if (env.Pip.Count > 0)
-        {
-            using (aptTree)
+            BaseLayer baseLayer;
+            // A change of pip requirements (or env vars) alone keeps the packages layer: the image pip last ran in is found by
+            // the apt part of the spec and the Debian versions kiln.lock has, and its layers are taken from the engine.
+            if (env.Pip.Count > 0 && !fresh && locked is { Base: { } lockedBase } && locked.Distro == env.Distro
+                && await FindAptStageAsync(spec, env, sde, locked.Inventory.Dpkg, lockedBase.ImageId, work, ct).ConfigureAwait(false) is { } found)
             {
-                var (pipLayer, installed) = await InstallPipAsync(spec, env, layers, aptTree ?? baseLayer.Index, wheelhouse!, exact ? locked!.Wheels : null, sde, work, ct).ConfigureAwait(false);
+                (stageId, baseLayer) = (found.Id, found.Base);
+                layers.AddRange([found.Base.File, found.Packages]);
+                lower.AddRange([found.PackagesIndex, found.Base.Index]);
+            }
+            else
+            {
+                baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
+                layers.Add(baseLayer.File);
+                if (env.Apt.Count > 0)
+                {
+                    var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
+                    _progress(env.Name, $"bootstrapping {env.Distro} with {string.Join(' ', apt)}{(pins is null ? "" : $" ({pins.Count} versions pinned by kiln.lock)")} ({Bootstrapper.Description})");
+                    var rootfs = work.File("rootfs.tar");
+                    await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
+                    _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
+                    var full = Layer.ReadFile(rootfs, work.Path);
+                    lower.Add(full);
+                    File.Delete(rootfs);
+                    var diff = full.DiffOver(baseLayer.Index);
+                    var layerPath = work.File("packages.tar");
+                    Digest diffId;
+                    long size;
+                    await using (var f = File.Create(layerPath))
+                        (diffId, size) = full.WriteEntries(diff, f, sde);
+                    layers.Add(new LayerFile(diffId, size, layerPath, $"kiln: apt-get install {string.Join(' ', apt)} (mmdebstrap, diff over the base)"));
+                    _progress(env.Name, $"package layer {diffId.Short}: {diff.Count} entries, {size / 1e6:F0} MB");
+                }
+                else lower.Add(baseLayer.Index);
+            }
+
+            List<LockedWheel>? wheels = null;
+            if (env.Pip.Count > 0)
+            {
+                if (stageId is null)
+                {
+                    var stage = AptStageConfig(env, layers, baseLayer, sde);
+                    stageTempTag = $"{_options.EnvRepository}/pip-install:{stage.ImageId.Short}";
+                    stageId = await LoadAsync(stage, stageTempTag, "pip-install", work, ct, keep: false).ConfigureAwait(false);
+                }
+                var (pipLayer, installed) = await InstallPipAsync(env, stageId.Value, lower, wheelhouse!, exact ? locked!.Wheels : null, sde, work, ct).ConfigureAwait(false);
                 if (pipLayer is not null) layers.Add(pipLayer);
                 wheels = installed;
             }
-        }
-        else aptTree?.Dispose();
 
-        var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
+            var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
+            {
+                [BuildDigestLabel] = buildDigest.ToString(),
+                [EnvNameLabel] = env.Name,
+                [ProjectLabel] = spec.Name,
+                [SpecDigestLabel] = env.SpecDigest.ToString(),
+                [BaseImageLabel] = baseLayer.ImageId.ToString(),
+                [BaseLayerLabel] = baseLayer.File.DiffId.ToString(),
+                [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
+            };
+            // The wheels' hashes are part of the image: a wheel rebuilt with other bytes gives another image ID even where the
+            // installed files happen to be the same.
+            if (wheels is not null) labels[PipWheelsLabel] = string.Join("\n", wheels.Select(w => w.ToString()));
+            var envVars = ImageEnv(env.Pip.Count > 0, env.Env);
+            var config = new ImageConfig(layers, envVars, labels, sde, ["/bin/bash"]);
+            var id = await LoadAsync(config, tag, $"{spec.Name}-{env.Name}", work, ct).ConfigureAwait(false);
+            _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
+
+            LockedEnvironment? entry = null;
+            if (wantLock || exact)
+            {
+                entry = await DescribeDeclarativeAsync(env, buildDigest, id, labels, sde, ct).ConfigureAwait(false);
+                if (exact && !_options.FromScratch && entry.ImageId != locked!.ImageId)
+                    throw NotAsLocked(env.Name, locked, entry);
+            }
+            // Keep the image pip ran in, named by what its packages layer holds, for the next change of pip requirements.
+            if (stageId is { } keep && entry is not null && !_options.FromScratch)
+            {
+                stageTag = AptStageTag(spec, env, sde, entry.Inventory.Dpkg, baseLayer.ImageId);
+                await TagAsync(keep, stageTag, ct).ConfigureAwait(false);
+            }
+            return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed) { Lock = entry, AptStageTag = stageTag };
+        }
+        finally
         {
-            [BuildDigestLabel] = buildDigest.ToString(),
-            [EnvNameLabel] = env.Name,
-            [ProjectLabel] = spec.Name,
-            [SpecDigestLabel] = env.SpecDigest.ToString(),
+            foreach (var l in lower) l.Dispose();
+            if (stageTempTag is not null)
+            {
+                try
+                {
+                    await _images.RemoveImageAsync(stageTempTag, force: false, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (KilnException)
+                {
+                    // Another build may be using the same image right now; the tag is harmless.
+                }
+            }
+        }
+    }
+
+    // ---- the image pip runs in ---------------------------------------------------------------
+
+    public const string AptStageLabel = "dev.kiln.apt-stage";
+
+    /// <summary>What a packages layer depends on in the spec: distro and apt packages (not pip, not env vars), and the recipe.</summary>
+    private static Digest AptBuildDigest(EnvironmentSpec env, long sde) =>
+        DeclarativeBuildDigest(env with { Pip = [], Wheelhouse = null, Env = new Dictionary<string, string>() }, sde);
+
+    /// <summary>The image of the base and packages layers, as pip runs in it (labels say what it was made from).</summary>
+    private static ImageConfig AptStageConfig(EnvironmentSpec env, IReadOnlyList<LayerFile> layers, BaseLayer baseLayer, long sde) =>
+        new(layers, DefaultEnv, new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["dev.kiln.purpose"] = "pip-install",
+            [AptStageLabel] = AptBuildDigest(env, sde).ToString(),
             [BaseImageLabel] = baseLayer.ImageId.ToString(),
             [BaseLayerLabel] = baseLayer.File.DiffId.ToString(),
             [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
-        };
-        // The wheels' hashes are part of the image: a wheel rebuilt with other bytes gives another image ID even where the
-        // installed files happen to be the same.
-        if (wheels is not null) labels[PipWheelsLabel] = string.Join("\n", wheels.Select(w => w.ToString()));
-        var envVars = ImageEnv(env.Pip.Count > 0, env.Env);
-        var config = new ImageConfig(layers, envVars, labels, sde, ["/bin/bash"]);
-        var id = await LoadAsync(config, tag, $"{spec.Name}-{env.Name}", work, ct).ConfigureAwait(false);
-        _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
+        }, sde, ["/bin/bash"]);
 
-        LockedEnvironment? entry = null;
-        if (wantLock || exact)
+    /// <summary>The tag of the image pip ran in: the apt part of the spec, the Debian versions it holds (as read from the built
+    /// environment, so only Kiln sets it after a build) and its base.</summary>
+    private string AptStageTag(ProjectSpec spec, EnvironmentSpec env, long sde, IReadOnlyDictionary<string, string> dpkg, Digest baseImage)
+    {
+        var key = Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
         {
-            entry = await DescribeDeclarativeAsync(env, buildDigest, id, labels, sde, ct).ConfigureAwait(false);
-            if (exact && !_options.FromScratch && entry.ImageId != locked!.ImageId)
-                throw NotAsLocked(env.Name, locked, entry);
-        }
-        return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed) { Lock = entry };
+            ["apt"] = AptBuildDigest(env, sde).ToString(),
+            ["base"] = baseImage.ToString(),
+            ["dpkg"] = dpkg.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value).ToList(),
+        }));
+        return $"{_options.EnvRepository}/{Sanitize(spec.Name)}-{Sanitize(env.Name)}-apt:{key.Short}";
+    }
+
+    private sealed record AptStage(Digest Id, BaseLayer Base, LayerFile Packages, Layer PackagesIndex);
+
+    /// <summary>The image a pip install last ran in for these apt packages, Debian versions and base, with its two layers taken
+    /// out of the engine; null when there is none (or it is not what its labels say).</summary>
+    private async Task<AptStage?> FindAptStageAsync(ProjectSpec spec, EnvironmentSpec env, long sde, IReadOnlyDictionary<string, string> dpkg, Digest baseImage, WorkDir work, CancellationToken ct)
+    {
+        var reference = AptStageTag(spec, env, sde, dpkg, baseImage);
+        if (await _images.InspectImageAsync(reference, ct).ConfigureAwait(false) is not { } stage
+            || !stage.Labels.TryGetValue(AptStageLabel, out var apt) || apt != AptBuildDigest(env, sde).ToString()
+            || !stage.Labels.TryGetValue(BaseImageLabel, out var b) || b != baseImage.ToString())
+            return null;
+        if (await ExtractLayersAsync(stage.Id, work, ct).ConfigureAwait(false) is not [var baseFile, var packages]
+            || !stage.Labels.TryGetValue(BaseLayerLabel, out var bl) || bl != baseFile.DiffId.ToString())
+            return null;
+        _progress(env.Name, $"packages layer {packages.DiffId.Short} from {reference} (apt packages and Debian versions unchanged; no mmdebstrap)");
+        return new AptStage(stage.Id, new BaseLayer(baseImage, baseFile, Layer.ReadFile(baseFile.Path, work.Path, keepContent: false)),
+            packages, Layer.ReadFile(packages.Path, work.Path, keepContent: false));
     }
 
     /// <summary>The error for a rebuild that does not give the locked image: which packages differ, or that none does.</summary>
@@ -305,26 +404,18 @@ public sealed class EnvironmentBuilder
 
     // ---- pip -----------------------------------------------------------------------------------
 
-    /// <summary>Runs pip inside the environment (a container from the image of the layers so far, no network, the wheelhouse
-    /// read-only) and packs what it installed under its <c>--root</c> as one normalized layer. With <paramref name="lockedWheels"/>
-    /// (a build from kiln.lock) pip gets exactly those wheels with their hashes and <c>--require-hashes</c>.
+    /// <summary>Runs pip inside the environment (a container from <paramref name="stageImage"/>, the image of the base and
+    /// packages layers; no network, the wheelhouse read-only) and packs what it installed under its <c>--root</c> as one
+    /// normalized layer on <paramref name="lower"/> (top first). With <paramref name="lockedWheels"/> (a build from kiln.lock)
+    /// pip gets exactly those wheels with their hashes and <c>--require-hashes</c>.
     /// Returns the layer (null when pip had nothing to install) and the wheels it installed.</summary>
-    private async Task<(LayerFile? Layer, List<LockedWheel> Wheels)> InstallPipAsync(ProjectSpec spec, EnvironmentSpec env, IReadOnlyList<LayerFile> layers,
-        Layer lower, Wheelhouse wheelhouse, IReadOnlyList<LockedWheel>? lockedWheels, long sde, WorkDir work, CancellationToken ct)
+    private async Task<(LayerFile? Layer, List<LockedWheel> Wheels)> InstallPipAsync(EnvironmentSpec env, Digest stageImage, IReadOnlyList<Layer> lower,
+        Wheelhouse wheelhouse, IReadOnlyList<LockedWheel>? lockedWheels, long sde, WorkDir work, CancellationToken ct)
     {
         if (_containers is null)
             throw new KilnException("KILN4036", $"environment '{env.Name}' has pip requirements, and pip runs in a container, but no container engine was given",
                 "this is a Kiln bug: the CLI always passes the engine", ExitCode.Internal);
         var started = Stopwatch.StartNew();
-        // The image pip runs in: the layers so far (base and apt), under a private tag that goes again afterwards.
-        var stageConfig = new ImageConfig(layers, DefaultEnv, new SortedDictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["dev.kiln.purpose"] = "pip-install",
-            [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
-        }, sde, ["/bin/bash"]);
-        var stageTag = $"{_options.EnvRepository}/pip-install:{stageConfig.ImageId.Short}";
-        var stageId = await LoadAsync(stageConfig, stageTag, "pip-install", work, ct, keep: false).ConfigureAwait(false);
-
         var pipDir = Path.Combine(work.Path, "pip");
         Directory.CreateDirectory(pipDir);
         var requirements = lockedWheels is not null ? lockedWheels.Select(w => w.ToString()).ToList() : env.Pip.ToList();
@@ -332,10 +423,9 @@ public sealed class EnvironmentBuilder
         _progress(env.Name, $"pip install {string.Join(' ', lockedWheels is not null ? lockedWheels.Select(w => $"{w.Name}=={w.Version}") : env.Pip)}" +
                             $" from {wheelhouse.RelativePath}/ ({wheelhouse.Wheels.Count} wheels; offline{(lockedWheels is not null ? ", hashes from kiln.lock" : "")})");
         var tail = new List<string>();
-        try
         {
             var result = await _containers.RunAsync(new ContainerSpec(
-                Image: stageId.ToString(),
+                Image: stageImage.ToString(),
                 Command: ["/bin/sh", "-c", PipInstall.Script(requireHashes: lockedWheels is not null)],
                 WorkingDir: "/",
                 Mounts: [new Mount(wheelhouse.FullPath, PipInstall.WheelhouseMount, ReadOnly: true), new Mount(pipDir, PipInstall.WorkMount, ReadOnly: false)],
@@ -360,17 +450,6 @@ public sealed class EnvironmentBuilder
             }, ct).ConfigureAwait(false);
             if (result.ExitCode != 0)
                 throw PipInstall.Failed(env.Name, result.ExitCode, tail, wheelhouse.RelativePath);
-        }
-        finally
-        {
-            try
-            {
-                await _images.RemoveImageAsync(stageTag, force: false, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (KilnException)
-            {
-                // Another build may be using the same image right now; the tag is harmless.
-            }
         }
 
         var wheels = PipInstall.Installed(await File.ReadAllTextAsync(Path.Combine(pipDir, PipInstall.ReportFile), ct).ConfigureAwait(false), wheelhouse);
@@ -423,7 +502,7 @@ public sealed class EnvironmentBuilder
                 && tagged.Labels.TryGetValue(BaseRecipeLabel, out var r) && r == recipe
                 && (lockedBase is null || tagged.Id == lockedBase))
                 candidate = tagged;
-            if (candidate is not null && await ExtractSingleLayerAsync(candidate.Id, work, ct).ConfigureAwait(false) is { } file)
+            if (candidate is not null && await ExtractLayersAsync(candidate.Id, work, ct).ConfigureAwait(false) is [var file])
             {
                 _progress("base", $"{BaseReference(distro)} is {candidate.Id.Short} (layer {file.DiffId.Short})");
                 return new BaseLayer(candidate.Id, file, Layer.ReadFile(file.Path, work.Path, keepContent: false));
@@ -459,15 +538,15 @@ public sealed class EnvironmentBuilder
         return new BaseLayer(id, file, Layer.ReadFile(layerPath, work.Path, keepContent: false));
     }
 
-    /// <summary>The one layer of an image, taken out of <c>docker save</c> into a file and checked against its diff ID; null when
-    /// the image has another shape or the engine gives back other bytes than were loaded (then the base is made again).</summary>
-    private async Task<LayerFile?> ExtractSingleLayerAsync(Digest imageId, WorkDir work, CancellationToken ct)
+    /// <summary>The layers of an image, taken out of <c>docker save</c> into files and checked against their diff IDs; null when
+    /// the engine gives back other bytes than were loaded (then what they were for is made again).</summary>
+    private async Task<List<LayerFile>?> ExtractLayersAsync(Digest imageId, WorkDir work, CancellationToken ct)
     {
         var files = new Dictionary<string, (string Path, Digest Digest, long Size)>(StringComparer.Ordinal);
         byte[]? manifest = null;
         var configs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         // The engine's stream is first copied to a file: TarReader over the HTTP stream itself trips on how it ends.
-        var savedPath = work.File("saved-image.tar");
+        var savedPath = work.File($"saved-{Guid.NewGuid():N}.tar");
         await using (var stream = await _images.SaveImageAsync(imageId.ToString(), ct).ConfigureAwait(false))
         await using (var saved = File.Create(savedPath))
             await stream.CopyToAsync(saved, 1 << 16, ct).ConfigureAwait(false);
@@ -480,7 +559,7 @@ public sealed class EnvironmentBuilder
                 var name = LayerEntry.NormalizePath(e.Name);
                 if (name.EndsWith("layer.tar", StringComparison.Ordinal))
                 {
-                    var path = work.File("saved-" + files.Count + ".tar");
+                    var path = work.File($"saved-layer-{Guid.NewGuid():N}.tar");
                     using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                     long size = 0;
                     await using (var f = File.Create(path))
@@ -508,16 +587,21 @@ public sealed class EnvironmentBuilder
         if (manifest is null) return null;
         using var doc = JsonDocument.Parse(manifest);
         var m = doc.RootElement[0];
-        var layers = m.GetProperty("Layers").EnumerateArray().Select(l => LayerEntry.NormalizePath(l.GetString()!)).ToList();
-        if (layers.Count != 1 || !files.TryGetValue(layers[0], out var layer)) return null;
+        var names = m.GetProperty("Layers").EnumerateArray().Select(l => LayerEntry.NormalizePath(l.GetString()!)).ToList();
         var configName = LayerEntry.NormalizePath(m.GetProperty("Config").GetString()!);
         if (!configs.TryGetValue(configName, out var configBytes)) return null;
         using var config = JsonDocument.Parse(configBytes);
         var diffIds = config.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(x => x.GetString()).ToList();
-        if (diffIds.Count != 1 || diffIds[0] != layer.Digest.ToString()) return null;
-        var createdBy = config.RootElement.TryGetProperty("history", out var h) && h.GetArrayLength() > 0 && h[0].TryGetProperty("created_by", out var cb)
-            ? cb.GetString() ?? "" : "";
-        return new LayerFile(layer.Digest, layer.Size, layer.Path, createdBy);
+        var history = config.RootElement.TryGetProperty("history", out var h) ? h.EnumerateArray().ToList() : [];
+        if (diffIds.Count != names.Count) return null;
+        var result = new List<LayerFile>();
+        for (var i = 0; i < names.Count; i++)
+        {
+            if (!files.TryGetValue(names[i], out var layer) || diffIds[i] != layer.Digest.ToString()) return null;
+            var createdBy = i < history.Count && history[i].TryGetProperty("created_by", out var cb) ? cb.GetString() ?? "" : "";
+            result.Add(new LayerFile(layer.Digest, layer.Size, layer.Path, createdBy));
+        }
+        return result;
     }
 
     // ---- loading -----------------------------------------------------------------------------

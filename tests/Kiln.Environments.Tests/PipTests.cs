@@ -295,4 +295,29 @@ public sealed class AddedOntoTests
         Assert.Equal(EntryKind.File, entries["usr/local/lib/x.py"].Kind);
         Assert.Equal(4, entries.Count);
     }
+
+    [Fact]
+    public void OnAStackOfLayersTheTopmostFolderCountsAndAWhiteoutHidesWhatIsBelow()
+    {
+        var baseLayer = Layer.Read(new MemoryStream(Tars.Make([
+            new Item("usr/", TarEntryType.Directory, Mode: 0x1ED),
+            new Item("usr/local/", TarEntryType.Directory, Mode: 0x1ED),
+            new Item("opt/", TarEntryType.Directory, Mode: 0x1C0),
+        ])), null);
+        var packages = Layer.Read(new MemoryStream(Tars.Make([
+            new Item("usr/", TarEntryType.Directory, Mode: 0x1ED),
+            new Item("usr/local/", TarEntryType.Directory, Mode: 0x5FD, Gid: 50),
+            Tars.F(".wh.opt", ""),
+        ])), null);
+        var pip = Layer.Read(new MemoryStream(Tars.Make([
+            new Item("usr/", TarEntryType.Directory, Mode: 0x1ED),
+            new Item("usr/local/", TarEntryType.Directory, Mode: 0x1ED),
+            new Item("opt/", TarEntryType.Directory, Mode: 0x1ED),
+        ])), new MemoryStream());
+
+        var entries = pip.AddedOnto(packages, baseLayer).ToDictionary(e => e.Path);
+
+        Assert.Equal((0x5FD, 50), (entries["usr/local"].Mode, entries["usr/local"].Gid));
+        Assert.Equal(0x1ED, entries["opt"].Mode); // the base's /opt is whited out: pip's own folder
+    }
 }
