@@ -123,7 +123,7 @@ internal static class EnvCommands
             if (locked.Distro is not null) o.WriteLine($"  distro       {locked.Distro}" + (locked.Apt.Count > 0 ? $"  apt: {string.Join(' ', locked.Apt)}" : ""));
             if (locked.PipRequirements.Count > 0)
             {
-                o.WriteLine($"  pip          {string.Join(' ', locked.PipRequirements)}  (wheelhouse {locked.Wheelhouse})");
+                o.WriteLine($"  pip reqs     {string.Join(' ', locked.PipRequirements)}  (wheelhouse {locked.Wheelhouse}/)");
                 foreach (var w in locked.Wheels) o.WriteLine($"    wheel {w}");
             }
             if (locked.Base is { } b) o.WriteLine($"  base         {b.Image} {b.ImageId} (layer {b.Layer})");
