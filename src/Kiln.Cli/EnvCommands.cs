@@ -36,11 +36,11 @@ internal static class EnvCommands
     private static Command Build()
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to build. Default: all.", Arity = ArgumentArity.ZeroOrMore };
-        var update = new Option<bool>("--update") { Description = "Ignore kiln.lock: bootstrap from what the Debian mirror has now, and write the new versions to kiln.lock." };
+        var update = new Option<bool>("--update") { Description = "Ignore kiln.lock: bootstrap from what the Debian mirror has now, let pip choose from the wheelhouse afresh, and write the new versions and wheel hashes to kiln.lock." };
         var keep = new Option<string?>("--keep-archives") { Description = "Keep each image archive Kiln writes (docker-archive format) in this folder." };
         var build = new Command("build",
-            "Build environments and print their image IDs; write kiln.lock. With a kiln.lock, the locked versions are built (a colleague gets the same image ID), " +
-            "and an environment whose locked image is in the engine is not rebuilt.")
+            "Build environments and print their image IDs; write kiln.lock. With a kiln.lock, the locked versions are built (apt versions pinned, " +
+            "pip wheels installed with --require-hashes; a colleague gets the same image ID), and an environment whose locked image is in the engine is not rebuilt.")
         {
             names, update, keep,
         };
@@ -62,7 +62,7 @@ internal static class EnvCommands
             {
                 var spec = project.Spec.Environments[name];
                 var locked = lockFile?.Environments.GetValueOrDefault(name);
-                var why = locked is null ? null : LockCheck.Mismatch(spec, locked, EnvironmentBuilder.CurrentBuildDigest(project.Dir, spec, locked));
+                var why = locked is null ? null : LockCheck.Mismatch(project.Dir, spec, locked);
                 var built = await builder.BuildAsync(project.Spec, project.Dir, spec, locked, doUpdate, ct);
                 updated = updated.With(built.Lock!);
                 var state = built.Reused ? "up to date" : "built";
@@ -89,7 +89,7 @@ internal static class EnvCommands
     private static Command Show()
     {
         var name = new Argument<string>("environment") { Description = "The environment to show." };
-        var show = new Command("show", "Show an environment: its image ID, base, SOURCE_DATE_EPOCH, env vars and full package inventory (from kiln.lock, else read from the built image).")
+        var show = new Command("show", "Show an environment: its image ID, base, SOURCE_DATE_EPOCH, env vars, pip requirements with their locked wheels, and full package inventory (from kiln.lock, else read from the built image).")
         {
             name,
         };
@@ -114,13 +114,18 @@ internal static class EnvCommands
                 PrintInventory(inventory, spec.Env);
                 return 0;
             }
-            var why = LockCheck.Mismatch(spec, locked, EnvironmentBuilder.CurrentBuildDigest(project.Dir, spec, locked));
+            var why = LockCheck.Mismatch(project.Dir, spec, locked);
             var present = await engine.InspectImageAsync(locked.ImageId.ToString(), ct) is not null;
             o.MarkupLine($"[bold]environment {Markup.Escape(envName)}[/] ({locked.Kind}, {(locked.Reproducible ? "reproducible" : "not reproducible: built from a Dockerfile")})");
             o.WriteLine($"  image        {locked.ImageId} ({(present ? "in the engine" : "not in the engine; 'kiln env build' rebuilds it")})");
             o.WriteLine($"  spec digest  {locked.SpecDigest}");
             o.MarkupLine($"  kiln.lock    {(why is null ? "[green]matches kiln.yaml[/]" : $"[yellow]stale: {Markup.Escape(why)}[/]")}");
             if (locked.Distro is not null) o.WriteLine($"  distro       {locked.Distro}" + (locked.Apt.Count > 0 ? $"  apt: {string.Join(' ', locked.Apt)}" : ""));
+            if (locked.PipRequirements.Count > 0)
+            {
+                o.WriteLine($"  pip reqs     {string.Join(' ', locked.PipRequirements)}  (wheelhouse {locked.Wheelhouse}/)");
+                foreach (var w in locked.Wheels) o.WriteLine($"    wheel {w}");
+            }
             if (locked.Base is { } b) o.WriteLine($"  base         {b.Image} {b.ImageId} (layer {b.Layer})");
             if (locked.SourceDateEpoch is { } sde)
                 o.WriteLine($"  SOURCE_DATE_EPOCH {sde} ({DateTimeOffset.FromUnixTimeSeconds(sde).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)})");
@@ -147,7 +152,7 @@ internal static class EnvCommands
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to verify. Default: all in kiln.lock.", Arity = ArgumentArity.ZeroOrMore };
         var verify = new Command("verify",
-            "Rebuild environments from nothing (no image of the engine is used: mmdebstrap runs again for the base and the packages) with the locked versions, " +
+            "Rebuild environments from nothing (no image of the engine is used: mmdebstrap runs again for the base and the packages, pip again for the wheels) with the locked versions, " +
             "and compare image ID and inventory with kiln.lock. Prints every difference; exit 4 on any.")
         {
             names,
@@ -167,7 +172,7 @@ internal static class EnvCommands
             {
                 var spec = project.Spec.Environments[name];
                 var locked = lockFile.Environments.GetValueOrDefault(name);
-                if (LockCheck.Mismatch(spec, locked, EnvironmentBuilder.CurrentBuildDigest(project.Dir, spec, locked)) is { } why)
+                if (LockCheck.Mismatch(project.Dir, spec, locked) is { } why)
                 {
                     Output.Err.MarkupLine($"[red]{Markup.Escape(name)}: kiln.lock is stale ({Markup.Escape(why)}); run 'kiln env build' first[/]");
                     failures++;
@@ -206,7 +211,7 @@ internal static class EnvCommands
     {
         var a = new Argument<string>("a") { Description = "An environment of the project, a kiln.lock file, or an image (tag or ID)." };
         var b = new Argument<string>("b") { Description = "The same kinds of thing as A." };
-        var diff = new Command("diff", "Compare two environments, two lock files (environment by environment) or two images: added, removed and changed Debian packages, Python distributions and env vars.")
+        var diff = new Command("diff", "Compare two environments, two lock files (environment by environment) or two images: added, removed and changed Debian packages, Python distributions (pip), wheels whose bytes changed, and env vars.")
         {
             a, b,
         };
@@ -256,9 +261,10 @@ internal static class EnvCommands
     {
         var env = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (e.Kind == "declarative")
-            foreach (var (k, v) in EnvironmentBuilder.DefaultEnv) env[k] = v;
-        foreach (var (k, v) in e.Env) env[k] = v;
-        return new EnvironmentSnapshot(label, e.ImageId, env, e.Inventory);
+            foreach (var (k, v) in EnvironmentBuilder.ImageEnv(e.PipRequirements.Count > 0, e.Env)) env[k] = v;
+        else
+            foreach (var (k, v) in e.Env) env[k] = v;
+        return new EnvironmentSnapshot(label, e.ImageId, env, e.Inventory) { Wheels = EnvironmentSnapshot.WheelMap(e) };
     }
 
     private static async Task<EnvironmentSnapshot> ResolveAsync(string arg, Project? project, DockerEngine engine, CancellationToken ct)

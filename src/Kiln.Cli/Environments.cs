@@ -49,7 +49,7 @@ internal static class EnvironmentSetup
         {
             var env = project.Spec.Environments[name];
             var locked = lockFile.Environments.GetValueOrDefault(name);
-            if (LockCheck.Mismatch(env, locked, EnvironmentBuilder.CurrentBuildDigest(project.Dir, env, locked)) is { } why)
+            if (LockCheck.Mismatch(project.Dir, env, locked) is { } why)
                 problems.Add((name, why));
         }
         return problems;

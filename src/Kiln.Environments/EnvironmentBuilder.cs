@@ -11,6 +11,7 @@ using Kiln.Environments.Bootstrap;
 using Kiln.Environments.Images;
 using Kiln.Environments.Layers;
 using Kiln.Environments.Locking;
+using Kiln.Environments.Pip;
 
 namespace Kiln.Environments;
 
@@ -19,6 +20,10 @@ public sealed record BuiltEnvironment(string Name, Digest ImageId, string Tag, D
 {
     /// <summary>The kiln.lock entry for this image (only from the lock-aware <see cref="EnvironmentBuilder.BuildAsync(ProjectSpec,string,EnvironmentSpec,LockedEnvironment?,bool,CancellationToken)"/>).</summary>
     public LockedEnvironment? Lock { get; init; }
+
+    /// <summary>With pip requirements: the tag Kiln keeps on the image of the base and packages layers that pip ran in, so that
+    /// a change of pip requirements alone needs no mmdebstrap (null when none was kept, e.g. when building from scratch).</summary>
+    public string? AptStageTag { get; init; }
 }
 
 /// <summary>How the builder works; the defaults are what the CLI uses.</summary>
@@ -59,6 +64,8 @@ public sealed class EnvironmentBuilder
     public const string BaseLayerLabel = "dev.kiln.base-layer";
     public const string BaseRecipeLabel = "dev.kiln.base-recipe";
     public const string SourceDateEpochLabel = "dev.kiln.source-date-epoch";
+    /// <summary>The wheels pip installed, one <c>name==version --hash=sha256:…</c> a line (what kiln.lock records).</summary>
+    public const string PipWheelsLabel = "dev.kiln.pip-wheels";
 
     /// <summary>The env vars every declarative image has (the spec's env vars come on top).</summary>
     public static readonly IReadOnlyDictionary<string, string> DefaultEnv = new Dictionary<string, string>
@@ -91,13 +98,36 @@ public sealed class EnvironmentBuilder
 
     private static string Suite(string distro) => distro["debian:".Length..];
 
-    /// <summary>What a declarative build depends on besides package versions: the spec and Kiln's recipe (with its SOURCE_DATE_EPOCH).</summary>
-    public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch) =>
-        Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+    /// <summary>What a declarative build depends on besides package versions and wheel contents: the spec and Kiln's recipe
+    /// (with its SOURCE_DATE_EPOCH; with pip requirements, also pip's recipe).</summary>
+    public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch)
+    {
+        var doc = new SortedDictionary<string, object?>
         {
             ["recipe"] = Mmdebstrap.RecipeDigest(Suite(env.Distro!), sourceDateEpoch).ToString(),
             ["spec"] = env.SpecDigest.ToString(),
-        }));
+        };
+        if (env.Pip.Count > 0) doc["pipRecipe"] = PipInstall.RecipeDigest.ToString();
+        return Digest.Sha256(CanonicalJson.Serialize(doc));
+    }
+
+    /// <summary>The env vars of a declarative image: <see cref="DefaultEnv"/>, with pip requirements PYTHONDONTWRITEBYTECODE=1
+    /// (pip installs no bytecode, and none should be written later), then the spec's env vars.</summary>
+    public static Dictionary<string, string> ImageEnv(bool hasPip, IReadOnlyDictionary<string, string> specEnv)
+    {
+        var env = new Dictionary<string, string>(DefaultEnv);
+        if (hasPip) env["PYTHONDONTWRITEBYTECODE"] = "1";
+        foreach (var (k, v) in specEnv) env[k] = v;
+        return env;
+    }
+
+    /// <summary>What finds an already built image without a lock (its tag): the build digest, and for an environment with pip
+    /// requirements the wheelhouse too (a wheel added or changed may change what pip picks).</summary>
+    private static Digest LookupDigest(Digest buildDigest, Wheelhouse? wheelhouse) =>
+        wheelhouse is null ? buildDigest : Digest.Sha256(buildDigest + " " + wheelhouse.Digest);
+
+    private static Wheelhouse? ReadWheelhouse(string projectDir, EnvironmentSpec env) =>
+        env.Kind == EnvironmentKind.Declarative && env.Pip.Count > 0 ? Wheelhouse.Read(projectDir, env.Wheelhouse!) : null;
 
     /// <summary>The build digest the environment has now (Dockerfile environments: reads the build context).</summary>
     public static Digest CurrentBuildDigest(string projectDir, EnvironmentSpec env, LockedEnvironment? locked = null)
@@ -124,7 +154,7 @@ public sealed class EnvironmentBuilder
         var started = Stopwatch.StartNew();
         if (update) locked = null;
         return env.Kind == EnvironmentKind.Declarative
-            ? await BuildDeclarativeAsync(spec, env, locked, fresh: update, wantLock, started, ct).ConfigureAwait(false)
+            ? await BuildDeclarativeAsync(spec, projectDir, env, locked, fresh: update, wantLock, started, ct).ConfigureAwait(false)
             : await BuildDockerfileAsync(spec, projectDir, env, locked, wantLock, started, ct).ConfigureAwait(false);
     }
 
@@ -136,19 +166,21 @@ public sealed class EnvironmentBuilder
     public async Task<Digest?> ResolveAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, CancellationToken ct = default)
     {
         var buildDigest = CurrentBuildDigest(projectDir, env, locked);
-        if (locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null)
+        var wheelhouse = ReadWheelhouse(projectDir, env);
+        if (locked is not null && LockCheck.Mismatch(env, locked, buildDigest, wheelhouse) is null)
             return (await _images.InspectImageAsync(locked.ImageId.ToString(), ct).ConfigureAwait(false))?.Id;
-        return await FindExistingAsync(EnvTag(spec.Name, env.Name, buildDigest), buildDigest, ct).ConfigureAwait(false);
+        return await FindExistingAsync(EnvTag(spec.Name, env.Name, LookupDigest(buildDigest, wheelhouse)), buildDigest, ct).ConfigureAwait(false);
     }
 
     // ---- declarative -------------------------------------------------------------------------
 
-    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, EnvironmentSpec env, LockedEnvironment? locked, bool fresh, bool wantLock, Stopwatch started, CancellationToken ct)
+    private async Task<BuiltEnvironment> BuildDeclarativeAsync(ProjectSpec spec, string projectDir, EnvironmentSpec env, LockedEnvironment? locked, bool fresh, bool wantLock, Stopwatch started, CancellationToken ct)
     {
         var sde = locked?.SourceDateEpoch ?? SourceDateEpoch;
         var buildDigest = DeclarativeBuildDigest(env, sde);
-        var tag = EnvTag(spec.Name, env.Name, buildDigest);
-        var exact = locked is not null && LockCheck.Mismatch(env, locked, buildDigest) is null;
+        var wheelhouse = ReadWheelhouse(projectDir, env);
+        var tag = EnvTag(spec.Name, env.Name, LookupDigest(buildDigest, wheelhouse));
+        var exact = locked is not null && LockCheck.Mismatch(env, locked, buildDigest, wheelhouse) is null;
         fresh |= _options.FromScratch;
 
         if (!fresh)
@@ -170,51 +202,161 @@ public sealed class EnvironmentBuilder
 
         var pins = locked is not null && locked.Distro == env.Distro ? PinsFor(env, locked) : null;
         using var work = new WorkDir(_options.TempDirectory);
-        var baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
-        var layers = new List<LayerFile> { baseLayer.File };
-        if (env.Apt.Count > 0)
+        var layers = new List<LayerFile>();
+        var lower = new List<Layer>(); // the tree pip's layer goes on, top layer first
+        Digest? stageId = null;        // the image of the base and packages layers, which pip runs in
+        string? stageTempTag = null, stageTag = null;
+        try
         {
-            var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
-            _progress(env.Name, $"bootstrapping {env.Distro} with {string.Join(' ', apt)}{(pins is null ? "" : $" ({pins.Count} versions pinned by kiln.lock)")} ({Bootstrapper.Description})");
-            var rootfs = work.File("rootfs.tar");
-            await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
-            _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
-            using var full = Layer.ReadFile(rootfs, work.Path);
-            File.Delete(rootfs);
-            var diff = full.DiffOver(baseLayer.Index);
-            var layerPath = work.File("packages.tar");
-            Digest diffId;
-            long size;
-            await using (var f = File.Create(layerPath))
-                (diffId, size) = full.WriteEntries(diff, f, sde);
-            layers.Add(new LayerFile(diffId, size, layerPath, $"kiln: apt-get install {string.Join(' ', apt)} (mmdebstrap, diff over the base)"));
-            _progress(env.Name, $"package layer {diffId.Short}: {diff.Count} entries, {size / 1e6:F0} MB");
-        }
+            BaseLayer baseLayer;
+            // A change of pip requirements (or env vars) alone keeps the packages layer: the image pip last ran in is found by
+            // the apt part of the spec and the Debian versions kiln.lock has, and its layers are taken from the engine.
+            if (env.Pip.Count > 0 && !fresh && locked is { Base: { } lockedBase } && locked.Distro == env.Distro
+                && await FindAptStageAsync(spec, env, sde, locked.Inventory.Dpkg, lockedBase.ImageId, work, ct).ConfigureAwait(false) is { } found)
+            {
+                (stageId, baseLayer) = (found.Id, found.Base);
+                layers.AddRange([found.Base.File, found.Packages]);
+                lower.AddRange([found.PackagesIndex, found.Base.Index]);
+            }
+            else
+            {
+                baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
+                layers.Add(baseLayer.File);
+                if (env.Apt.Count > 0)
+                {
+                    var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
+                    _progress(env.Name, $"bootstrapping {env.Distro} with {string.Join(' ', apt)}{(pins is null ? "" : $" ({pins.Count} versions pinned by kiln.lock)")} ({Bootstrapper.Description})");
+                    var rootfs = work.File("rootfs.tar");
+                    await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
+                    _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
+                    var full = Layer.ReadFile(rootfs, work.Path);
+                    lower.Add(full);
+                    File.Delete(rootfs);
+                    var diff = full.DiffOver(baseLayer.Index);
+                    var layerPath = work.File("packages.tar");
+                    Digest diffId;
+                    long size;
+                    await using (var f = File.Create(layerPath))
+                        (diffId, size) = full.WriteEntries(diff, f, sde);
+                    layers.Add(new LayerFile(diffId, size, layerPath, $"kiln: apt-get install {string.Join(' ', apt)} (mmdebstrap, diff over the base)"));
+                    _progress(env.Name, $"package layer {diffId.Short}: {diff.Count} entries, {size / 1e6:F0} MB");
+                }
+                else lower.Add(baseLayer.Index);
+            }
 
-        var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
+            List<LockedWheel>? wheels = null;
+            if (env.Pip.Count > 0)
+            {
+                if (stageId is null)
+                {
+                    var stage = AptStageConfig(env, layers, baseLayer, sde);
+                    stageTempTag = $"{_options.EnvRepository}/pip-install:{stage.ImageId.Short}";
+                    stageId = await LoadAsync(stage, stageTempTag, "pip-install", work, ct, keep: false).ConfigureAwait(false);
+                }
+                var (pipLayer, installed) = await InstallPipAsync(env, stageId.Value, lower, wheelhouse!, exact ? locked!.Wheels : null, sde, work, ct).ConfigureAwait(false);
+                if (pipLayer is not null) layers.Add(pipLayer);
+                wheels = installed;
+            }
+
+            var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
+            {
+                [BuildDigestLabel] = buildDigest.ToString(),
+                [EnvNameLabel] = env.Name,
+                [ProjectLabel] = spec.Name,
+                [SpecDigestLabel] = env.SpecDigest.ToString(),
+                [BaseImageLabel] = baseLayer.ImageId.ToString(),
+                [BaseLayerLabel] = baseLayer.File.DiffId.ToString(),
+                [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
+            };
+            // The wheels' hashes are part of the image: a wheel rebuilt with other bytes gives another image ID even where the
+            // installed files happen to be the same.
+            if (wheels is not null) labels[PipWheelsLabel] = string.Join("\n", wheels.Select(w => w.ToString()));
+            var envVars = ImageEnv(env.Pip.Count > 0, env.Env);
+            var config = new ImageConfig(layers, envVars, labels, sde, ["/bin/bash"]);
+            var id = await LoadAsync(config, tag, $"{spec.Name}-{env.Name}", work, ct).ConfigureAwait(false);
+            _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
+
+            LockedEnvironment? entry = null;
+            if (wantLock || exact)
+            {
+                entry = await DescribeDeclarativeAsync(env, buildDigest, id, labels, sde, ct).ConfigureAwait(false);
+                if (exact && !_options.FromScratch && entry.ImageId != locked!.ImageId)
+                    throw NotAsLocked(env.Name, locked, entry);
+            }
+            // Keep the image pip ran in, named by what its packages layer holds, for the next change of pip requirements.
+            if (stageId is { } keep && entry is not null && !_options.FromScratch)
+            {
+                stageTag = AptStageTag(spec, env, sde, entry.Inventory.Dpkg, baseLayer.ImageId);
+                await TagAsync(keep, stageTag, ct).ConfigureAwait(false);
+            }
+            return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed) { Lock = entry, AptStageTag = stageTag };
+        }
+        finally
         {
-            [BuildDigestLabel] = buildDigest.ToString(),
-            [EnvNameLabel] = env.Name,
-            [ProjectLabel] = spec.Name,
-            [SpecDigestLabel] = env.SpecDigest.ToString(),
+            foreach (var l in lower) l.Dispose();
+            if (stageTempTag is not null)
+            {
+                try
+                {
+                    await _images.RemoveImageAsync(stageTempTag, force: false, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (KilnException)
+                {
+                    // Another build may be using the same image right now; the tag is harmless.
+                }
+            }
+        }
+    }
+
+    // ---- the image pip runs in ---------------------------------------------------------------
+
+    public const string AptStageLabel = "dev.kiln.apt-stage";
+
+    /// <summary>What a packages layer depends on in the spec: distro and apt packages (not pip, not env vars), and the recipe.</summary>
+    private static Digest AptBuildDigest(EnvironmentSpec env, long sde) =>
+        DeclarativeBuildDigest(env with { Pip = [], Wheelhouse = null, Env = new Dictionary<string, string>() }, sde);
+
+    /// <summary>The image of the base and packages layers, as pip runs in it (labels say what it was made from).</summary>
+    private static ImageConfig AptStageConfig(EnvironmentSpec env, IReadOnlyList<LayerFile> layers, BaseLayer baseLayer, long sde) =>
+        new(layers, DefaultEnv, new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["dev.kiln.purpose"] = "pip-install",
+            [AptStageLabel] = AptBuildDigest(env, sde).ToString(),
             [BaseImageLabel] = baseLayer.ImageId.ToString(),
             [BaseLayerLabel] = baseLayer.File.DiffId.ToString(),
             [SourceDateEpochLabel] = sde.ToString(CultureInfo.InvariantCulture),
-        };
-        var envVars = new Dictionary<string, string>(DefaultEnv);
-        foreach (var (k, v) in env.Env) envVars[k] = v;
-        var config = new ImageConfig(layers, envVars, labels, sde, ["/bin/bash"]);
-        var id = await LoadAsync(config, tag, $"{spec.Name}-{env.Name}", work, ct).ConfigureAwait(false);
-        _progress(env.Name, $"built {id} in {started.Elapsed.TotalSeconds:F1}s");
+        }, sde, ["/bin/bash"]);
 
-        LockedEnvironment? entry = null;
-        if (wantLock || exact)
+    /// <summary>The tag of the image pip ran in: the apt part of the spec, the Debian versions it holds (as read from the built
+    /// environment, so only Kiln sets it after a build) and its base.</summary>
+    private string AptStageTag(ProjectSpec spec, EnvironmentSpec env, long sde, IReadOnlyDictionary<string, string> dpkg, Digest baseImage)
+    {
+        var key = Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
         {
-            entry = await DescribeDeclarativeAsync(env, buildDigest, id, labels, sde, ct).ConfigureAwait(false);
-            if (exact && !_options.FromScratch && entry.ImageId != locked!.ImageId)
-                throw NotAsLocked(env.Name, locked, entry);
-        }
-        return new BuiltEnvironment(env.Name, id, tag, buildDigest, false, started.Elapsed) { Lock = entry };
+            ["apt"] = AptBuildDigest(env, sde).ToString(),
+            ["base"] = baseImage.ToString(),
+            ["dpkg"] = dpkg.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value).ToList(),
+        }));
+        return $"{_options.EnvRepository}/{Sanitize(spec.Name)}-{Sanitize(env.Name)}-apt:{key.Short}";
+    }
+
+    private sealed record AptStage(Digest Id, BaseLayer Base, LayerFile Packages, Layer PackagesIndex);
+
+    /// <summary>The image a pip install last ran in for these apt packages, Debian versions and base, with its two layers taken
+    /// out of the engine; null when there is none (or it is not what its labels say).</summary>
+    private async Task<AptStage?> FindAptStageAsync(ProjectSpec spec, EnvironmentSpec env, long sde, IReadOnlyDictionary<string, string> dpkg, Digest baseImage, WorkDir work, CancellationToken ct)
+    {
+        var reference = AptStageTag(spec, env, sde, dpkg, baseImage);
+        if (await _images.InspectImageAsync(reference, ct).ConfigureAwait(false) is not { } stage
+            || !stage.Labels.TryGetValue(AptStageLabel, out var apt) || apt != AptBuildDigest(env, sde).ToString()
+            || !stage.Labels.TryGetValue(BaseImageLabel, out var b) || b != baseImage.ToString())
+            return null;
+        if (await ExtractLayersAsync(stage.Id, work, ct).ConfigureAwait(false) is not [var baseFile, var packages]
+            || !stage.Labels.TryGetValue(BaseLayerLabel, out var bl) || bl != baseFile.DiffId.ToString())
+            return null;
+        _progress(env.Name, $"packages layer {packages.DiffId.Short} from {reference} (apt packages and Debian versions unchanged; no mmdebstrap)");
+        return new AptStage(stage.Id, new BaseLayer(baseImage, baseFile, Layer.ReadFile(baseFile.Path, work.Path, keepContent: false)),
+            packages, Layer.ReadFile(packages.Path, work.Path, keepContent: false));
     }
 
     /// <summary>The error for a rebuild that does not give the locked image: which packages differ, or that none does.</summary>
@@ -248,12 +390,85 @@ public sealed class EnvironmentBuilder
                         && Digest.TryParse(bi, out var baseId) && Digest.TryParse(bl, out var baseLayer)
             ? new LockedBase(BaseReference(env.Distro!), baseId, baseLayer)
             : null;
+        var wheels = labels.TryGetValue(PipWheelsLabel, out var w) && w.Length > 0
+            ? w.Split('\n').Select(LockedWheel.Parse).ToList()
+            : [];
         return new LockedEnvironment
         {
             Name = env.Name, Kind = "declarative", Reproducible = true, SpecDigest = env.SpecDigest, BuildDigest = buildDigest,
             ImageId = id, Distro = env.Distro, Apt = env.Apt.ToList(), Base = b, SourceDateEpoch = sde,
+            PipRequirements = env.Pip.ToList(), Wheelhouse = env.Wheelhouse, Wheels = wheels,
             Env = new SortedDictionary<string, string>(env.Env.ToDictionary(), StringComparer.Ordinal), Inventory = inventory,
         };
+    }
+
+    // ---- pip -----------------------------------------------------------------------------------
+
+    /// <summary>Runs pip inside the environment (a container from <paramref name="stageImage"/>, the image of the base and
+    /// packages layers; no network, the wheelhouse read-only) and packs what it installed under its <c>--root</c> as one
+    /// normalized layer on <paramref name="lower"/> (top first). With <paramref name="lockedWheels"/> (a build from kiln.lock)
+    /// pip gets exactly those wheels with their hashes and <c>--require-hashes</c>.
+    /// Returns the layer (null when pip had nothing to install) and the wheels it installed.</summary>
+    private async Task<(LayerFile? Layer, List<LockedWheel> Wheels)> InstallPipAsync(EnvironmentSpec env, Digest stageImage, IReadOnlyList<Layer> lower,
+        Wheelhouse wheelhouse, IReadOnlyList<LockedWheel>? lockedWheels, long sde, WorkDir work, CancellationToken ct)
+    {
+        if (_containers is null)
+            throw new KilnException("KILN4036", $"environment '{env.Name}' has pip requirements, and pip runs in a container, but no container engine was given",
+                "this is a Kiln bug: the CLI always passes the engine", ExitCode.Internal);
+        var started = Stopwatch.StartNew();
+        var pipDir = Path.Combine(work.Path, "pip");
+        Directory.CreateDirectory(pipDir);
+        var requirements = lockedWheels is not null ? lockedWheels.Select(w => w.ToString()).ToList() : env.Pip.ToList();
+        await File.WriteAllTextAsync(Path.Combine(pipDir, PipInstall.RequirementsFile), PipInstall.Requirements(requirements), ct).ConfigureAwait(false);
+        _progress(env.Name, $"pip install {string.Join(' ', lockedWheels is not null ? lockedWheels.Select(w => $"{w.Name}=={w.Version}") : env.Pip)}" +
+                            $" from {wheelhouse.RelativePath}/ ({wheelhouse.Wheels.Count} wheels; offline{(lockedWheels is not null ? ", hashes from kiln.lock" : "")})");
+        var tail = new List<string>();
+        {
+            var result = await _containers.RunAsync(new ContainerSpec(
+                Image: stageImage.ToString(),
+                Command: ["/bin/sh", "-c", PipInstall.Script(requireHashes: lockedWheels is not null)],
+                WorkingDir: "/",
+                Mounts: [new Mount(wheelhouse.FullPath, PipInstall.WheelhouseMount, ReadOnly: true), new Mount(pipDir, PipInstall.WorkMount, ReadOnly: false)],
+                Env: new Dictionary<string, string>
+                {
+                    ["PYTHONDONTWRITEBYTECODE"] = "1",
+                    ["SOURCE_DATE_EPOCH"] = sde.ToString(CultureInfo.InvariantCulture),
+                    ["PIP_NO_INPUT"] = "1",
+                    ["PIP_CONFIG_FILE"] = "/dev/null",
+                    ["LC_ALL"] = "C.UTF-8",
+                },
+                Labels: new Dictionary<string, string> { ["dev.kiln.purpose"] = "pip-install" },
+                Network: false,
+                ReadOnlyRootfs: false), line =>
+            {
+                lock (tail)
+                {
+                    tail.Add(line.Text);
+                    if (tail.Count > 40) tail.RemoveAt(0);
+                }
+                if (line.Text.Length > 0 && !line.Text.StartsWith(' ')) _progress(env.Name, "  " + line.Text);
+            }, ct).ConfigureAwait(false);
+            if (result.ExitCode != 0)
+                throw PipInstall.Failed(env.Name, result.ExitCode, tail, wheelhouse.RelativePath);
+        }
+
+        var wheels = PipInstall.Installed(await File.ReadAllTextAsync(Path.Combine(pipDir, PipInstall.ReportFile), ct).ConfigureAwait(false), wheelhouse);
+        using var tree = Layer.ReadFile(Path.Combine(pipDir, PipInstall.LayerTar), work.Path);
+        if (tree.Entries.Values.All(e => e.Kind == EntryKind.Directory))
+        {
+            _progress(env.Name, "pip installed nothing (every requirement is satisfied by the apt packages); no pip layer");
+            return (null, wheels);
+        }
+        var entries = tree.AddedOnto(lower);
+        var layerPath = work.File("pip-layer.tar");
+        Digest diffId;
+        long size;
+        await using (var f = File.Create(layerPath))
+            (diffId, size) = tree.WriteEntries(entries, f, sde);
+        _progress(env.Name, $"pip layer {diffId.Short}: {string.Join(", ", wheels.Select(w => $"{w.Name} {w.Version}"))}; {entries.Count} entries, {size / 1e3:F0} kB ({started.Elapsed.TotalSeconds:F0}s)");
+        // The history text is part of the config, so of the image ID: it names the spec's requirements, never the locked
+        // lines, so that a build from the lock gives the image the first build gave.
+        return (new LayerFile(diffId, size, layerPath, $"kiln: pip install --no-index --no-compile {string.Join(' ', env.Pip)} (wheelhouse {wheelhouse.RelativePath})"), wheels);
     }
 
     // ---- base image --------------------------------------------------------------------------
@@ -287,7 +502,7 @@ public sealed class EnvironmentBuilder
                 && tagged.Labels.TryGetValue(BaseRecipeLabel, out var r) && r == recipe
                 && (lockedBase is null || tagged.Id == lockedBase))
                 candidate = tagged;
-            if (candidate is not null && await ExtractSingleLayerAsync(candidate.Id, work, ct).ConfigureAwait(false) is { } file)
+            if (candidate is not null && await ExtractLayersAsync(candidate.Id, work, ct).ConfigureAwait(false) is [var file])
             {
                 _progress("base", $"{BaseReference(distro)} is {candidate.Id.Short} (layer {file.DiffId.Short})");
                 return new BaseLayer(candidate.Id, file, Layer.ReadFile(file.Path, work.Path, keepContent: false));
@@ -323,15 +538,15 @@ public sealed class EnvironmentBuilder
         return new BaseLayer(id, file, Layer.ReadFile(layerPath, work.Path, keepContent: false));
     }
 
-    /// <summary>The one layer of an image, taken out of <c>docker save</c> into a file and checked against its diff ID; null when
-    /// the image has another shape or the engine gives back other bytes than were loaded (then the base is made again).</summary>
-    private async Task<LayerFile?> ExtractSingleLayerAsync(Digest imageId, WorkDir work, CancellationToken ct)
+    /// <summary>The layers of an image, taken out of <c>docker save</c> into files and checked against their diff IDs; null when
+    /// the engine gives back other bytes than were loaded (then what they were for is made again).</summary>
+    private async Task<List<LayerFile>?> ExtractLayersAsync(Digest imageId, WorkDir work, CancellationToken ct)
     {
         var files = new Dictionary<string, (string Path, Digest Digest, long Size)>(StringComparer.Ordinal);
         byte[]? manifest = null;
         var configs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         // The engine's stream is first copied to a file: TarReader over the HTTP stream itself trips on how it ends.
-        var savedPath = work.File("saved-image.tar");
+        var savedPath = work.File($"saved-{Guid.NewGuid():N}.tar");
         await using (var stream = await _images.SaveImageAsync(imageId.ToString(), ct).ConfigureAwait(false))
         await using (var saved = File.Create(savedPath))
             await stream.CopyToAsync(saved, 1 << 16, ct).ConfigureAwait(false);
@@ -344,7 +559,7 @@ public sealed class EnvironmentBuilder
                 var name = LayerEntry.NormalizePath(e.Name);
                 if (name.EndsWith("layer.tar", StringComparison.Ordinal))
                 {
-                    var path = work.File("saved-" + files.Count + ".tar");
+                    var path = work.File($"saved-layer-{Guid.NewGuid():N}.tar");
                     using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                     long size = 0;
                     await using (var f = File.Create(path))
@@ -372,22 +587,27 @@ public sealed class EnvironmentBuilder
         if (manifest is null) return null;
         using var doc = JsonDocument.Parse(manifest);
         var m = doc.RootElement[0];
-        var layers = m.GetProperty("Layers").EnumerateArray().Select(l => LayerEntry.NormalizePath(l.GetString()!)).ToList();
-        if (layers.Count != 1 || !files.TryGetValue(layers[0], out var layer)) return null;
+        var names = m.GetProperty("Layers").EnumerateArray().Select(l => LayerEntry.NormalizePath(l.GetString()!)).ToList();
         var configName = LayerEntry.NormalizePath(m.GetProperty("Config").GetString()!);
         if (!configs.TryGetValue(configName, out var configBytes)) return null;
         using var config = JsonDocument.Parse(configBytes);
         var diffIds = config.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(x => x.GetString()).ToList();
-        if (diffIds.Count != 1 || diffIds[0] != layer.Digest.ToString()) return null;
-        var createdBy = config.RootElement.TryGetProperty("history", out var h) && h.GetArrayLength() > 0 && h[0].TryGetProperty("created_by", out var cb)
-            ? cb.GetString() ?? "" : "";
-        return new LayerFile(layer.Digest, layer.Size, layer.Path, createdBy);
+        var history = config.RootElement.TryGetProperty("history", out var h) ? h.EnumerateArray().ToList() : [];
+        if (diffIds.Count != names.Count) return null;
+        var result = new List<LayerFile>();
+        for (var i = 0; i < names.Count; i++)
+        {
+            if (!files.TryGetValue(names[i], out var layer) || diffIds[i] != layer.Digest.ToString()) return null;
+            var createdBy = i < history.Count && history[i].TryGetProperty("created_by", out var cb) ? cb.GetString() ?? "" : "";
+            result.Add(new LayerFile(layer.Digest, layer.Size, layer.Path, createdBy));
+        }
+        return result;
     }
 
     // ---- loading -----------------------------------------------------------------------------
 
     /// <summary>Writes the docker-archive, loads it, and checks that the engine gives it the ID Kiln computed.</summary>
-    private async Task<Digest> LoadAsync(ImageConfig config, string tag, string archiveName, WorkDir work, CancellationToken ct)
+    private async Task<Digest> LoadAsync(ImageConfig config, string tag, string archiveName, WorkDir work, CancellationToken ct, bool keep = true)
     {
         var archive = work.File("image.tar");
         Digest id;
@@ -399,10 +619,10 @@ public sealed class EnvironmentBuilder
         if (loaded?.Id != id)
             throw new KilnException("KILN4007", $"the engine loaded {tag} as {loaded?.Id.ToString() ?? "nothing"}, but Kiln wrote {id}",
                 "the engine rewrote the image; this Kiln needs an engine that keeps image configs as given (Docker Engine 20.10 or later)", ExitCode.EnvironmentBuildFailed);
-        if (_options.ArchiveDirectory is { } keep)
+        if (keep && _options.ArchiveDirectory is { } keepDir)
         {
-            Directory.CreateDirectory(keep);
-            var target = Path.Combine(keep, $"{Sanitize(archiveName)}-{id.Short}.tar");
+            Directory.CreateDirectory(keepDir);
+            var target = Path.Combine(keepDir, $"{Sanitize(archiveName)}-{id.Short}.tar");
             File.Move(archive, target, overwrite: true);
             _progress("archive", $"kept {target}");
         }

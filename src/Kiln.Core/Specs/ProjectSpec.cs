@@ -18,7 +18,7 @@ public sealed record ProjectSpec(
 
 public enum EnvironmentKind { Declarative, Dockerfile }
 
-/// <summary>An environment: declarative (distro + apt packages + env vars) or any Dockerfile.</summary>
+/// <summary>An environment: declarative (distro + apt packages + pip requirements from a wheelhouse + env vars) or any Dockerfile.</summary>
 public sealed record EnvironmentSpec(
     string Name,
     EnvironmentKind Kind,
@@ -28,16 +28,34 @@ public sealed record EnvironmentSpec(
     string? Dockerfile,
     string? Context)
 {
-    /// <summary>Digest of everything that defines this environment (canonical JSON).</summary>
-    public Digest SpecDigest => Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+    /// <summary>pip requirements (declarative only), each <c>name</c>, <c>name[extras]</c> or <c>name</c> with version
+    /// specifiers (<c>name==1.0</c>, <c>name&gt;=1,&lt;2</c>), white space removed; the lines of <c>-r</c> files are expanded here.</summary>
+    public IReadOnlyList<string> Pip { get; init; } = [];
+
+    /// <summary>The project-relative folder of .whl files that pip installs from (offline: no index is ever asked).</summary>
+    public string? Wheelhouse { get; init; }
+
+    /// <summary>Digest of everything that defines this environment (canonical JSON). <c>pip</c> and <c>wheelhouse</c> take part
+    /// only when set, so that environments without them keep the digest (and kiln.lock entry) they had before pip existed.
+    /// The wheels' bytes are not part of it (the spec is pure); kiln.lock holds their hashes.</summary>
+    public Digest SpecDigest
     {
-        ["kind"] = Kind.ToString().ToLowerInvariant(),
-        ["distro"] = Distro,
-        ["apt"] = Apt,
-        ["env"] = new SortedDictionary<string, string>(Env.ToDictionary(), StringComparer.Ordinal),
-        ["dockerfile"] = Dockerfile,
-        ["context"] = Context,
-    }));
+        get
+        {
+            var doc = new SortedDictionary<string, object?>
+            {
+                ["kind"] = Kind.ToString().ToLowerInvariant(),
+                ["distro"] = Distro,
+                ["apt"] = Apt,
+                ["env"] = new SortedDictionary<string, string>(Env.ToDictionary(), StringComparer.Ordinal),
+                ["dockerfile"] = Dockerfile,
+                ["context"] = Context,
+            };
+            if (Pip.Count > 0) doc["pip"] = Pip;
+            if (Wheelhouse is not null) doc["wheelhouse"] = Wheelhouse;
+            return Digest.Sha256(CanonicalJson.Serialize(doc));
+        }
+    }
 }
 
 public sealed record Resources(double? Cpus, long? MemoryBytes, int Gpus)

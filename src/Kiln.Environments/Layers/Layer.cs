@@ -213,6 +213,25 @@ public sealed class Layer : IDisposable
         return carried.Values.ToList();
     }
 
+    /// <summary>The entries of this tree, made under a separate root by a tool that only adds files (pip's <c>--root</c>), as a
+    /// layer on top of <paramref name="lower"/> (a whole tree, or its layers top first): folders that the lower tree has
+    /// already are carried as it has them (mode, owner), so the layer adds files and changes nothing else.</summary>
+    public IReadOnlyList<LayerEntry> AddedOnto(params IReadOnlyList<Layer> lower) =>
+        _entries.Values.Select(e => e.Kind == EntryKind.Directory && Find(lower, e.Path) is { Kind: EntryKind.Directory } old ? old : e).ToList();
+
+    /// <summary>The entry at a path in a stack of layers (top first): the topmost that has it, unless a whiteout hides it.</summary>
+    private static LayerEntry? Find(IReadOnlyList<Layer> stack, string path)
+    {
+        var parent = LayerEntry.Parent(path);
+        var whiteout = (parent is null ? "" : parent + "/") + ".wh." + path[(path.LastIndexOf('/') + 1)..];
+        foreach (var layer in stack)
+        {
+            if (layer._entries.TryGetValue(path, out var e)) return e;
+            if (layer._entries.ContainsKey(whiteout)) return null;
+        }
+        return null;
+    }
+
     private static bool IsLinkChange(LayerEntry old, LayerEntry now) => (old.LinkGroup is null) != (now.LinkGroup is null);
 
     /// <summary>Passes writes through while hashing them.</summary>

@@ -28,6 +28,22 @@ public sealed record LockedBase(string Image, Digest ImageId, Digest Layer);
 /// gave, which <c>kiln pull</c> fetches and checks.</summary>
 public sealed record RegistryPin(string Repository, Digest Digest);
 
+/// <summary>A wheel that pip installed into an environment, as kiln.lock holds it: <c>name==version --hash=sha256:&lt;hex&gt;</c>,
+/// the requirement line pip gets back (with <c>--require-hashes</c>) when the environment is built from the lock.</summary>
+public sealed record LockedWheel(string Name, string Version, Digest Sha256)
+{
+    public override string ToString() => $"{Name}=={Version} --hash=sha256:{Sha256.Hex}";
+
+    public static LockedWheel Parse(string text)
+    {
+        var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var eq = parts.Length == 2 ? parts[0].IndexOf("==", StringComparison.Ordinal) : -1;
+        if (eq <= 0 || eq + 2 >= parts[0].Length || !parts[1].StartsWith("--hash=", StringComparison.Ordinal))
+            throw new FormatException($"'{text}' is not of the form name==version --hash=sha256:<hex>");
+        return new LockedWheel(parts[0][..eq], parts[0][(eq + 2)..], Digest.Parse(parts[1]["--hash=".Length..]));
+    }
+}
+
 /// <summary>One environment in kiln.lock.</summary>
 public sealed record LockedEnvironment
 {
@@ -43,6 +59,12 @@ public sealed record LockedEnvironment
     public string? Distro { get; init; }
     /// <summary>The apt packages the spec asks for, as written (the inventory has everything installed).</summary>
     public IReadOnlyList<string> Apt { get; init; } = [];
+    /// <summary>The pip requirements the spec asks for (as <see cref="Kiln.Core.Specs.EnvironmentSpec.Pip"/> has them).</summary>
+    public IReadOnlyList<string> PipRequirements { get; init; } = [];
+    /// <summary>The project folder the wheels came from.</summary>
+    public string? Wheelhouse { get; init; }
+    /// <summary>Every wheel pip installed (the requirements and their dependencies), sorted by name, with its hash.</summary>
+    public IReadOnlyList<LockedWheel> Wheels { get; init; } = [];
     public LockedBase? Base { get; init; }
     public long? SourceDateEpoch { get; init; }
     public IReadOnlyDictionary<string, string> Env { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
@@ -103,6 +125,19 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
                 {
                     w.WriteStartArray("apt");
                     foreach (var a in env.Apt) w.WriteStringValue(a);
+                    w.WriteEndArray();
+                }
+                if (env.PipRequirements.Count > 0)
+                {
+                    w.WriteStartArray("pipRequirements");
+                    foreach (var r in env.PipRequirements) w.WriteStringValue(r);
+                    w.WriteEndArray();
+                }
+                if (env.Wheelhouse is not null) w.WriteString("wheelhouse", env.Wheelhouse);
+                if (env.Wheels.Count > 0 || env.PipRequirements.Count > 0)
+                {
+                    w.WriteStartArray("wheels");
+                    foreach (var wheel in env.Wheels.OrderBy(x => x.Name, StringComparer.Ordinal)) w.WriteStringValue(wheel.ToString());
                     w.WriteEndArray();
                 }
                 if (env.Base is { } b)
@@ -171,6 +206,9 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
                     ImageId = D(e, "imageId"),
                     Distro = e.TryGetProperty("distro", out var d) ? d.GetString() : null,
                     Apt = e.TryGetProperty("apt", out var apt) ? apt.EnumerateArray().Select(x => x.GetString()!).ToList() : [],
+                    PipRequirements = e.TryGetProperty("pipRequirements", out var reqs) ? reqs.EnumerateArray().Select(x => x.GetString()!).ToList() : [],
+                    Wheelhouse = e.TryGetProperty("wheelhouse", out var wh) ? wh.GetString() : null,
+                    Wheels = e.TryGetProperty("wheels", out var wheels) ? wheels.EnumerateArray().Select(x => LockedWheel.Parse(x.GetString() ?? "")).ToList() : [],
                     Base = b,
                     SourceDateEpoch = e.TryGetProperty("sourceDateEpoch", out var s) ? s.GetInt64() : null,
                     Env = new SortedDictionary<string, string>(e.GetProperty("env").EnumerateObject().ToDictionary(x => x.Name, x => x.Value.GetString()!), StringComparer.Ordinal),
