@@ -93,7 +93,7 @@ public sealed class EnvironmentBuilder
 
     /// <summary>What a declarative build depends on besides package versions: the spec and Kiln's recipe (with its SOURCE_DATE_EPOCH).</summary>
     public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch) =>
-        Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+        Digest.Sha256(CanonicalJson.Serialize(new System.Text.Json.Nodes.JsonObject // nodes, not reflection: see EnvironmentSpec.SpecDigest
         {
             ["recipe"] = Mmdebstrap.RecipeDigest(Suite(env.Distro!), sourceDateEpoch).ToString(),
             ["spec"] = env.SpecDigest.ToString(),
