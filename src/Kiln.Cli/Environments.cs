@@ -1,4 +1,5 @@
 using Kiln.Core;
+using Kiln.Core.Runtime;
 using Kiln.Core.Specs;
 using Kiln.Docker;
 using Kiln.Environments;
@@ -67,14 +68,19 @@ internal static class EnvironmentSetup
 
     /// <summary>For <c>kiln status</c>: each environment's image ID when it is built from its current inputs (the locked
     /// image while the lock matches), and the lock mismatches to report. Builds nothing.</summary>
-    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(DockerEngine engine, Project project, CancellationToken ct)
+    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(IImageRuntime engine, Project project, CancellationToken ct)
     {
-        var lockFile = LockFile.Load(project.Dir);
+        LockFile? lockFile;
+        using (Profiler.Time("environments: read kiln.lock"))
+            lockFile = LockFile.Load(project.Dir);
         var builder = new EnvironmentBuilder(engine, (_, _) => { });
         var images = new Dictionary<string, Digest?>(StringComparer.Ordinal);
-        foreach (var env in project.Spec.Environments.Values)
-            images[env.Name] = await builder.ResolveAsync(project.Spec, project.Dir, env, lockFile?.Environments.GetValueOrDefault(env.Name), ct);
-        var mismatches = lockFile is null ? [] : Mismatches(project, lockFile, project.Spec.Environments.Keys.Order(StringComparer.Ordinal));
+        using (Profiler.Time("environments: inspect images"))
+            foreach (var env in project.Spec.Environments.Values)
+                images[env.Name] = await builder.ResolveAsync(project.Spec, project.Dir, env, lockFile?.Environments.GetValueOrDefault(env.Name), ct);
+        List<(string Env, string Why)> mismatches;
+        using (Profiler.Time("environments: compare with kiln.lock"))
+            mismatches = lockFile is null ? [] : Mismatches(project, lockFile, project.Spec.Environments.Keys.Order(StringComparer.Ordinal));
         return (images, mismatches);
     }
 }

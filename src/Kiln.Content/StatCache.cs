@@ -96,6 +96,7 @@ public sealed class StatCache
     /// <summary>True when a file could not be read at load time (damaged, foreign or from another version).</summary>
     public bool LoadedDamagedFile { get; private set; }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal bool TryGet(string fullPath, in FileStat stat, out Digest digest)
     {
         digest = default;

@@ -126,6 +126,7 @@ public sealed class TreeHasher
         // Files whose stat the cache knows are answered here, on the calling thread; only the others (misses) go to
         // the hashing threads, which are not started at all when there are none (the usual no-op status or run).
         var misses = new List<FileJob>();
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         void Add(FileJob job)
         {
             if (cache is not null && cache.TryGet(job.FullPath, job.Stat, out var cached))
@@ -218,6 +219,7 @@ public sealed class TreeHasher
         return (fulls, stats);
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void StatRange(string[] fulls, FileStat[] stats, int start, int end)
     {
         if (!NativeFile.Available)

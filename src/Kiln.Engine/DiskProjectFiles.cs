@@ -22,6 +22,7 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
         ReturnSpecialDirectories = false,
     };
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public bool Exists(string relativePath)
     {
         var path = relativePath.TrimEnd('/');
@@ -66,6 +67,7 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
     }
 
     /// <summary>No empty, "." or ".." part, not absolute: the listing of its parent can answer for it.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static bool IsPlain(string path)
     {
         if (path.Length == 0 || path[0] == '/') return false;

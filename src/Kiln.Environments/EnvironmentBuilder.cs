@@ -102,7 +102,7 @@ public sealed class EnvironmentBuilder
     /// (with its SOURCE_DATE_EPOCH; with pip requirements, also pip's recipe).</summary>
     public static Digest DeclarativeBuildDigest(EnvironmentSpec env, long sourceDateEpoch)
     {
-        var doc = new SortedDictionary<string, object?>
+        var doc = new System.Text.Json.Nodes.JsonObject // nodes, not reflection: see EnvironmentSpec.SpecDigest
         {
             ["recipe"] = Mmdebstrap.RecipeDigest(Suite(env.Distro!), sourceDateEpoch).ToString(),
             ["spec"] = env.SpecDigest.ToString(),

@@ -66,6 +66,19 @@ public class DigestTests
     }
 
     [Fact]
+    public void FromSha256BytesWritesTheSameHexAsTheRuntime()
+    {
+        var random = new Random(42);
+        var bytes = new byte[32];
+        for (var i = 0; i < 200; i++)
+        {
+            random.NextBytes(bytes);
+            if (i == 0) Array.Fill(bytes, (byte)0xFF);
+            Assert.Equal(Convert.ToHexStringLower(bytes), Digest.FromSha256Bytes(bytes).Hex);
+        }
+    }
+
+    [Fact]
     public void FromSha256BytesRejectsAnythingButThirtyTwoBytes()
     {
         Assert.Throws<ArgumentException>(() => Digest.FromSha256Bytes(new byte[31]));

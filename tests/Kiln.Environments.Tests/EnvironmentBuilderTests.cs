@@ -9,6 +9,23 @@ namespace Kiln.Environments.Tests;
 /// <summary>The builder's fast paths, proven with fakes that count calls (no engine, no mmdebstrap).</summary>
 public sealed class EnvironmentBuilderTests
 {
+    [Fact]
+    public void DeclarativeBuildDigestIsPinned()
+    {
+        // The values in kiln.lock files written before the recipe and build digests were built from JSON nodes instead of
+        // the reflection serializer: the same bytes, so locks and image tags stay valid.
+        var env = new EnvironmentSpec("base", EnvironmentKind.Declarative, "debian:bookworm", [], new Dictionary<string, string>(), null, null);
+        Assert.Equal("sha256:947c1fd17ac28ae7c70fb84373f269c6c13cf842b942b40bddd90d2b04386766",
+            EnvironmentBuilder.DeclarativeBuildDigest(env, 1700000000).ToString());
+        Assert.Equal(Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+            {
+                ["args"] = Mmdebstrap.FixedArguments,
+                ["recipe"] = Mmdebstrap.RecipeVersion,
+                ["sourceDateEpoch"] = 1700000000L,
+                ["suite"] = "bookworm",
+            })), Mmdebstrap.RecipeDigest("bookworm", 1700000000));
+    }
+
     private sealed class FakeImages : IImageRuntime
     {
         public Dictionary<string, ImageInfo> Images { get; } = new(StringComparer.Ordinal);

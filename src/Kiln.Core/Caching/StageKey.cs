@@ -63,6 +63,7 @@ public sealed record StageKeyDocument(
     /// They are exactly <c>CanonicalJson.Serialize(ToJson())</c> in UTF-8, written straight from the fields (keys in ordinal
     /// order) instead of building, sorting and copying a JSON tree: a no-op status computes a key per stage, and with a
     /// hundred deps each that tree was most of the work. The tests hold the two to the same bytes.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public byte[] CanonicalBytes()
     {
         var buffer = new ArrayBufferWriter<byte>(256 + 128 * (Code.Count + Deps.Count));
@@ -94,6 +95,7 @@ public sealed record StageKeyDocument(
 
     private static readonly JsonWriterOptions CanonicalWriter = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false };
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void WriteDigests(Utf8JsonWriter w, string name, IReadOnlyDictionary<string, Digest> map)
     {
         w.WriteStartObject(name);
@@ -102,6 +104,7 @@ public sealed record StageKeyDocument(
     }
 
     /// <summary>Writes "algorithm:hex" as <see cref="Digest.ToString"/> prints it, without making that string.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void WriteDigest(Utf8JsonWriter w, string name, Digest digest)
     {
         Span<char> text = stackalloc char[digest.Algorithm.Length + 1 + digest.Hex.Length];

@@ -47,9 +47,9 @@ public static class Mmdebstrap
 
     /// <summary>The recipe's identity: what the fixed arguments and the recipe version are (never the mirror or a path).</summary>
     public static Digest RecipeDigest(string suite, long sourceDateEpoch) =>
-        Digest.Sha256(CanonicalJson.Serialize(new SortedDictionary<string, object?>
+        Digest.Sha256(CanonicalJson.Serialize(new System.Text.Json.Nodes.JsonObject // nodes, not reflection: see EnvironmentSpec.SpecDigest
         {
-            ["args"] = FixedArguments,
+            ["args"] = new System.Text.Json.Nodes.JsonArray(FixedArguments.Select(a => (System.Text.Json.Nodes.JsonNode?)a).ToArray()),
             ["recipe"] = RecipeVersion,
             ["sourceDateEpoch"] = sourceDateEpoch,
             ["suite"] = suite,
