@@ -180,6 +180,8 @@ public static class SpecCache
             WriteMap(w, env.Env);
             WriteOptional(w, env.Dockerfile);
             WriteOptional(w, env.Context);
+            WriteList(w, env.Pip);
+            WriteOptional(w, env.Wheelhouse);
         }
         WriteOptional(w, spec.ParamsFile);
         // The params are parsed again from the file's text (recorded above); only say whether the loader did.
@@ -227,7 +229,7 @@ public static class SpecCache
         {
             var key = r.ReadString();
             environments[key] = new EnvironmentSpec(r.ReadString(), (EnvironmentKind)r.ReadInt32(), ReadOptional(r), ReadList(r), ReadMap(r),
-                ReadOptional(r), ReadOptional(r));
+                ReadOptional(r), ReadOptional(r)) { Pip = ReadList(r), Wheelhouse = ReadOptional(r) };
         }
         var paramsFile = ReadOptional(r);
         var hasParams = r.ReadBoolean();

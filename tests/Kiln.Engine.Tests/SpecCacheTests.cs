@@ -28,6 +28,7 @@ public sealed class SpecCacheTests : IDisposable
     {
         _project.Edit("kiln.yaml", y => y.Replace("    outs: [reports/summary.txt]",
             "    outs: [reports/summary.txt]\n    resources: { cpus: 1.5, memory: 1g }\n    verify: { reports/summary.txt: { tolerance: 0.01 } }"));
+        AddPipEnvironment();
         var fresh = Load(out var first);
         var cached = Load(out var second);
 
@@ -39,6 +40,29 @@ public sealed class SpecCacheTests : IDisposable
         Assert.Equal(1.5, cached.Stage("report").Resources.Cpus);
         Assert.Equal(0.01, cached.Stage("report").RuleFor("reports/summary.txt").Tolerance);
         Assert.True(cached.Params.TryGet("train.C", out var c) && c!.ToJsonString() == "0.5");
+        Assert.Equal(["tinypkg==1.0", "otherpkg>=2"], cached.Environments["tools"].Pip);
+        Assert.Equal("wheels", cached.Environments["tools"].Wheelhouse);
+        Assert.Equal(fresh.Environments["tools"].SpecDigest, cached.Environments["tools"].SpecDigest);
+    }
+
+    [Fact]
+    public void AnEditedRequirementsFileIsReadAgain()
+    {
+        AddPipEnvironment();
+        Load(out _);
+        _project.Replace("requirements.txt", "otherpkg>=2", "otherpkg>=3");
+        var spec = Load(out var fromCache);
+        Assert.False(fromCache);
+        Assert.Equal(["tinypkg==1.0", "otherpkg>=3"], spec.Environments["tools"].Pip);
+    }
+
+    /// <summary>An environment with pip requirements (one inline, one from a -r file) and a wheelhouse.</summary>
+    private void AddPipEnvironment()
+    {
+        _project.Write("requirements.txt", "# extra\notherpkg>=2\n");
+        Directory.CreateDirectory(_project.FullPath("wheels"));
+        _project.Edit("kiln.yaml", y => y.Replace("environments:\n",
+            "environments:\n  tools:\n    distro: debian:bookworm\n    apt: [python3-pip]\n    pip: [tinypkg==1.0, -r requirements.txt]\n    wheelhouse: wheels\n"));
     }
 
     [Fact]
