@@ -23,7 +23,7 @@ public sealed class LockCliTests(EngineFixture engine, ITestOutputHelper output)
         return r;
     }
 
-    [EngineFact]
+    [DockerFact]
     public async Task TheLockIsWrittenHonouredCheckedBeforeRunningAndDiffed()
     {
         var name = "lock-" + Guid.NewGuid().ToString("N")[..8];

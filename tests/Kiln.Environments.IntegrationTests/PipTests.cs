@@ -29,7 +29,7 @@ public sealed class PipTests(EngineFixture engine, ITestOutputHelper output)
     /// and the archive bytes are the same; the package imports
     /// in a container; the lock names it with its wheel's hash; another version of the wheel gives another image, and the
     /// diff names the change.</summary>
-    [EngineFact]
+    [DockerFact]
     public async Task APipEnvironmentRebuiltFromNothingHasTheSameImageIdAndAnotherWheelAnother()
     {
         var nonce = Guid.NewGuid().ToString("N")[..8];
@@ -109,7 +109,7 @@ public sealed class PipTests(EngineFixture engine, ITestOutputHelper output)
 
     /// <summary>Through the CLI: env build locks the wheel, run uses it, a changed requirement is refused before anything
     /// runs, a locked wheel with other bytes makes the lock stale, and env diff of the two locks names the new version.</summary>
-    [EngineFact]
+    [DockerFact]
     public async Task TheCliLocksTheWheelRefusesAChangedRequirementAndDiffsTheLocks()
     {
         var name = "pip-" + Guid.NewGuid().ToString("N")[..8];

@@ -13,7 +13,7 @@ public sealed class ReproducibilityTests(EngineFixture engine, ITestOutputHelper
     /// (base and environment bootstrapped again by mmdebstrap; the images of the first build removed from the engine in
     /// between), gets the same image ID; one package changed gives another ID, and the diff names the package.
     /// The written archives load with docker load and are read by skopeo.</summary>
-    [EngineFact]
+    [DockerFact]
     public async Task AnEnvironmentRebuiltFromNothingHasTheSameImageIdAndAChangedPackageAnother()
     {
         var nonce = Guid.NewGuid().ToString("N")[..8];

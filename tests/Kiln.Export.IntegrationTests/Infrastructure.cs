@@ -22,18 +22,7 @@ public sealed class EngineFixture : IAsyncLifetime
     {
         if (DockerFactAttribute.SkipRequested) return;
         _engine = new DockerEngine();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        try
-        {
-            await _engine.PingAsync(timeout.Token);
-        }
-        catch (Exception ex) when (ex is KilnException or OperationCanceledException)
-        {
-            throw new InvalidOperationException(
-                $"The portability integration tests need a running Docker Engine, and none answers at {_engine.Endpoint}: {ex.Message}\n" +
-                "Start one with 'sudo scripts/setup-engine.sh', or point DOCKER_HOST at one. " +
-                $"On a machine without Docker you may skip these tests explicitly with {DockerFactAttribute.SkipVariable}=1.", ex);
-        }
+        await EngineCheck.PingOrExplainAsync(_engine, "portability integration tests");
         using var baseTimeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
         await new EnvironmentBuilder(_engine, (_, _) => { }).EnsureBaseImageAsync(Distro, baseTimeout.Token);
     }

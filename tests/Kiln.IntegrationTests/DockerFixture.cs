@@ -31,18 +31,7 @@ public sealed class DockerFixture : IAsyncLifetime
 
         _engine = new DockerEngine();
         _client = new DockerClientConfiguration(_engine.Endpoint).CreateClient();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        try
-        {
-            Info = await _engine.PingAsync(timeout.Token);
-        }
-        catch (Exception ex) when (ex is KilnException or OperationCanceledException)
-        {
-            throw new InvalidOperationException(
-                $"The Docker integration tests need a running Docker Engine, and none answers at {_engine.Endpoint}: {ex.Message}\n" +
-                "Start one with 'sudo scripts/setup-engine.sh' (installs docker.io and starts dockerd), or point DOCKER_HOST at one.\n" +
-                $"On a machine without Docker you may skip these tests explicitly with {DockerFactAttribute.SkipVariable}=1.", ex);
-        }
+        Info = await EngineCheck.PingOrExplainAsync(_engine, "Docker integration tests");
 
         // Bootstraps kiln/debian:bookworm with mmdebstrap when it is missing (about a minute, once per machine).
         using var baseTimeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
