@@ -57,8 +57,19 @@ public sealed class StageCache
 
     /// <summary>The project paths a stage's key hashes from the project itself: its code, and the deps that are not
     /// upstream outputs (those take the digest recorded for the output).</summary>
-    public static List<string> PathsToHash(StageSpec stage, IReadOnlyDictionary<string, Digest> upstreamOutputs) =>
-        stage.Code.Concat(stage.Deps.Where(d => !upstreamOutputs.ContainsKey(d))).Distinct().ToList();
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static List<string> PathsToHash(StageSpec stage, IReadOnlyDictionary<string, Digest> upstreamOutputs)
+    {
+        // A plain loop (called twice per stage by status, with ~100 deps each on the bench): what Concat, Where and
+        // Distinct gave, in the same order.
+        var paths = new List<string>(stage.Code.Count + stage.Deps.Count);
+        var seen = new HashSet<string>(stage.Code.Count + stage.Deps.Count, StringComparer.Ordinal);
+        foreach (var c in stage.Code)
+            if (seen.Add(c)) paths.Add(c);
+        foreach (var d in stage.Deps)
+            if (!upstreamOutputs.ContainsKey(d) && seen.Add(d)) paths.Add(d);
+        return paths;
+    }
 
     private static string FullPath(string projectDir, string path) => Path.Combine(projectDir, path.TrimEnd('/'));
 
