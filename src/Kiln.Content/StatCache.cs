@@ -48,7 +48,7 @@ public sealed class StatCache
     // to allocate at load and for every full GC to trace; here the entries are structs in one array. Look-ups are
     // uncontended in the usual no-op (the calling thread answers all the hits) and short when hashing threads write.
     private readonly Lock _lock = new();
-    private Dictionary<string, Entry> _entries;
+    private Table _entries;
     private readonly long _racyWindowNs;
     private int _dirty;
 
@@ -131,7 +131,7 @@ public sealed class StatCache
         lock (_lock)
         {
             if (_entries.TryGetValue(fullPath, out var old) && old.SameAs(entry)) return;
-            _entries[fullPath] = entry;
+            _entries.Set(fullPath, entry);
         }
         Interlocked.Exchange(ref _dirty, 1);
     }
@@ -217,7 +217,7 @@ public sealed class StatCache
         return bytes;
     }
 
-    private Dictionary<string, Entry> Load()
+    private Table Load()
     {
         byte[] bytes;
         try
@@ -259,16 +259,69 @@ public sealed class StatCache
             };
             span.Slice(at + 48, 32).CopyTo(e.Digest);
             at += 80;
-            entries[path] = e;
+            entries.Set(path, e);
         }
         return at == end ? entries : Damaged();
 
-        Dictionary<string, Entry> Damaged()
+        Table Damaged()
         {
             LoadedDamagedFile = true;
             return NewDictionary(0);
         }
     }
 
-    private static Dictionary<string, Entry> NewDictionary(int capacity) => new(capacity, StringComparer.Ordinal);
+    private static Table NewDictionary(int capacity) => new(capacity);
+
+    /// <summary>Path → index into an array of entries. A <c>Dictionary&lt;string, int&gt;</c>, whose code the runtime ships
+    /// precompiled, where a dictionary of this file's own struct is compiled on first use and runs unoptimized (tier-0)
+    /// for most of a short command's ~100,000 look-ups. Not thread-safe: the cache's lock guards it.</summary>
+    private sealed class Table(int capacity)
+    {
+        private readonly Dictionary<string, int> _index = new(capacity, StringComparer.Ordinal);
+        private Entry[] _items = new Entry[Math.Max(capacity, 16)];
+        private int _used;
+
+        public int Count => _index.Count;
+
+        public IEnumerable<string> Keys => _index.Keys;
+
+        public bool TryGetValue(string path, out Entry entry)
+        {
+            if (_index.TryGetValue(path, out var i))
+            {
+                entry = _items[i];
+                return true;
+            }
+            entry = default;
+            return false;
+        }
+
+        public void Set(string path, in Entry entry)
+        {
+            if (_index.TryGetValue(path, out var i))
+            {
+                _items[i] = entry;
+                return;
+            }
+            if (_used == _items.Length) Array.Resize(ref _items, _items.Length * 2);
+            _items[_used] = entry;
+            _index[path] = _used++;
+        }
+
+        public bool Remove(string path) => _index.Remove(path); // its slot stays unused until the next load
+
+        public void Clear()
+        {
+            _index.Clear();
+            _used = 0;
+        }
+
+        public KeyValuePair<string, Entry>[] ToArray()
+        {
+            var all = new KeyValuePair<string, Entry>[_index.Count];
+            var n = 0;
+            foreach (var (path, i) in _index) all[n++] = KeyValuePair.Create(path, _items[i]);
+            return all;
+        }
+    }
 }
