@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -45,7 +44,11 @@ public sealed class StatCache
     private static ReadOnlySpan<byte> Magic => "KILNSTC2"u8;
     private const int FixedEntryBytes = 4 + 6 * 8 + 32;
 
-    private ConcurrentDictionary<string, Entry> _entries;
+    // A plain dictionary under a lock, not a ConcurrentDictionary: that one keeps a node object per entry, 100,000 objects
+    // to allocate at load and for every full GC to trace; here the entries are structs in one array. Look-ups are
+    // uncontended in the usual no-op (the calling thread answers all the hits) and short when hashing threads write.
+    private readonly Lock _lock = new();
+    private Table _entries;
     private readonly long _racyWindowNs;
     private int _dirty;
 
@@ -91,7 +94,10 @@ public sealed class StatCache
     /// only size and mtime (100 ns resolution). See the class summary for what each can miss.</summary>
     public static bool Precise => FileStats.Precise;
 
-    public int Count => _entries.Count;
+    public int Count
+    {
+        get { lock (_lock) return _entries.Count; }
+    }
 
     /// <summary>True when a file could not be read at load time (damaged, foreign or from another version).</summary>
     public bool LoadedDamagedFile { get; private set; }
@@ -100,7 +106,9 @@ public sealed class StatCache
     internal bool TryGet(string fullPath, in FileStat stat, out Digest digest)
     {
         digest = default;
-        if (!_entries.TryGetValue(fullPath, out var e)) return false;
+        Entry e;
+        lock (_lock)
+            if (!_entries.TryGetValue(fullPath, out e)) return false;
         if (e.Size != stat.Size || e.MtimeNs != stat.MtimeNs || e.CtimeNs != stat.CtimeNs
             || e.Inode != stat.Inode || e.Device != stat.Device)
             return false;
@@ -120,16 +128,22 @@ public sealed class StatCache
             RecordedAtNs = recordedAtNs,
         };
         Convert.FromHexString(digest.Hex, entry.Digest, out _, out _);
-        if (_entries.TryGetValue(fullPath, out var old) && old.SameAs(entry)) return;
-        _entries[fullPath] = entry;
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(fullPath, out var old) && old.SameAs(entry)) return;
+            _entries.Set(fullPath, entry);
+        }
         Interlocked.Exchange(ref _dirty, 1);
     }
 
     /// <summary>Forgets every entry.</summary>
     public void Clear()
     {
-        if (_entries.IsEmpty) return;
-        _entries.Clear();
+        lock (_lock)
+        {
+            if (_entries.Count == 0) return;
+            _entries.Clear();
+        }
         Interlocked.Exchange(ref _dirty, 1);
     }
 
@@ -137,9 +151,12 @@ public sealed class StatCache
     public int RemoveMissing()
     {
         var removed = 0;
-        foreach (var path in _entries.Keys)
-            if (FileStats.Get(path).Kind != FileKind.File && _entries.TryRemove(path, out _))
-                removed++;
+        string[] paths;
+        lock (_lock) paths = _entries.Keys.ToArray();
+        foreach (var path in paths)
+            if (FileStats.Get(path).Kind != FileKind.File)
+                lock (_lock)
+                    if (_entries.Remove(path)) removed++;
         if (removed > 0) Interlocked.Exchange(ref _dirty, 1);
         return removed;
     }
@@ -153,7 +170,9 @@ public sealed class StatCache
         var temp = Path.Combine(dir, $".{Path.GetFileName(FilePath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         try
         {
-            var bytes = Serialize(_entries.ToArray());
+            KeyValuePair<string, Entry>[] entries;
+            lock (_lock) entries = _entries.ToArray();
+            var bytes = Serialize(entries);
             Directory.CreateDirectory(dir);
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0))
             {
@@ -198,7 +217,7 @@ public sealed class StatCache
         return bytes;
     }
 
-    private ConcurrentDictionary<string, Entry> Load()
+    private Table Load()
     {
         byte[] bytes;
         try
@@ -240,17 +259,69 @@ public sealed class StatCache
             };
             span.Slice(at + 48, 32).CopyTo(e.Digest);
             at += 80;
-            entries[path] = e;
+            entries.Set(path, e);
         }
         return at == end ? entries : Damaged();
 
-        ConcurrentDictionary<string, Entry> Damaged()
+        Table Damaged()
         {
             LoadedDamagedFile = true;
             return NewDictionary(0);
         }
     }
 
-    private static ConcurrentDictionary<string, Entry> NewDictionary(int capacity) =>
-        new(Environment.ProcessorCount, Math.Max(capacity, 31), StringComparer.Ordinal);
+    private static Table NewDictionary(int capacity) => new(capacity);
+
+    /// <summary>Path → index into an array of entries. A <c>Dictionary&lt;string, int&gt;</c>, whose code the runtime ships
+    /// precompiled, where a dictionary of this file's own struct is compiled on first use and runs unoptimized (tier-0)
+    /// for most of a short command's ~100,000 look-ups. Not thread-safe: the cache's lock guards it.</summary>
+    private sealed class Table(int capacity)
+    {
+        private readonly Dictionary<string, int> _index = new(capacity, StringComparer.Ordinal);
+        private Entry[] _items = new Entry[Math.Max(capacity, 16)];
+        private int _used;
+
+        public int Count => _index.Count;
+
+        public IEnumerable<string> Keys => _index.Keys;
+
+        public bool TryGetValue(string path, out Entry entry)
+        {
+            if (_index.TryGetValue(path, out var i))
+            {
+                entry = _items[i];
+                return true;
+            }
+            entry = default;
+            return false;
+        }
+
+        public void Set(string path, in Entry entry)
+        {
+            if (_index.TryGetValue(path, out var i))
+            {
+                _items[i] = entry;
+                return;
+            }
+            if (_used == _items.Length) Array.Resize(ref _items, _items.Length * 2);
+            _items[_used] = entry;
+            _index[path] = _used++;
+        }
+
+        public bool Remove(string path) => _index.Remove(path); // its slot stays unused until the next load
+
+        public void Clear()
+        {
+            _index.Clear();
+            _used = 0;
+        }
+
+        public KeyValuePair<string, Entry>[] ToArray()
+        {
+            var all = new KeyValuePair<string, Entry>[_index.Count];
+            var n = 0;
+            foreach (var (path, i) in _index) all[n++] = KeyValuePair.Create(path, _items[i]);
+            return all;
+        }
+    }
 }

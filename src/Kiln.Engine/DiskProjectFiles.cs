@@ -1,4 +1,5 @@
 using System.IO.Enumeration;
+using Kiln.Content;
 using Kiln.Core.Specs;
 
 namespace Kiln.Engine;
@@ -13,6 +14,10 @@ namespace Kiln.Engine;
 public sealed class DiskProjectFiles(string root) : IProjectFiles
 {
     private readonly Dictionary<string, HashSet<string>?> _listings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, FolderVersion> _versions = new(StringComparer.Ordinal);
+
+    /// <summary>How long before a listing its folder must have last changed for its version to be kept (tests shorten it).</summary>
+    internal TimeSpan RacyWindow { get; init; } = StatCache.DefaultRacyWindow;
 
     private static readonly EnumerationOptions ListOptions = new()
     {
@@ -26,15 +31,31 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
     public bool Exists(string relativePath)
     {
         var path = relativePath.TrimEnd('/');
-        if (OperatingSystem.IsLinux() && IsPlain(path))
+        if (ListedIn(relativePath) is { } directory)
         {
-            var slash = path.LastIndexOf('/');
-            var names = Listing(slash < 0 ? "" : path[..slash]);
-            if (names is not null) return names.GetAlternateLookup<ReadOnlySpan<char>>().Contains(path.AsSpan(slash + 1));
+            var names = Listing(directory);
+            if (names is not null) return names.GetAlternateLookup<ReadOnlySpan<char>>().Contains(path.AsSpan(path.LastIndexOf('/') + 1));
         }
         var full = Path.Combine(root, path);
         return File.Exists(full) || Directory.Exists(full);
     }
+
+    /// <summary>The project folder whose listing answers <see cref="Exists"/> for a path ("" for the project's own), or
+    /// null when the path is asked about directly.</summary>
+    internal static string? ListedIn(string relativePath)
+    {
+        var path = relativePath.TrimEnd('/');
+        if (!OperatingSystem.IsLinux() || !IsPlain(path)) return null;
+        var slash = path.LastIndexOf('/');
+        return slash < 0 ? "" : path[..slash];
+    }
+
+    /// <summary>The version a listed folder had just before it was listed, when it had last changed clearly before (see
+    /// <see cref="FolderVersion.TrustedAt"/>): while the folder keeps that version, every answer from its listing holds.</summary>
+    internal bool TryGetListedVersion(string directory, out FolderVersion version) => _versions.TryGetValue(directory, out version);
+
+    /// <summary>The current version of a project folder (null when it is not a folder or versions cannot be trusted).</summary>
+    internal FolderVersion? VersionNow(string directory) => FolderVersion.Of(Path.Combine(root, directory));
 
     public string? ReadText(string relativePath)
     {
@@ -47,6 +68,9 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
     private HashSet<string>? Listing(string directory)
     {
         if (_listings.TryGetValue(directory, out var names)) return names;
+        // Taken before the listing: a change made while listing then shows as another version next time.
+        var takenAt = FolderVersion.NowNs();
+        var version = VersionNow(directory);
         try
         {
             var entries = new FileSystemEnumerable<string>(Path.Combine(root, directory), static (ref FileSystemEntry e) => e.FileName.ToString(),
@@ -63,6 +87,7 @@ public sealed class DiskProjectFiles(string root) : IProjectFiles
             names = null;
         }
         _listings[directory] = names;
+        if (names is not null && version is { } v && v.TrustedAt(takenAt, RacyWindow)) _versions[directory] = v;
         return names;
     }
 

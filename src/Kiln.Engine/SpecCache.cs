@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Kiln.Content;
 using Kiln.Core;
 using Kiln.Core.Specs;
 
@@ -21,7 +22,7 @@ namespace Kiln.Engine;
 public static class SpecCache
 {
     private const string FileName = "spec-cache";
-    private static ReadOnlySpan<byte> Magic => "KILNSPC1"u8;
+    private static ReadOnlySpan<byte> Magic => "KILNSPC2"u8;
 
     /// <summary>The spec of <paramref name="yamlText"/> (shown as <paramref name="displayName"/>), from the cache in
     /// <paramref name="stateDir"/> when it is valid there, otherwise from <see cref="SpecLoader.Load"/> (which throws
@@ -29,16 +30,22 @@ public static class SpecCache
     public static ProjectSpec Load(string yamlText, string displayName, string projectDir, string stateDir) =>
         Load(yamlText, displayName, projectDir, stateDir, out _);
 
-    internal static ProjectSpec Load(string yamlText, string displayName, string projectDir, string stateDir, out bool fromCache)
+    internal static ProjectSpec Load(string yamlText, string displayName, string projectDir, string stateDir, out bool fromCache) =>
+        Load(yamlText, displayName, projectDir, stateDir, StatCache.DefaultRacyWindow, out fromCache);
+
+    /// <param name="racyWindow">How long before it was listed a folder must have last changed for the cache to vouch for its
+    /// names by its version alone (<see cref="FolderVersion.TrustedAt(long, TimeSpan)"/>; tests shorten it).</param>
+    internal static ProjectSpec Load(string yamlText, string displayName, string projectDir, string stateDir, TimeSpan racyWindow,
+        out bool fromCache)
     {
         var file = Path.Combine(stateDir, FileName);
         var key = Key(yamlText, displayName);
         fromCache = true;
         using (Profiler.Time("spec: from the spec cache"))
-            if (TryRead(file, key, yamlText, displayName, new DiskProjectFiles(projectDir)) is { } cached)
+            if (TryRead(file, key, yamlText, displayName, new DiskProjectFiles(projectDir) { RacyWindow = racyWindow }) is { } cached)
                 return cached;
         fromCache = false;
-        var recording = new RecordingFiles(new DiskProjectFiles(projectDir));
+        var recording = new RecordingFiles(new DiskProjectFiles(projectDir) { RacyWindow = racyWindow });
         var spec = SpecLoader.Load(yamlText, displayName, recording);
         if (Directory.Exists(stateDir))
             using (Profiler.Time("spec: write the spec cache"))
@@ -47,10 +54,12 @@ public static class SpecCache
     }
 
     /// <summary>What the loader asked of the project, with the answers it got.</summary>
-    private sealed class RecordingFiles(IProjectFiles inner) : IProjectFiles
+    private sealed class RecordingFiles(DiskProjectFiles inner) : IProjectFiles
     {
         public List<(string Path, bool Exists)> Questions { get; } = [];
         public List<(string Path, string? Text)> Reads { get; } = [];
+
+        public DiskProjectFiles Inner => inner;
 
         public bool Exists(string relativePath)
         {
@@ -103,11 +112,36 @@ public static class SpecCache
                     w.Write(text is not null);
                     w.Write(TextHash(text));
                 }
-                w.Write(asked.Questions.Count);
-                foreach (var (path, exists) in asked.Questions)
+                // The existence questions, grouped by the folder whose listing answered them. A folder whose version was
+                // taken (it had not changed for a while when listed) is checked next time by that version alone: one stat
+                // instead of a listing and a look-up per path. The others' paths are asked again one by one.
+                var groups = asked.Questions.GroupBy(q => DiskProjectFiles.ListedIn(q.Path)).ToList();
+                w.Write(groups.Count);
+                using var block = new MemoryStream();
+                foreach (var group in groups)
                 {
-                    w.Write(path);
-                    w.Write(exists);
+                    if (group.Key is { } dir && asked.Inner.TryGetListedVersion(dir, out var v))
+                    {
+                        w.Write(true);
+                        w.Write(dir);
+                        w.Write(v.MtimeNs);
+                        w.Write(v.CtimeNs);
+                        w.Write(v.Inode);
+                        w.Write(v.Device);
+                    }
+                    else w.Write(false);
+                    block.SetLength(0);
+                    using (var b = new BinaryWriter(block, Encoding.UTF8, leaveOpen: true))
+                    {
+                        b.Write(group.Count());
+                        foreach (var (path, exists) in group)
+                        {
+                            b.Write(path);
+                            b.Write(exists);
+                        }
+                    }
+                    w.Write((int)block.Length);
+                    w.Write(block.GetBuffer(), 0, (int)block.Length);
                 }
                 WriteSpec(w, spec, asked.Reads);
             }
@@ -121,7 +155,7 @@ public static class SpecCache
         }
     }
 
-    private static ProjectSpec? TryRead(string file, byte[] key, string yamlText, string displayName, IProjectFiles files)
+    private static ProjectSpec? TryRead(string file, byte[] key, string yamlText, string displayName, DiskProjectFiles files)
     {
         byte[] bytes;
         try
@@ -149,10 +183,27 @@ public static class SpecCache
                 if ((now is not null) != had || had && !TextHash(now).AsSpan().SequenceEqual(hash)) return null;
                 texts[path] = now;
             }
-            for (int i = 0, n = r.ReadInt32(); i < n; i++)
+            for (int g = 0, groups = r.ReadInt32(); g < groups; g++)
             {
-                var path = r.ReadString();
-                if (files.Exists(path) != r.ReadBoolean()) return null;
+                var unchanged = false;
+                if (r.ReadBoolean())
+                {
+                    var dir = r.ReadString();
+                    var then = new FolderVersion(r.ReadInt64(), r.ReadInt64(), r.ReadUInt64(), r.ReadUInt64());
+                    unchanged = files.VersionNow(dir) == then;
+                }
+                var length = r.ReadInt32();
+                if (length < 0) return null;
+                if (unchanged)
+                {
+                    r.BaseStream.Seek(length, SeekOrigin.Current); // the folder's names are as they were: so is every answer
+                    continue;
+                }
+                for (int i = 0, n = r.ReadInt32(); i < n; i++)
+                {
+                    var path = r.ReadString();
+                    if (files.Exists(path) != r.ReadBoolean()) return null;
+                }
             }
             return ReadSpec(r, yamlText, displayName, texts);
         }

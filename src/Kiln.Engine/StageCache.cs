@@ -57,8 +57,19 @@ public sealed class StageCache
 
     /// <summary>The project paths a stage's key hashes from the project itself: its code, and the deps that are not
     /// upstream outputs (those take the digest recorded for the output).</summary>
-    public static List<string> PathsToHash(StageSpec stage, IReadOnlyDictionary<string, Digest> upstreamOutputs) =>
-        stage.Code.Concat(stage.Deps.Where(d => !upstreamOutputs.ContainsKey(d))).Distinct().ToList();
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static List<string> PathsToHash(StageSpec stage, IReadOnlyDictionary<string, Digest> upstreamOutputs)
+    {
+        // A plain loop (called twice per stage by status, with ~100 deps each on the bench): what Concat, Where and
+        // Distinct gave, in the same order.
+        var paths = new List<string>(stage.Code.Count + stage.Deps.Count);
+        var seen = new HashSet<string>(stage.Code.Count + stage.Deps.Count, StringComparer.Ordinal);
+        foreach (var c in stage.Code)
+            if (seen.Add(c)) paths.Add(c);
+        foreach (var d in stage.Deps)
+            if (!upstreamOutputs.ContainsKey(d) && seen.Add(d)) paths.Add(d);
+        return paths;
+    }
 
     private static string FullPath(string projectDir, string path) => Path.Combine(projectDir, path.TrimEnd('/'));
 
@@ -69,22 +80,35 @@ public sealed class StageCache
     public async Task PrefetchAsync(IEnumerable<string> paths, string projectDir, Dictionary<string, Digest?> known, CancellationToken ct)
     {
         // In the order given: a stage's inputs come together, so a folder's files mostly do too (stat'ed relative to it).
-        var todo = paths.Where(p => !known.ContainsKey(p)).Distinct(StringComparer.Ordinal)
-            .Select(p => (Path: p, Full: FullPath(projectDir, p))).ToList();
+        var listing = Profiler.Time("hash: paths to hash");
+        var todo = new List<string>();
+        var fulls = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in paths)
+            if (!known.ContainsKey(p) && seen.Add(p))
+            {
+                todo.Add(p);
+                fulls.Add(FullPath(projectDir, p));
+            }
+        listing.Dispose();
         if (todo.Count == 0) return;
         try
         {
-            var (digests, missing) = await Hasher.TryHashManyAsync(todo.Select(p => p.Full).ToList(), false, ct).ConfigureAwait(false);
+            var (digests, missing) = await Hasher.TryHashManyAsync(fulls, false, ct).ConfigureAwait(false);
             if (digests is null)
             {
                 // Some are missing: remember those, then hash the others (their stats are taken again; a rare case).
                 var gone = missing.ToHashSet(StringComparer.Ordinal);
-                foreach (var p in todo.Where(p => gone.Contains(p.Full))) known[p.Path] = null;
-                todo = todo.Where(p => !gone.Contains(p.Full)).ToList();
-                (digests, missing) = await Hasher.TryHashManyAsync(todo.Select(p => p.Full).ToList(), false, ct).ConfigureAwait(false);
+                var rest = new List<string>();
+                for (var i = 0; i < todo.Count; i++)
+                    if (gone.Contains(fulls[i])) known[todo[i]] = null;
+                    else rest.Add(todo[i]);
+                todo = rest;
+                fulls = todo.Select(p => FullPath(projectDir, p)).ToList();
+                (digests, missing) = await Hasher.TryHashManyAsync(fulls, false, ct).ConfigureAwait(false);
                 if (digests is null) return; // changing under us: leave the rest to the stages
             }
-            for (var i = 0; i < todo.Count; i++) known[todo[i].Path] = digests[i];
+            for (var i = 0; i < todo.Count; i++) known[todo[i]] = digests[i];
         }
         catch (Exception e) when (e is KilnException or IOException or UnauthorizedAccessException)
         {

@@ -94,6 +94,42 @@ public sealed class SpecCacheTests : IDisposable
         Assert.Contains("data/notes.txt", e.Message);
     }
 
+    /// <summary>Folders whose version the cache vouches for (no racy window here): it still sees a name added or removed.</summary>
+    private ProjectSpec LoadTrustingFolders(out bool fromCache) =>
+        SpecCache.Load(_project.Read("kiln.yaml"), Path.Combine(_project.Dir, "kiln.yaml"), _project.Dir, _project.StateDir,
+            TimeSpan.FromSeconds(-1), out fromCache);
+
+    [Fact]
+    public void AnUnchangedFolderIsVouchedForByItsVersion()
+    {
+        LoadTrustingFolders(out var first);
+        var cached = LoadTrustingFolders(out var second);
+        Assert.False(first);
+        Assert.True(second);
+        Assert.Equal(Describe(Load(out _)), Describe(cached));
+    }
+
+    [Fact]
+    public void ADepThatDisappearedFromAVouchedForFolderIsReported()
+    {
+        LoadTrustingFolders(out _);
+        Thread.Sleep(50); // past the file system's timestamp tick: the folder's times change
+        _project.Delete("data/notes.txt");
+        var e = Assert.Throws<SpecException>(() => LoadTrustingFolders(out _));
+        Assert.Contains("data/notes.txt", e.Message);
+    }
+
+    [Fact]
+    public void ADepReplacedInAVouchedForFolderStillLoadsFromTheCache()
+    {
+        LoadTrustingFolders(out _);
+        Thread.Sleep(50);
+        _project.Delete("data/notes.txt");
+        _project.Write("data/notes.txt", "other text");
+        LoadTrustingFolders(out var fromCache); // the folder changed, so its names are checked one by one: all there
+        Assert.True(fromCache);
+    }
+
     [Fact]
     public void ADamagedCacheIsIgnored()
     {

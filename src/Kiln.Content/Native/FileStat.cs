@@ -102,6 +102,22 @@ internal static class FileStats
         throw new IOException($"cannot stat '{fullPathForErrors}': {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
     }
 
+    /// <summary>Like <see cref="GetAt(int, string, string, bool)"/> for a name given as characters: encoded on the stack, so
+    /// stat'ing many names makes no strings.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal static FileStat GetAt(int dirFd, ReadOnlySpan<char> name, string fullPathForErrors, bool followLinks = false)
+    {
+        if (name.Length > 1024) return GetAt(dirFd, name.ToString(), fullPathForErrors, followLinks);
+        Span<byte> utf8 = stackalloc byte[name.Length * 3 + 1];
+        var n = System.Text.Encoding.UTF8.GetBytes(name, utf8);
+        utf8[n] = 0;
+        var rc = statx(dirFd, ref MemoryMarshal.GetReference(utf8), followLinks ? 0 : AtSymlinkNoFollow, StatxBasicStats, out var buf);
+        if (rc == 0) return FromStatx(in buf);
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno is ENOENT or ENOTDIR) return FileStat.Missing;
+        throw new IOException($"cannot stat '{fullPathForErrors}': {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+    }
+
     /// <summary>fstat of an open file (statx with AT_EMPTY_PATH). Only when <see cref="NativeAvailable"/>.</summary>
     internal static FileStat GetByFd(int fd, string pathForErrors)
     {
@@ -157,6 +173,10 @@ internal static class FileStats
 
     [DllImport("libc.so.6", SetLastError = true, ExactSpelling = true)]
     private static extern int statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, out StatxBuffer buffer);
+
+    /// <summary>statx with the path as NUL-terminated UTF-8 bytes.</summary>
+    [DllImport("libc.so.6", SetLastError = true, ExactSpelling = true)]
+    private static extern int statx(int dirfd, ref byte path, int flags, uint mask, out StatxBuffer buffer);
 
     /// <summary><c>struct statx</c> from linux/stat.h (256 bytes; only the fields Kiln reads are declared).</summary>
     [StructLayout(LayoutKind.Explicit, Size = 256)]

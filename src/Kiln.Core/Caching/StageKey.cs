@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -98,8 +99,53 @@ public sealed record StageKeyDocument(
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void WriteDigests(Utf8JsonWriter w, string name, IReadOnlyDictionary<string, Digest> map)
     {
+        var sorted = map.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToArray();
+        // Paths of plain characters (the usual case: a stage with a hundred deps) need no escaping: their object is written
+        // here as the bytes the writer would give. Asking the writer costs an escaping scan per name and per value.
+        var length = 2;
+        foreach (var (k, v) in sorted)
+        {
+            if (!IsPlain(k) || !IsPlain(v.Algorithm) || !IsPlain(v.Hex))
+            {
+                WriteDigestsByWriter(w, name, sorted);
+                return;
+            }
+            length += k.Length + v.Algorithm.Length + v.Hex.Length + 7; // "k":"alg:hex",
+        }
+        Span<byte> bytes = length <= 8192 ? stackalloc byte[length] : new byte[length];
+        var at = 0;
+        bytes[at++] = (byte)'{';
+        foreach (var (k, v) in sorted)
+        {
+            if (at > 1) bytes[at++] = (byte)',';
+            bytes[at++] = (byte)'"';
+            at += Encoding.ASCII.GetBytes(k, bytes[at..]);
+            bytes[at++] = (byte)'"';
+            bytes[at++] = (byte)':';
+            bytes[at++] = (byte)'"';
+            at += Encoding.ASCII.GetBytes(v.Algorithm, bytes[at..]);
+            bytes[at++] = (byte)':';
+            at += Encoding.ASCII.GetBytes(v.Hex, bytes[at..]);
+            bytes[at++] = (byte)'"';
+        }
+        bytes[at++] = (byte)'}';
+        w.WritePropertyName(name);
+        w.WriteRawValue(bytes[..at], skipInputValidation: true);
+    }
+
+    /// <summary>Only ASCII letters, digits and <c>/ . _ -</c>: JSON text that no encoder escapes.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static bool IsPlain(string s)
+    {
+        foreach (var c in s)
+            if (!(c is >= 'a' and <= 'z' or >= 'A' and <= 'Z' or >= '0' and <= '9' or '/' or '.' or '_' or '-')) return false;
+        return true;
+    }
+
+    private static void WriteDigestsByWriter(Utf8JsonWriter w, string name, KeyValuePair<string, Digest>[] sorted)
+    {
         w.WriteStartObject(name);
-        foreach (var (k, v) in map.OrderBy(kv => kv.Key, StringComparer.Ordinal)) WriteDigest(w, k, v);
+        foreach (var (k, v) in sorted) WriteDigest(w, k, v);
         w.WriteEndObject();
     }
 
