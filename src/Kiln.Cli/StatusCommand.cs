@@ -67,18 +67,24 @@ internal static class StatusCommand
             }
             else
             {
-                var table = new Table().Border(TableBorder.Simple).AddColumns("stage", "state", "why");
-                foreach (var s in status)
-                    table.AddRow(
-                        Markup.Escape(s.Stage),
-                        s.State == StageState.UpToDate ? "[green]up to date[/]" : "[yellow]would run[/]",
-                        Markup.Escape(s.Reasons.Count == 0 ? "" : string.Join("\n", s.Reasons)));
-                Output.Out.Write(table);
+                Output.Out.Write(SpectreTable(status));
                 Output.Out.MarkupLine(stale == 0 ? $"[green]{summary}[/]" : Markup.Escape(summary));
             }
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The status table as Spectre.Console lays it out (terminals, and what <see cref="PlainTable"/> leaves to it).</summary>
+    internal static Table SpectreTable(IReadOnlyList<StageStatusInfo> status)
+    {
+        var table = new Table().Border(TableBorder.Simple).AddColumns("stage", "state", "why");
+        foreach (var s in status)
+            table.AddRow(
+                Markup.Escape(s.Stage),
+                s.State == StageState.UpToDate ? "[green]up to date[/]" : "[yellow]would run[/]",
+                Markup.Escape(s.Reasons.Count == 0 ? "" : string.Join("\n", s.Reasons)));
+        return table;
     }
 
     /// <summary>The table that Spectre.Console writes to a file or pipe (its "simple" border, no colours, 200 columns),
