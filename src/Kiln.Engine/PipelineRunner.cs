@@ -331,6 +331,17 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode);
         }
 
+        // Before anything reads, stores or publishes an output: no link out of the staging folder, no FIFO, socket or
+        // device, no setuid/setgid/sticky bits, everything owned by the invoking user.
+        try
+        {
+            OutputGuard.Check(sandbox.OutRoot, stage.AllOutputs);
+        }
+        catch (KilnException ex)
+        {
+            return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", 0);
+        }
+
         var missing = stage.AllOutputs.Where(o => Sandbox.IsDirectoryOutput(o) ? !Directory.Exists(sandbox.StagedPath(o)) : !File.Exists(sandbox.StagedPath(o))).ToList();
         if (missing.Count > 0)
             return Failed($"exited 0 but did not write its declared output(s): {string.Join(", ", missing)}; last lines of its log:\n{LastLines()}", 0);
@@ -356,6 +367,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         var outputs = entry.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList();
 
         // Publish: each declared output replaces the project's copy by rename.
+        foreach (var o in stage.AllOutputs) ProjectWrite.Prepare(request.ProjectDir, o); // all checked before any is moved
         foreach (var o in stage.AllOutputs)
             Publish(sandbox.StagedPath(o), Path.Combine(request.ProjectDir, o.TrimEnd('/')));
         TryDelete(sandboxDir);
@@ -367,6 +379,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
     /// <summary>Replaces <paramref name="destination"/> with <paramref name="staged"/> (same file system: a rename).</summary>
     internal static void Publish(string staged, string destination)
     {
+        if (NativeStat.Lstat(destination).Kind == NativeStat.EntryKind.Symlink) File.Delete(destination); // the link, never its target
         Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
         if (Directory.Exists(staged))
         {

@@ -275,6 +275,7 @@ public sealed class StageCache
     public async Task<int> RestoreAsync(CacheEntry entry, string projectDir, CancellationToken ct)
     {
         var restored = 0;
+        foreach (var o in entry.Outputs) ProjectWrite.Prepare(projectDir, o.Path); // no write through a link planted in the project
         foreach (var o in entry.Outputs)
         {
             var dest = Path.Combine(projectDir, o.Path.TrimEnd('/'));
@@ -283,6 +284,12 @@ public sealed class StageCache
             if (now is not null && now[0] == o.Digest) continue;
             if (o.IsTree)
             {
+                // A manifest from a store someone else filled (a capsule, a remote cache) is held to the rule outputs were.
+                var manifest = await Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false);
+                var links = manifest.Entries.Where(e => e.Kind == TreeEntryKind.Symlink).ToDictionary(e => e.Path, e => e.LinkTarget!, StringComparer.Ordinal);
+                foreach (var (path, target) in links)
+                    if (Kiln.Core.Paths.LinkContainment.Escapes(path, target, p => links.GetValueOrDefault(p)) is { } why)
+                        throw OutputErrors.LinkOut(o.Path, o.Path.TrimEnd('/') + "/" + path, target, why);
                 if (Directory.Exists(dest)) Directory.Delete(dest, true);
                 else if (File.Exists(dest)) File.Delete(dest);
                 await Store.RestoreTreeAsync(o.Digest, dest, verify: false, ct: ct).ConfigureAwait(false);
