@@ -61,7 +61,7 @@ public sealed class RunCachingTests : EngineFixture
         Assert.Equal(1, Runtime.Executions("split"));
         Assert.Equal(2, Runtime.Executions("train"));
         Assert.NotEqual(first.Keys["train"], second.Keys["train"]);
-        Assert.Equal("python3 src/train.py --C 2.5", second.Stage("train").Command);
+        Assert.Equal("python3 src/train.py --C '2.5'", second.Stage("train").Command);
     }
 
     [Fact]

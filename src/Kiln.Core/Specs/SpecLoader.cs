@@ -17,11 +17,19 @@ public static partial class SpecLoader
         ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "verify", "desc"];
     public static readonly string[] ResourceKeys = ["cpus", "memory", "gpus"];
 
-    [GeneratedRegex(@"\$\{params\.([A-Za-z0-9_.\-]+)\}")]
+    /// <summary><c>${params.key}</c> (the value single-quoted for the shell) or <c>${raw:params.key}</c> (pasted as it is);
+    /// groups 'raw' and 'key'.</summary>
+    [GeneratedRegex(@"\$\{(?<raw>raw:)?params\.(?<key>[A-Za-z0-9_.\-]+)\}")]
     public static partial Regex ParamReference();
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
     private static partial Regex NamePattern();
+
+    /// <summary>The longest stage or environment name (names become parts of file names and image tags).</summary>
+    public const int MaxNameLength = 64;
+
+    /// <summary>The lock file beside the spec (kept here so that validation can protect it; Kiln.Environments writes it).</summary>
+    public const string LockFileName = "kiln.lock";
 
     public static ProjectSpec Load(string yamlText, string fileName, IProjectFiles files)
     {
@@ -124,7 +132,7 @@ public static partial class SpecLoader
 
         model.Dispose();
         using (Profiler.Time("spec: check the pipeline (paths, deps)"))
-            ValidatePipeline(stages, stageNodes, files, ctx);
+            ValidatePipeline(stages, stageNodes, files, ctx, paramsFile, environments.Values);
 
         return new ProjectSpec(name, ctx.File, environments, paramsFile, loadedParams ?? ParamSet.Empty, stages, Digest.Sha256(yamlText));
     }
@@ -138,8 +146,12 @@ public static partial class SpecLoader
                 "use letters, digits, '-', '_' and '.'");
             return null;
         }
-        if (!NamePattern().IsMatch(name))
-            ctx.Error(keyNode, $"'{name}' is not a valid {what} name", "use letters, digits, '-', '_' and '.'");
+        // A name becomes part of file names (.kiln/runs/<run>/<stage>.log, the sandbox, image tags): bounded and path-safe.
+        if (name.Length > MaxNameLength)
+            ctx.Error(keyNode, $"the {what} name '{name[..20]}…' is {name.Length} characters long; names are at most {MaxNameLength}",
+                "use a shorter name of letters, digits, '-', '_' and '.'");
+        else if (!NamePattern().IsMatch(name))
+            ctx.Error(keyNode, $"'{name}' is not a valid {what} name", "use letters, digits, '-', '_' and '.', starting with a letter or digit");
         if (!seen.Add(name))
         {
             ctx.Error(keyNode, $"duplicate {what} '{name}'", "each name may appear once; rename or remove one of them");
@@ -377,9 +389,9 @@ public static partial class SpecLoader
         }
         if (run is not null)
             foreach (Match m in ParamReference().Matches(run))
-                if (!parameters.Contains(m.Groups[1].Value))
-                    ctx.Error(Child(map, "run"), $"stage '{name}' uses ${{params.{m.Groups[1].Value}}} in 'run' without declaring it",
-                        $"add '{m.Groups[1].Value}' to the stage's 'params' so that its value is part of the stage's key");
+                if (!parameters.Contains(m.Groups["key"].Value))
+                    ctx.Error(Child(map, "run"), $"stage '{name}' uses {m.Value} in 'run' without declaring it",
+                        $"add '{m.Groups["key"].Value}' to the stage's 'params' so that its value is part of the stage's key");
 
         var resources = ParseResources(name, Child(map, "resources"), ctx);
 
@@ -480,7 +492,7 @@ public static partial class SpecLoader
     }
 
     private static void ValidatePipeline(List<StageSpec> stages, Dictionary<string, YamlMappingNode> nodes,
-        IProjectFiles files, Context ctx)
+        IProjectFiles files, Context ctx, string? paramsFile, IEnumerable<EnvironmentSpec> environments)
     {
         // Positions are looked up only for an error: FindItem scans the stage's items, and doing that for every dep
         // made checking a stage quadratic in its deps (a 1000-stage spec with 100 deps each took seconds).
@@ -504,6 +516,19 @@ public static partial class SpecLoader
                     ctx.Error(ItemNode(stage, outputs, i, OutputKeys), $"stage '{stage.Name}' both reads and writes '{output}'",
                         "a stage's outputs must be new files; write to another path");
             }
+        }
+
+        // Outputs may not overwrite what the host or a later stage trusts (a stage's output replaced kiln.yaml, or planted
+        // .git/hooks/post-commit, which git then ran on the host).
+        var trusted = TrustedPaths(stages, ctx.File, paramsFile, environments);
+        foreach (var stage in stages)
+        {
+            var outputs = stage.AllOutputs.ToList();
+            for (var i = 0; i < outputs.Count; i++)
+                if (ProtectedOutput(outputs[i], stage, trusted) is { } why)
+                    ctx.Error(ItemNode(stage, outputs, i, OutputKeys), $"output '{outputs[i]}' of stage '{stage.Name}' {why}",
+                        "a stage may not write what Kiln, git or another stage trusts; write it under another path " +
+                        "(generated code a stage runs is a 'dep' of that stage, not 'code')");
         }
 
         // Deps must be an upstream output or an existing project file; code must exist.
@@ -547,6 +572,42 @@ public static partial class SpecLoader
                 $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
                 "a stage cannot depend, directly or indirectly, on its own outputs; remove one of these deps");
         }
+    }
+
+    /// <summary>The project paths no output may name, overlap or lie inside (compared ignoring case, as a macOS or Windows
+    /// file system would): the spec, kiln.lock, the params file, every stage's code, every Dockerfile; with what each is.</summary>
+    private static List<(string Path, string What, string? Stage)> TrustedPaths(List<StageSpec> stages, string specFile,
+        string? paramsFile, IEnumerable<EnvironmentSpec> environments)
+    {
+        var list = new List<(string, string, string?)>
+        {
+            (Path.GetFileName(specFile), "the spec file", null),
+            (LockFileName, "the lock file", null),
+        };
+        if (paramsFile is not null) list.Add((NormalizePath(paramsFile), "the params file", null));
+        foreach (var env in environments)
+            if (env.Dockerfile is not null) list.Add((NormalizePath(env.Dockerfile), $"the Dockerfile of environment '{env.Name}'", null));
+        foreach (var stage in stages)
+            foreach (var code in stage.Code)
+                list.Add((code, $"code of stage '{stage.Name}'", stage.Name));
+        return list;
+    }
+
+    /// <summary>Why an output may not be written where it is declared, or null.</summary>
+    private static string? ProtectedOutput(string output, StageSpec stage, List<(string Path, string What, string? Stage)> trusted)
+    {
+        foreach (var part in output.TrimEnd('/').Split('/'))
+            if (part.Equals(".git", StringComparison.OrdinalIgnoreCase))
+                return "is inside a .git folder, whose hooks and config git runs on the host";
+        foreach (var (path, what, owner) in trusted)
+        {
+            if (owner == stage.Name) continue; // reported as "both reads and writes"
+            if (PathsOverlap(output.ToLowerInvariant(), path.ToLowerInvariant()))
+                return output.TrimEnd('/').Length < path.TrimEnd('/').Length
+                    ? $"would replace '{path}', {what}"
+                    : $"would overwrite {what} ('{path}')";
+        }
+        return null;
     }
 
     /// <summary>True when the two project paths are the same or one is inside the other (directory outputs).</summary>
