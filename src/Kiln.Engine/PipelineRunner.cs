@@ -241,7 +241,15 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
         if (!forced && await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
         {
-            var restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
+            int restored;
+            try
+            {
+                restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
+            }
+            catch (KilnException ex) when (ex.Code.StartsWith("KILN81", StringComparison.Ordinal))
+            {
+                return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", null);
+            }
             await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
             if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId})"));
             return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
@@ -367,7 +375,14 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         var outputs = entry.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList();
 
         // Publish: each declared output replaces the project's copy by rename.
-        foreach (var o in stage.AllOutputs) ProjectWrite.Prepare(request.ProjectDir, o); // all checked before any is moved
+        try
+        {
+            foreach (var o in stage.AllOutputs) ProjectWrite.Prepare(request.ProjectDir, o); // all checked before any is moved
+        }
+        catch (KilnException ex)
+        {
+            return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", 0);
+        }
         foreach (var o in stage.AllOutputs)
             Publish(sandbox.StagedPath(o), Path.Combine(request.ProjectDir, o.TrimEnd('/')));
         TryDelete(sandboxDir);
