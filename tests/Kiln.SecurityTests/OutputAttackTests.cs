@@ -115,21 +115,35 @@ public sealed class OutputAttackTests(DockerFixture docker)
     [DockerFact]
     public async Task OutputPathThroughAFolderReplacedByASymlinkIsRefused()
     {
-        // 'a' is the writable mount; the stage swaps the real folder a/b for a link to /etc, so that a/b/passwd
-        // (a declared output) would be read by Kiln through the link: the host's /etc/passwd.
-        using var project = TempProject.WithStages("""
-              steal:
-                env: base
-                run: rm -rf a/b && ln -s /etc a/b && echo d > a/d.txt
-                outs: [a/b/passwd, a/d.txt]
-            """);
+        // 'a' is the writable mount; the stage swaps the real folder a/b for a link to a host folder, so that a/b/secret
+        // (a declared output) would be read, stored and then *moved* by Kiln through the link. The target is a canary
+        // folder, not /etc: against a Kiln without this check the publish renames the target file into the project,
+        // and with /etc that took the host's /etc/passwd away (seen while checking this test against the old code).
+        var outside = OutsideFolder();
+        try
+        {
+            var canary = Path.Combine(outside, "secret");
+            File.WriteAllText(canary, "host secret " + Guid.NewGuid() + "\n");
+            var bytes = File.ReadAllBytes(canary);
+            using var project = TempProject.WithStages($"""
+                  steal:
+                    env: base
+                    run: rm -rf a/b && ln -s {outside} a/b && echo d > a/d.txt
+                    outs: [a/b/secret, a/d.txt]
+                """);
 
-        var result = await project.RunAsync(docker);
+            var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "steal", "KILN8103", "'a/b'", "-> /etc");
-        Assert.False(project.Exists("a/b/passwd"));
-        Assert.False(project.Exists("a/d.txt"));
-        AssertStoreHoldsNo(project, File.ReadAllBytes("/etc/passwd"));
+            AssertRefused(result, "steal", "KILN8103", "'a/b'", $"-> {outside}");
+            Assert.False(project.Exists("a/b/secret"));
+            Assert.False(project.Exists("a/d.txt"));
+            Assert.Equal(bytes, File.ReadAllBytes(canary)); // still there, untouched
+            AssertStoreHoldsNo(project, bytes);
+        }
+        finally
+        {
+            Directory.Delete(outside, recursive: true);
+        }
     }
 
     [DockerFact]
