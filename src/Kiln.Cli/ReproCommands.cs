@@ -54,7 +54,7 @@ internal static class ReproCommands
             var runId = parse.GetValue(run);
             if (runId is null)
             {
-                using var ledger = SqliteLedger.Open(project.LedgerPath);
+                using var ledger = ProjectState.OpenLedger(project.StateDir);
                 runId = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded && !r.Command.StartsWith("kiln repro") && !r.Command.StartsWith("kiln verify"))?.Id
                         ?? throw new KilnException("KILN5004", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'", (ExitCode)CannotReproduce);
             }
@@ -84,7 +84,7 @@ internal static class ReproCommands
     {
         using var engine = new DockerEngine();
         await engine.PingAsync(ct);
-        using var ledger = SqliteLedger.Open(project.LedgerPath);
+        using var ledger = ProjectState.OpenLedger(project.StateDir);
         var original = await ledger.GetRunAsync(runId, ct)
                        ?? throw new KilnException("KILN5001", $"no run '{runId}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
         var cache = new StageCache(project.StateDir);
