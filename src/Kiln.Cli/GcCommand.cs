@@ -19,19 +19,9 @@ internal static class GcCommand
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
             using var ledger = ProjectState.OpenLedger(project.StateDir);
-            var recorded = new List<(string, Digest)>();
-            var outputs = new List<Digest>();
-            foreach (var run in await ledger.ListRunsAsync(int.MaxValue, ct))
-                if (await ledger.GetRunAsync(run.Id, ct) is { } details)
-                    foreach (var stage in details.Stages)
-                    {
-                        if (stage.Key is { } key) recorded.Add((stage.Name, key));
-                        outputs.AddRange(stage.Outputs.Select(o => o.Digest));
-                    }
-
             var cache = new StageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
-            var gc = await cache.CollectGarbageAsync(recorded, dry, ct, outputs);
+            var gc = await cache.CollectGarbageAsync(ledger, dry, ct);
             var verb = dry ? "would remove" : "removed";
             Output.Out.MarkupLine($"{verb} {gc.EntriesRemoved} cache entr{(gc.EntriesRemoved == 1 ? "y" : "ies")} and {gc.BlobsRemoved} blob(s), " +
                                   $"freeing {Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +

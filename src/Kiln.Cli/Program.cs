@@ -81,6 +81,7 @@ public static class Program
         root.Subcommands.Add(RunsCommands.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(GcCommand.Create());
+        root.Subcommands.Add(FsckCommand.Create());
         root.Subcommands.Add(ReproCommands.CreateRepro());
         root.Subcommands.Add(ReproCommands.CreateVerify());
         root.Subcommands.Add(PortabilityCommands.CreatePush());

@@ -67,7 +67,7 @@ public sealed class ProjectLock : IDisposable
                 waiting?.Invoke(holder);
             }
             await Task.Delay(delay, ct).ConfigureAwait(false);
-            delay = Math.Min(delay * 2, 500);
+            delay = Math.Min(delay * 2, 250);
         }
     }
 

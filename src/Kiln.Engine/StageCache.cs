@@ -346,6 +346,23 @@ public sealed class StageCache
         }
     }
 
+    /// <summary><see cref="CollectGarbageAsync(IEnumerable{ValueTuple{string, Digest}}, bool, CancellationToken, IEnumerable{Digest}?)"/>
+    /// with everything the ledger records: every key of every recorded stage of every run, and all their outputs. Call it holding
+    /// the <see cref="ProjectLock"/>: a run storing outputs beside it would otherwise lose blobs it has not recorded yet.</summary>
+    public async Task<GcSummary> CollectGarbageAsync(ILedger ledger, bool dryRun, CancellationToken ct)
+    {
+        var recorded = new List<(string, Digest)>();
+        var outputs = new List<Digest>();
+        foreach (var run in await ledger.ListRunsAsync(int.MaxValue, ct).ConfigureAwait(false))
+            if (await ledger.GetRunAsync(run.Id, ct).ConfigureAwait(false) is { } details)
+                foreach (var stage in details.Stages)
+                {
+                    if (stage.Key is { } key) recorded.Add((stage.Name, key));
+                    outputs.AddRange(stage.Outputs.Select(o => o.Digest));
+                }
+        return await CollectGarbageAsync(recorded, dryRun, ct, outputs).ConfigureAwait(false);
+    }
+
     /// <summary>Removes what no recorded stage needs: cache entries whose key no run recorded, and blobs that none of
     /// these reference — a recorded key keeps its key document, the snapshots of its code and inputs (what
     /// <c>kiln repro</c> replays) and, through its cache entry, its outputs; a tree keeps its files.
@@ -412,8 +429,12 @@ public sealed class StageCache
     private static readonly byte[] TreePrefix = "{\"entries\":"u8.ToArray();
 
     /// <summary>The tree manifest stored under <paramref name="digest"/>, or null when that blob is a plain file.</summary>
-    private async Task<TreeManifest?> TryReadTreeAsync(Digest digest, CancellationToken ct)
+    private Task<TreeManifest?> TryReadTreeAsync(Digest digest, CancellationToken ct) => TryReadTreeAsync(Store, digest, ct);
+
+    /// <summary>The tree manifest stored under <paramref name="digest"/> in <paramref name="store"/>, or null when that blob is a plain file.</summary>
+    internal static async Task<TreeManifest?> TryReadTreeAsync(ContentStore store, Digest digest, CancellationToken ct)
     {
+        var Store = store;
         var head = new byte[TreePrefix.Length];
         await using (var stream = Store.OpenRead(digest))
             if (await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < head.Length
