@@ -10,7 +10,7 @@ namespace Kiln.Engine;
 /// <see cref="FileShare.None"/>), held by every command that changes the project's state (<c>kiln run</c>, <c>gc</c>,
 /// <c>import</c>, <c>env build</c>). The kernel drops the lock when the holding process dies, however it dies (kill -9
 /// included), so a stale lock cannot exist. Who holds it (pid, command, since) is written beside it to
-/// <c>.kiln/lock.holder</c>, only to tell a waiting command whom it waits for. Read-only commands never take it.
+/// <c>.kiln/lock.holder</c> (removed on release), only to tell a waiting command whom it waits for. Read-only commands never take it.
 /// </summary>
 public sealed class ProjectLock : IDisposable
 {
@@ -56,6 +56,12 @@ public sealed class ProjectLock : IDisposable
                 return held;
             }
             var holder = ReadHolder(stateDir);
+            if (holder.Pid is null)
+            {
+                // Taken a moment ago: its holder writes its note right after taking it. Give it that moment.
+                await Task.Delay(50, ct).ConfigureAwait(false);
+                holder = ReadHolder(stateDir);
+            }
             if (!wait)
                 throw new KilnException(BusyCode,
                     $"the project is busy: another kiln command holds {lockPath}: {holder}",
@@ -135,7 +141,9 @@ public sealed class ProjectLock : IDisposable
 
     public void Dispose()
     {
-        // The note stays (it is overwritten by the next holder); the lock goes with the descriptor.
+        // The note goes first (a waiting command then sees no note rather than a stale one), then the lock with the descriptor.
+        try { File.Delete(_holderPath); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         _handle.Dispose();
     }
 
