@@ -15,7 +15,7 @@ internal static class StatusCommand
     {
         var json = new Option<bool>("--json") { Description = "Print the status as JSON (one object per stage: stage, state, reasons, key)." };
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache." };
-        var cmd = new Command("status", "Say, per stage, whether it is up to date (its result is in the cache) or would run, and why: which file, param, env var or image changed (old → new digest). Runs and builds nothing. Exit 0 either way.")
+        var cmd = new Command("status", "Say, per stage, whether it is up to date (its result is in the cache and the project holds it), would restore (an output in the project differs from the cached result, which a run restores after checking every byte) or would run, and why: which file, param, env var or image changed (old → new digest). Runs and builds nothing. Exit 0 either way.")
         {
             json, rehash,
         };

@@ -18,6 +18,9 @@ public sealed class ProjectLock : IDisposable
     public const string LockFileName = "lock";
     public const string HolderFileName = "lock.holder";
 
+    /// <summary>How long a command that finds the lock held without a note of its holder tries again before it says so.</summary>
+    private static readonly TimeSpan NoteGrace = TimeSpan.FromSeconds(3);
+
     private readonly FileStream _handle;
     private readonly string _holderPath;
 
@@ -46,6 +49,7 @@ public sealed class ProjectLock : IDisposable
         var holderPath = Path.Combine(stateDir, HolderFileName);
         var told = false;
         var delay = 50;
+        var noNote = Stopwatch.StartNew();
         while (true)
         {
             ct.ThrowIfCancellationRequested();
@@ -56,11 +60,13 @@ public sealed class ProjectLock : IDisposable
                 return held;
             }
             var holder = ReadHolder(stateDir);
-            if (holder.Pid is null)
+            if (holder.Pid is null && noNote.Elapsed < NoteGrace)
             {
-                // Taken a moment ago: its holder writes its note right after taking it. Give it that moment.
-                await Task.Delay(50, ct).ConfigureAwait(false);
-                holder = ReadHolder(stateDir);
+                // Taken a moment ago (or being released): its holder writes its note right after taking it, which on a
+                // loaded machine can take a while (first use of the JSON writer). Try the lock again rather than report
+                // "nobody we know of" holds it.
+                await Task.Delay(25, ct).ConfigureAwait(false);
+                continue;
             }
             if (!wait)
                 throw new KilnException(BusyCode,

@@ -122,7 +122,7 @@ public sealed class StoreIntegrityCliTests(DockerFixture docker)
             var err = Flatten(busy.StdErr);
             Assert.Contains(ProjectLock.BusyCode, err);
             Assert.Contains($"pid {holder.Id}", err);
-            Assert.Contains("kiln run", err);
+            Assert.Contains("run --quiet --force)", err); // the holder's command line, as typed
             var status = await KilnAsync(project.Dir, "status"); // read-only: never blocks
             Assert.True(status.ExitCode == 0, status.Describe());
         }
