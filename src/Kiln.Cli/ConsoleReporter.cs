@@ -23,6 +23,8 @@ internal sealed class ConsoleReporter(IAnsiConsole console, bool quiet) : IRunRe
     public void StageStarted(string stage, string detail) =>
         Line(stage, $"[grey]▶ started in {Markup.Escape(detail)}[/]");
 
+    public void StageWarning(string stage, string text) => Line(stage, $"[yellow]{Markup.Escape(text)}[/]");
+
     public void StageLog(string stage, LogLine line)
     {
         if (quiet) return;

@@ -37,16 +37,18 @@ internal static class EnvCommands
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to build. Default: all.", Arity = ArgumentArity.ZeroOrMore };
         var update = new Option<bool>("--update") { Description = "Ignore kiln.lock: bootstrap from what the Debian mirror has now, let pip choose from the wheelhouse afresh, and write the new versions and wheel hashes to kiln.lock." };
+        var noWait = ProjectState.NoWaitOption();
         var keep = new Option<string?>("--keep-archives") { Description = "Keep each image archive Kiln writes (docker-archive format) in this folder." };
         var build = new Command("build",
             "Build environments and print their image IDs; write kiln.lock. With a kiln.lock, the locked versions are built (apt versions pinned, " +
             "pip wheels installed with --require-hashes; a colleague gets the same image ID), and an environment whose locked image is in the engine is not rebuilt.")
         {
-            names, update, keep,
+            names, update, keep, noWait,
         };
         build.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
             var wanted = Wanted(project, parse.GetValue(names));
             // No ping: the first engine call (an image lookup) reports a missing engine just as well, and a no-op build
             // should cost one round trip per environment, not three.

@@ -12,20 +12,16 @@ internal static class GcCommand
     public static Command Create()
     {
         var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Say what would be removed, remove nothing." };
-        var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (a recorded stage keeps its outputs, its key document and the snapshots of its code and inputs, so 'kiln repro' still works), and say how much space that freed.") { dryRun };
+        var noWait = ProjectState.NoWaitOption();
+        var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (every recorded stage keeps all its outputs, its key document and the snapshots of its code and inputs, so 'kiln repro' and 'kiln export' still work), and say how much space that freed. Holds the project lock: never runs beside a 'kiln run'.") { dryRun, noWait };
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
-            var recorded = new List<(string, Digest)>();
-            foreach (var run in await ledger.ListRunsAsync(int.MaxValue, ct))
-                if (await ledger.GetRunAsync(run.Id, ct) is { } details)
-                    foreach (var stage in details.Stages)
-                        if (stage.Key is { } key) recorded.Add((stage.Name, key));
-
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
+            using var ledger = ProjectState.OpenLedger(project.StateDir);
             var cache = new StageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
-            var gc = await cache.CollectGarbageAsync(recorded, dry, ct);
+            var gc = await cache.CollectGarbageAsync(ledger, dry, ct);
             var verb = dry ? "would remove" : "removed";
             Output.Out.MarkupLine($"{verb} {gc.EntriesRemoved} cache entr{(gc.EntriesRemoved == 1 ? "y" : "ies")} and {gc.BlobsRemoved} blob(s), " +
                                   $"freeing {Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +

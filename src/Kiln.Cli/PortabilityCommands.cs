@@ -132,7 +132,7 @@ internal static class PortabilityCommands
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            using var ledger = ProjectState.OpenLedger(project.StateDir);
             var id = parse.GetValue(run)!;
             var details = await ledger.GetRunAsync(id, ct)
                           ?? throw new KilnException("KILN5001", $"no run '{id}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
@@ -174,22 +174,44 @@ internal static class PortabilityCommands
     public static Command CreateImport()
     {
         var file = new Argument<string>("file") { Description = "The capsule that 'kiln export' wrote." };
+        var noWait = ProjectState.NoWaitOption();
         var cmd = new Command("import", "Import a capsule into the project folder (-C DIR, default: the current folder) with no network: check every member's digest and size, load the images, fill the content store and record the run under its original id. In a folder without a kiln.yaml it also writes kiln.yaml, kiln.lock and the run's code and inputs. Then 'kiln repro RUN --verify' replays it. A damaged or hostile capsule is refused and nothing is imported.")
         {
-            file,
+            file, noWait,
         };
         cmd.SetAction(async (parse, ct) =>
         {
             var dir = Path.GetFullPath(parse.GetValue(Program.ProjectDirOption) ?? Environment.CurrentDirectory);
+            var dirExisted = Directory.Exists(dir);
             Directory.CreateDirectory(dir);
             var hasSpec = File.Exists(Path.Combine(dir, "kiln.yaml"));
             var stateDir = Path.Combine(dir, ".kiln");
-            using var engine = new DockerEngine();
-            await engine.PingAsync(ct);
-            using var ledger = SqliteLedger.Open(Path.Combine(stateDir, "ledger.db"));
-            var cache = new StageCache(stateDir);
-            var importer = new CapsuleImporter(new ImportTarget(dir, stateDir, cache.Store, ledger, engine, WriteProjectFiles: !hasSpec));
-            var summary = await importer.ImportAsync(parse.GetValue(file)!, line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
+            var stateExisted = Directory.Exists(stateDir);
+            ImportSummary summary;
+            try
+            {
+                using var engine = new DockerEngine();
+                await engine.PingAsync(ct);
+                using var held = await ProjectState.LockAsync(stateDir, parse.GetValue(noWait), ct);
+                using var ledger = ProjectState.OpenLedger(stateDir);
+                var cache = new StageCache(stateDir);
+                var importer = new CapsuleImporter(new ImportTarget(dir, stateDir, cache.Store, ledger, engine, WriteProjectFiles: !hasSpec));
+                summary = await importer.ImportAsync(parse.GetValue(file)!, line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
+            }
+            catch when (!stateExisted)
+            {
+                // A refused or failed import into a fresh folder leaves no .kiln/ skeleton behind (nor the folder it made).
+                try
+                {
+                    Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+                    if (Directory.Exists(stateDir)) Directory.Delete(stateDir, recursive: true);
+                    if (!dirExisted && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                }
+                throw;
+            }
             Output.Out.MarkupLine($"[green bold]imported[/] run {Markup.Escape(summary.RunId)} into {Markup.Escape(dir)} in {summary.Elapsed.TotalSeconds:F1}s: " +
                                   $"{summary.ImagesLoaded.Count} image(s) loaded, {summary.ImagesPresent.Count} already present; " +
                                   $"{summary.BlobsAdded} blob(s) added, {summary.BlobsPresent} already present" +

@@ -19,6 +19,15 @@ public static class Program
         Recursive = true,
     };
 
+    internal static readonly Option<bool> NewLedgerOption = new("--new-ledger")
+    {
+        Description = "Accept starting a new, empty ledger when .kiln/ledger.db is missing but the content store has content (the history is then lost).",
+        Recursive = true,
+    };
+
+    /// <summary>--new-ledger was given.</summary>
+    internal static bool NewLedger { get; private set; }
+
     public const string ExitCodes = """
         Exit codes:
           0   success
@@ -29,6 +38,8 @@ public static class Program
           5   a named run, stage or environment does not exist
           6   the ledger or the store under .kiln/ could not be read or written
           7   a push, pull, export or import failed (registry error, digest mismatch, refused capsule)
+          8   the project is busy: another kiln command holds its lock (.kiln/lock) and --no-wait was given
+          10  kiln fsck found damage (a corrupt or missing blob); it names the runs affected
           64  the command line is wrong
           70  internal error (a bug in Kiln: please report it)
           130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
@@ -63,12 +74,14 @@ public static class Program
             "kiln builds the environments, runs each stage in its own Docker container and records every run.\n\n" + ExitCodes);
         root.Options.Add(ProjectDirOption);
         root.Options.Add(FileOption);
+        root.Options.Add(NewLedgerOption);
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(ValidateCommand.Create());
         root.Subcommands.Add(EnvCommands.Create());
         root.Subcommands.Add(RunsCommands.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(GcCommand.Create());
+        root.Subcommands.Add(FsckCommand.Create());
         root.Subcommands.Add(ReproCommands.CreateRepro());
         root.Subcommands.Add(ReproCommands.CreateVerify());
         root.Subcommands.Add(PortabilityCommands.CreatePush());
@@ -78,6 +91,7 @@ public static class Program
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();
+        NewLedger = parse.GetValue(NewLedgerOption);
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) Output.Err.MarkupLine($"[red]error[/]: {Markup.Escape(e.Message)}");

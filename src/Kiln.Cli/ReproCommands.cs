@@ -54,7 +54,7 @@ internal static class ReproCommands
             var runId = parse.GetValue(run);
             if (runId is null)
             {
-                using var ledger = SqliteLedger.Open(project.LedgerPath);
+                using var ledger = ProjectState.OpenLedger(project.StateDir);
                 runId = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded && !r.Command.StartsWith("kiln repro") && !r.Command.StartsWith("kiln verify"))?.Id
                         ?? throw new KilnException("KILN5004", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'", (ExitCode)CannotReproduce);
             }
@@ -84,7 +84,7 @@ internal static class ReproCommands
     {
         using var engine = new DockerEngine();
         await engine.PingAsync(ct);
-        using var ledger = SqliteLedger.Open(project.LedgerPath);
+        using var ledger = ProjectState.OpenLedger(project.StateDir);
         var original = await ledger.GetRunAsync(runId, ct)
                        ?? throw new KilnException("KILN5001", $"no run '{runId}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
         var cache = new StageCache(project.StateDir);
@@ -102,7 +102,21 @@ internal static class ReproCommands
         var workDir = Path.Combine(project.StateDir, "repro", record.Id);
         Output.Out.MarkupLine($"[bold]re-executing run {Markup.Escape(original.Run.Id)}[/] ({plan.Stages.Count} stage(s)) as {record.Id} in {Markup.Escape(Path.GetRelativePath(project.Dir, workDir))}");
         var reproducer = new Reproducer(engine, ledger, new ConsoleReporter(Output.Out, quiet: false));
-        var result = await reproducer.RunAsync(plan, cache, workDir, record, project.Spec, jobs, ct);
+        ReproResult result;
+        try
+        {
+            result = await reproducer.RunAsync(plan, cache, workDir, record, project.Spec, jobs, ct);
+        }
+        catch (KilnException e) when (e is Kiln.Content.BlobCorruptException || e.Code == "KILN6201")
+        {
+            // The recorded code and inputs are restored (and checked) before any stage runs: a corrupt or missing one means
+            // this run cannot be reproduced from its record (exit 2, as promised), not a storage failure of this command.
+            Output.Err.MarkupLine($"[red bold]cannot reproduce run {Markup.Escape(original.Run.Id)}[/]; nothing was run:");
+            Output.Err.MarkupLine($"  - {Markup.Escape(e.Code)}: {Markup.Escape(e.Message)}");
+            if (e.Hint is not null) Output.Err.MarkupLine($"    hint: {Markup.Escape(e.Hint)}");
+            try { Directory.Delete(workDir, true); } catch (IOException) { }
+            return new Attempt(CannotReproduce, null, [$"{e.Code}: {e.Message}"]);
+        }
         if (result.Reproduced && !keep)
         {
             try { Directory.Delete(workDir, true); } catch (IOException) { }

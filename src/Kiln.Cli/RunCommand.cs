@@ -33,10 +33,11 @@ internal static class RunCommand
         };
         var name = new Option<string?>("--name") { Description = "A name for this run (shown by 'kiln runs')." };
         var tags = new Option<string[]>("--tag") { Description = "A tag for this run (repeatable); 'kiln runs --tag T' filters by it." };
+        var noWait = ProjectState.NoWaitOption();
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache (size, mtime, inode, ctime)." };
         var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
         {
-            stages, jobs, quiet, force, rehash, setParams, name, tags,
+            stages, jobs, quiet, force, rehash, setParams, name, tags, noWait,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -47,6 +48,7 @@ internal static class RunCommand
             project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
             RunName = parse.GetValue(name);
             RunTags = parse.GetValue(tags) ?? [];
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
             return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
         });
         return cmd;
@@ -63,7 +65,7 @@ internal static class RunCommand
         var info = await engine.PingAsync(ct);
         Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
 
-        using var ledger = SqliteLedger.Open(project.LedgerPath);
+        using var ledger = ProjectState.OpenLedger(project.StateDir);
         var host = Environment.MachineName;
         foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
         {

@@ -15,7 +15,7 @@ internal static class StatusCommand
     {
         var json = new Option<bool>("--json") { Description = "Print the status as JSON (one object per stage: stage, state, reasons, key)." };
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache." };
-        var cmd = new Command("status", "Say, per stage, whether it is up to date (its result is in the cache) or would run, and why: which file, param, env var or image changed (old → new digest). Runs and builds nothing. Exit 0 either way.")
+        var cmd = new Command("status", "Say, per stage, whether it is up to date (its result is in the cache and the project holds it), would restore (an output in the project differs from the cached result, which a run restores after checking every byte) or would run, and why: which file, param, env var or image changed (old → new digest). Runs and builds nothing. Exit 0 either way.")
         {
             json, rehash,
         };
@@ -49,16 +49,21 @@ internal static class StatusCommand
                 Console.Out.WriteLine(JsonSerializer.Serialize(status.Select(s => new
                 {
                     stage = s.Stage,
-                    state = s.State == StageState.UpToDate ? "up-to-date" : "would-run",
+                    state = s.State != StageState.UpToDate ? "would-run" : s.OutputsToRestore > 0 ? "would-restore" : "up-to-date",
                     reasons = s.Reasons,
                     key = s.Key?.ToString(),
                 }), new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
                 return 0;
             }
             var stale = 0;
+            var restore = 0;
             foreach (var s in status)
                 if (s.State == StageState.WouldRun) stale++;
-            var summary = stale == 0 ? "everything is up to date" : $"{stale} of {status.Count} stage(s) would run; 'kiln run' runs them";
+                else if (s.OutputsToRestore > 0) restore++;
+            // Never "up to date" while a project file differs from the recorded result: say what 'kiln run' would do.
+            var summary = stale > 0 ? $"{stale} of {status.Count} stage(s) would run; 'kiln run' runs them"
+                : restore > 0 ? $"{restore} of {status.Count} stage(s) would restore outputs from the cache (each byte checked against its digest); 'kiln run' restores them"
+                : "everything is up to date";
             if (Console.IsOutputRedirected && PlainTable(status) is { } plain)
             {
                 // Spectre.Console is not started at all on this path (its console set-up alone is tens of milliseconds).
@@ -68,7 +73,7 @@ internal static class StatusCommand
             else
             {
                 Output.Out.Write(SpectreTable(status));
-                Output.Out.MarkupLine(stale == 0 ? $"[green]{summary}[/]" : Markup.Escape(summary));
+                Output.Out.MarkupLine(stale == 0 && restore == 0 ? $"[green]{summary}[/]" : Markup.Escape(summary));
             }
             return 0;
         });
@@ -82,7 +87,7 @@ internal static class StatusCommand
         foreach (var s in status)
             table.AddRow(
                 Markup.Escape(s.Stage),
-                s.State == StageState.UpToDate ? "[green]up to date[/]" : "[yellow]would run[/]",
+                s.State != StageState.UpToDate ? "[yellow]would run[/]" : s.OutputsToRestore > 0 ? "[yellow]would restore[/]" : "[green]up to date[/]",
                 Markup.Escape(s.Reasons.Count == 0 ? "" : string.Join("\n", s.Reasons)));
         return table;
     }
@@ -99,7 +104,7 @@ internal static class StatusCommand
         int w0 = "stage".Length, w1 = "state".Length, w2 = "why".Length;
         foreach (var s in status)
         {
-            var state = s.State == StageState.UpToDate ? "up to date" : "would run";
+            var state = s.State != StageState.UpToDate ? "would run" : s.OutputsToRestore > 0 ? "would restore" : "up to date";
             var why = s.Reasons.Count == 0 ? "" : s.Reasons.Count == 1 ? s.Reasons[0] : null;
             if (why is null || !Narrow(s.Stage) || !Narrow(why)) return null; // several reasons: multi-line cells, left to Spectre
             w0 = Math.Max(w0, s.Stage.Length);

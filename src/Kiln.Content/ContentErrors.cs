@@ -20,10 +20,7 @@ internal static class ContentErrors
         "the store was cleaned or copied only in part; run the stage that produced it again (it will re-store its outputs)",
         ExitCode.StorageFailed);
 
-    internal static KilnException BlobCorrupt(Digest expected, Digest actual, string blobPath) => new(BlobCorruptCode,
-        $"the blob {expected} in the content store is corrupt: its content hashes to {actual}",
-        $"delete {blobPath} and run the stage that produced it again; check the disk that holds the store",
-        ExitCode.StorageFailed);
+    internal static BlobCorruptException BlobCorrupt(Digest expected, Digest actual, string blobPath) => new(expected, actual, blobPath);
 
     internal static KilnException PathMissing(string path) => new(PathMissingCode,
         $"'{path}' does not exist",
@@ -59,4 +56,16 @@ internal static class ContentErrors
         $"'{path}' is not a regular file",
         "name a regular file here; store directories as trees",
         ExitCode.StorageFailed);
+}
+
+/// <summary>KILN6202: a blob's bytes do not hash to the digest it is stored (and restored) under. Carries both digests and
+/// the blob's path, so that a caller can name the damage and move the blob aside (<see cref="ContentStore.Quarantine"/>).</summary>
+public sealed class BlobCorruptException(Digest expected, Digest actual, string blobPath) : KilnException(ContentErrors.BlobCorruptCode,
+    $"the blob {expected} in the content store is corrupt: its content hashes to {actual}",
+    $"delete {blobPath} and run the stage that produced it again ('kiln fsck' lists every damaged blob and the runs it affects); check the disk that holds the store",
+    ExitCode.StorageFailed)
+{
+    public Digest Expected { get; } = expected;
+    public Digest Actual { get; } = actual;
+    public string BlobPath { get; } = blobPath;
 }

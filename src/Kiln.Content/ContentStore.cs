@@ -180,6 +180,39 @@ public sealed class ContentStore
             return Digest.FromSha256Bytes(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false)) == digest;
         }, ct);
 
+    /// <summary>Where damaged blobs are moved (<c>&lt;store&gt;/quarantine/</c>): out of the blob tree, so nothing restores them
+    /// again, but kept for inspection.</summary>
+    public string QuarantineRoot => Path.Combine(Root, "quarantine");
+
+    /// <summary>Moves a blob whose content does not match its digest out of the blob tree into <see cref="QuarantineRoot"/>
+    /// (as <c>&lt;hex&gt;</c>; an older quarantined copy of the same digest is replaced). Returns where it went, or null when
+    /// the blob was not there (someone else moved or removed it first).</summary>
+    public string? Quarantine(Digest digest)
+    {
+        var blob = BlobPath(digest);
+        var target = Path.Combine(QuarantineRoot, digest.Hex);
+        try
+        {
+            Directory.CreateDirectory(QuarantineRoot);
+            File.Move(blob, target, overwrite: true);
+            return target;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw ContentErrors.IoFailed("move a damaged blob into quarantine from", blob, e); }
+    }
+
+    /// <summary>Re-hashes a blob; its actual digest (equal to <paramref name="digest"/> when intact), or null when it is missing.</summary>
+    public Task<Digest?> HashBlobAsync(Digest digest, CancellationToken ct = default) =>
+        Task.Run(async () =>
+        {
+            Stream stream;
+            try { stream = new FileStream(BlobPath(digest), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan); }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return (Digest?)null; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw ContentErrors.IoFailed("read", BlobPath(digest), e); }
+            await using (stream)
+                return Digest.FromSha256Bytes(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false));
+        }, ct);
+
     /// <summary>Every blob in the store (for garbage collection).</summary>
     public IEnumerable<Digest> AllBlobs()
     {

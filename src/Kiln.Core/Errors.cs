@@ -19,6 +19,10 @@ public enum ExitCode
     /// <summary>A push, pull, export or import failed: the registry refused or was unreachable, a digest did not match,
     /// or a capsule was refused (damaged or hostile). Nothing was half done.</summary>
     PortabilityFailed = 7,
+    /// <summary>Another kiln command holds the project lock (.kiln/lock) and --no-wait was given.</summary>
+    ProjectBusy = 8,
+    /// <summary>kiln fsck found damage: a blob whose content does not match its digest, or one a recorded run needs is missing.</summary>
+    DamageFound = 10,
     /// <summary>The command line itself is wrong.</summary>
     Usage = 64,
     /// <summary>A bug in Kiln.</summary>

@@ -10,6 +10,9 @@ public interface IRunReporter
     void StageStarted(string stage, string detail);
     void StageLog(string stage, LogLine line);
     void StageFinished(StageRecord record);
+
+    /// <summary>Something the user must see even with --quiet (a corrupt blob found and quarantined, …).</summary>
+    void StageWarning(string stage, string text) => StageLog(stage, new LogLine(true, text));
 }
 
 /// <summary>A reporter that says nothing.</summary>

@@ -239,22 +239,36 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         }
 
         var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
-        if (!forced && await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
+        if (!forced)
         {
-            int restored;
             try
             {
-                restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
+                if (await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
+                {
+                    int restored;
+                    try
+                    {
+                        restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
+                    }
+                    catch (KilnException ex) when (ex.Code.StartsWith("KILN81", StringComparison.Ordinal))
+                    {
+                        return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", null);
+                    }
+                    await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
+                    if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId}), every byte checked against its digest"));
+                    return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
+                        hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
+                        null);
+                }
             }
-            catch (KilnException ex) when (ex.Code.StartsWith("KILN81", StringComparison.Ordinal))
+            catch (CorruptCachedOutputException corrupt)
             {
-                return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", null);
+                // Never restore bytes that are not what the record says: move the blob aside (nothing restores it again, and a
+                // re-run can store good bytes under its digest) and run the stage as if the cache had nothing.
+                var moved = cache.Store.Quarantine(corrupt.Blob.Expected);
+                reporter.StageWarning(stage.Name,
+                    $"{corrupt.Code}: {corrupt.Message}; moved the blob to {moved ?? "(already gone)"}; running the stage again");
             }
-            await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
-            if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId})"));
-            return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
-                hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
-                null);
         }
 
         var paramsJson = stage.Params.Count > 0 && spec.ParamsFile is not null

@@ -71,9 +71,19 @@ public static class PipelineStatus
                         key = doc.Key;
                     }
                     CacheEntry? hit;
+                    string? corrupt = null;
                     using (Profiler.Time("status: cache entries"))
-                        hit = await cache.TryGetAsync(key, ct).ConfigureAwait(false);
-                    if (hit is not null)
+                    {
+                        try { hit = await cache.TryGetAsync(key, ct).ConfigureAwait(false); }
+                        catch (CorruptCachedOutputException e)
+                        {
+                            hit = null; // never vouch for a damaged result: 'kiln run' quarantines it and runs the stage
+                            corrupt = $"{e.Message}; 'kiln run' will quarantine it and run the stage";
+                        }
+                    }
+                    if (corrupt is not null)
+                        info = new StageStatusInfo(stage.Name, StageState.WouldRun, [corrupt], key, 0);
+                    else if (hit is not null)
                     {
                         using var _ = Profiler.Time("status: outputs in the project");
                         foreach (var o in hit.Outputs)

@@ -235,7 +235,9 @@ public sealed class StageCache
             if (!Store.Contains(o.Digest)) return null;
             if (o.IsTree)
             {
-                var manifest = await Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false);
+                TreeManifest manifest;
+                try { manifest = await Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false); }
+                catch (BlobCorruptException e) { throw new CorruptCachedOutputException(entry.Stage, o.Path, e); }
                 if (manifest.Entries.Any(e => e.Kind == TreeEntryKind.File && !Store.Contains(e.Digest))) return null;
             }
         }
@@ -271,7 +273,10 @@ public sealed class StageCache
     }
 
     /// <summary>Makes the project's copies of the entry's outputs match it: outputs already equal are left alone,
-    /// others are restored from the store (copies: the project never shares an inode with the store).</summary>
+    /// others are restored from the store (copies: the project never shares an inode with the store). Every restored byte
+    /// is hashed while it is copied (no second read): a blob that does not match the digest it is restored for throws
+    /// <see cref="CorruptCachedOutputException"/> naming the stage, the output and both digests, and leaves that output's
+    /// project copy as it was (the caller quarantines the blob and runs the stage instead).</summary>
     public async Task<int> RestoreAsync(CacheEntry entry, string projectDir, CancellationToken ct)
     {
         var restored = 0;
@@ -282,23 +287,36 @@ public sealed class StageCache
             // One stat says whether it is there and, with the stat cache, whether it is what the entry holds.
             var (now, _) = await Hasher.TryHashManyAsync([dest], false, ct).ConfigureAwait(false);
             if (now is not null && now[0] == o.Digest) continue;
-            if (o.IsTree)
+            try
             {
-                // A manifest from a store someone else filled (a capsule, a remote cache) is held to the rule outputs were.
-                var manifest = await Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false);
-                var links = manifest.Entries.Where(e => e.Kind == TreeEntryKind.Symlink).ToDictionary(e => e.Path, e => e.LinkTarget!, StringComparer.Ordinal);
-                foreach (var (path, target) in links)
-                    if (Kiln.Core.Paths.LinkContainment.Escapes(path, target, p => links.GetValueOrDefault(p)) is { } why)
-                        throw OutputErrors.LinkOut(o.Path, o.Path.TrimEnd('/') + "/" + path, target, why);
-                if (Directory.Exists(dest)) Directory.Delete(dest, true);
-                else if (File.Exists(dest)) File.Delete(dest);
-                await Store.RestoreTreeAsync(o.Digest, dest, verify: false, ct: ct).ConfigureAwait(false);
+                if (o.IsTree)
+                {
+                    // A manifest from a store someone else filled (a capsule, a remote cache) is held to the rule outputs were.
+                    var manifest = await Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false);
+                    var links = manifest.Entries.Where(e => e.Kind == TreeEntryKind.Symlink).ToDictionary(e => e.Path, e => e.LinkTarget!, StringComparer.Ordinal);
+                    foreach (var (path, target) in links)
+                        if (Kiln.Core.Paths.LinkContainment.Escapes(path, target, p => links.GetValueOrDefault(p)) is { } why)
+                            throw OutputErrors.LinkOut(o.Path, o.Path.TrimEnd('/') + "/" + path, target, why);
+                    // RestoreTreeAsync builds the tree beside the destination and swaps it in only when every file checked out.
+                    await Store.RestoreTreeAsync(o.Digest, dest, verify: true, ct: ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+                    if (Directory.Exists(dest))
+                    {
+                        // Verified into a temporary file first: a directory where the file belongs goes only once the file is good.
+                        var temp = Path.Combine(Path.GetDirectoryName(dest)!, $".{Path.GetFileName(dest)}.kiln-verify-{Guid.NewGuid():N}");
+                        await Store.RestoreFileAsync(o.Digest, temp, verify: true, executable: o.Executable, ct: ct).ConfigureAwait(false);
+                        Directory.Delete(dest, true);
+                        File.Move(temp, dest);
+                    }
+                    else await Store.RestoreFileAsync(o.Digest, dest, verify: true, executable: o.Executable, ct: ct).ConfigureAwait(false);
+                }
             }
-            else
+            catch (BlobCorruptException e)
             {
-                if (Directory.Exists(dest)) Directory.Delete(dest, true);
-                Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
-                await Store.RestoreFileAsync(o.Digest, dest, verify: false, executable: o.Executable, ct: ct).ConfigureAwait(false);
+                throw new CorruptCachedOutputException(entry.Stage, o.Path, e);
             }
             restored++;
         }
@@ -335,13 +353,34 @@ public sealed class StageCache
         }
     }
 
-    /// <summary>Every cache entry (for gc).</summary>
+    /// <summary><see cref="CollectGarbageAsync(IEnumerable{ValueTuple{string, Digest}}, bool, CancellationToken, IEnumerable{Digest}?)"/>
+    /// with everything the ledger records: every key of every recorded stage of every run, and all their outputs. Call it holding
+    /// the <see cref="ProjectLock"/>: a run storing outputs beside it would otherwise lose blobs it has not recorded yet.</summary>
+    public async Task<GcSummary> CollectGarbageAsync(ILedger ledger, bool dryRun, CancellationToken ct)
+    {
+        var recorded = new List<(string, Digest)>();
+        var outputs = new List<Digest>();
+        foreach (var run in await ledger.ListRunsAsync(int.MaxValue, ct).ConfigureAwait(false))
+            if (await ledger.GetRunAsync(run.Id, ct).ConfigureAwait(false) is { } details)
+                foreach (var stage in details.Stages)
+                {
+                    if (stage.Key is { } key) recorded.Add((stage.Name, key));
+                    outputs.AddRange(stage.Outputs.Select(o => o.Digest));
+                }
+        return await CollectGarbageAsync(recorded, dryRun, ct, outputs).ConfigureAwait(false);
+    }
+
     /// <summary>Removes what no recorded stage needs: cache entries whose key no run recorded, and blobs that none of
     /// these reference — a recorded key keeps its key document, the snapshots of its code and inputs (what
     /// <c>kiln repro</c> replays) and, through its cache entry, its outputs; a tree keeps its files.
     /// With <paramref name="dryRun"/> it only counts.</summary>
     /// <param name="recorded">Every (stage, key) the ledger holds.</param>
-    public async Task<GcSummary> CollectGarbageAsync(IEnumerable<(string Stage, Digest Key)> recorded, bool dryRun, CancellationToken ct)
+    /// <param name="recordedOutputs">The output digests of every recorded stage of every run (not only the ones the cache entry of
+    /// its key holds now: a <c>--force</c> re-run that made other bytes replaces the entry, and the earlier run's outputs must
+    /// stay, or 'kiln export' of it fails). Each is kept with, for a tree, its files. The caller holds the project lock, so no
+    /// run stores blobs meanwhile.</param>
+    public async Task<GcSummary> CollectGarbageAsync(IEnumerable<(string Stage, Digest Key)> recorded, bool dryRun, CancellationToken ct,
+        IEnumerable<Digest>? recordedOutputs = null)
     {
         var keys = new Dictionary<Digest, string>();
         foreach (var (stage, key) in recorded) keys.TryAdd(key, stage);
@@ -366,6 +405,7 @@ public sealed class StageCache
             }
             foreach (var o in entry.Outputs) await KeepAsync(o.Digest).ConfigureAwait(false);
         }
+        foreach (var output in recordedOutputs ?? []) await KeepAsync(output).ConfigureAwait(false);
         foreach (var (key, stage) in keys)
         {
             await KeepAsync(key).ConfigureAwait(false);
@@ -396,8 +436,12 @@ public sealed class StageCache
     private static readonly byte[] TreePrefix = "{\"entries\":"u8.ToArray();
 
     /// <summary>The tree manifest stored under <paramref name="digest"/>, or null when that blob is a plain file.</summary>
-    private async Task<TreeManifest?> TryReadTreeAsync(Digest digest, CancellationToken ct)
+    private Task<TreeManifest?> TryReadTreeAsync(Digest digest, CancellationToken ct) => TryReadTreeAsync(Store, digest, ct);
+
+    /// <summary>The tree manifest stored under <paramref name="digest"/> in <paramref name="store"/>, or null when that blob is a plain file.</summary>
+    internal static async Task<TreeManifest?> TryReadTreeAsync(ContentStore store, Digest digest, CancellationToken ct)
     {
+        var Store = store;
         var head = new byte[TreePrefix.Length];
         await using (var stream = Store.OpenRead(digest))
             if (await stream.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < head.Length
@@ -450,4 +494,16 @@ public sealed class MissingInputException(string stage, IReadOnlyList<string> pa
 {
     public string Stage { get; } = stage;
     public IReadOnlyList<string> Paths { get; } = paths;
+}
+
+/// <summary>KILN8201: a cache hit's stored output does not hash to the digest it was stored under (bit rot, a bad disk, an
+/// edited store). The run quarantines the blob and runs the stage again; status reports the stage as one that would run.</summary>
+public sealed class CorruptCachedOutputException(string stage, string output, BlobCorruptException blob) : KilnException("KILN8201",
+    $"stage '{stage}': the stored copy of its output '{output}' is corrupt: blob {blob.Expected} hashes to {blob.Actual}",
+    "'kiln run' moves the blob to .kiln/store/quarantine/ and runs the stage again; 'kiln fsck' checks the whole store and names the runs affected",
+    ExitCode.StorageFailed, blob)
+{
+    public string Stage { get; } = stage;
+    public string Output { get; } = output;
+    public BlobCorruptException Blob { get; } = blob;
 }

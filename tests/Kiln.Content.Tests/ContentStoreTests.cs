@@ -94,14 +94,34 @@ public class ContentStoreTests
         File.SetUnixFileMode(blob, (UnixFileMode)0b110_100_100);
         using (var s = new FileStream(blob, FileMode.Open, FileAccess.Write)) { s.Position = 1234; s.WriteByte(0); s.WriteByte(1); }
 
-        var e = await Assert.ThrowsAsync<KilnException>(() => store.RestoreFileAsync(digest, t["workspace/data.bin"], verify: true));
+        var e = await Assert.ThrowsAsync<BlobCorruptException>(() => store.RestoreFileAsync(digest, t["workspace/data.bin"], verify: true));
 
         Assert.Equal("KILN6202", e.Code);
+        Assert.Equal(digest, e.Expected);
+        Assert.Equal(Digest.Sha256(File.ReadAllBytes(blob)), e.Actual);
         Assert.Equal(ExitCode.StorageFailed, e.ExitCode);
         Assert.Contains(digest.ToString(), e.Message);
         Assert.False(File.Exists(t["workspace/data.bin"]));
         Assert.Empty(Directory.EnumerateFileSystemEntries(t["workspace"]));
         Assert.False(await store.VerifyAsync(digest));
+    }
+
+    [Fact]
+    public async Task QuarantineMovesACorruptBlobOutOfTheBlobTreeAndKeepsItsBytes()
+    {
+        using var t = new TempDir();
+        var store = Store(t);
+        var digest = await store.PutFileAsync(t.Write("data.bin", TempDir.RandomBytes(5_000, 3)));
+        var bytes = File.ReadAllBytes(store.BlobPath(digest));
+
+        var moved = store.Quarantine(digest);
+
+        Assert.Equal(Path.Combine(store.QuarantineRoot, digest.Hex), moved);
+        Assert.False(store.Contains(digest));
+        Assert.DoesNotContain(digest, store.AllBlobs());
+        Assert.Equal(bytes, File.ReadAllBytes(moved!));
+        Assert.Null(store.Quarantine(digest)); // already gone: nothing to move
+        Assert.Null(await store.HashBlobAsync(digest));
     }
 
     [Fact]

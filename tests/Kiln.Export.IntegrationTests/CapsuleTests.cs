@@ -143,6 +143,7 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
         Assert.False(File.Exists(Path.Combine(dir.Path, "escaped.txt")));
         Assert.False(File.Exists(Path.Combine(dir.Path, "a", "escaped.txt")));
         Assert.False(File.Exists(Path.Combine(target, "kiln.yaml")));
-        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(target, ".kiln"), "import-*"));
+        // Not even a .kiln/ skeleton stays behind in a folder that had none (issue 11: half imports).
+        Assert.False(Directory.Exists(Path.Combine(target, ".kiln")), "a refused import left a .kiln/ folder behind");
     }
 }
