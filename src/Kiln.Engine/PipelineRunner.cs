@@ -331,6 +331,8 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode);
         }
 
+        if (WrongKind(stage, sandbox) is { } wrongKind)
+            return Failed($"{wrongKind}; last lines of its log:\n{LastLines()}", 0);
         var missing = stage.AllOutputs.Where(o => Sandbox.IsDirectoryOutput(o) ? !Directory.Exists(sandbox.StagedPath(o)) : !File.Exists(sandbox.StagedPath(o))).ToList();
         if (missing.Count > 0)
             return Failed($"exited 0 but did not write its declared output(s): {string.Join(", ", missing)}; last lines of its log:\n{LastLines()}", 0);
@@ -362,6 +364,21 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
 
         return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
             key, outputs, metrics, logPath);
+    }
+
+    /// <summary>The first declared output that the stage wrote as the other kind (a directory where a file was declared, or
+    /// the reverse), said with the fix; null when there is none.</summary>
+    internal static string? WrongKind(StageSpec stage, Sandbox sandbox)
+    {
+        foreach (var o in stage.AllOutputs)
+        {
+            var staged = sandbox.StagedPath(o);
+            if (!Sandbox.IsDirectoryOutput(o) && Directory.Exists(staged))
+                return $"output '{o}': the stage wrote a directory where a file was declared; write `{o}/` in its outs to declare a directory output";
+            if (Sandbox.IsDirectoryOutput(o) && File.Exists(staged))
+                return $"output '{o}': the stage wrote a file where a directory was declared; write `{o.TrimEnd('/')}` (no trailing '/') in its outs to declare a file output";
+        }
+        return null;
     }
 
     /// <summary>Replaces <paramref name="destination"/> with <paramref name="staged"/> (same file system: a rename).</summary>
