@@ -214,11 +214,14 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         StageRecord Failed(string error, long? exitCode) =>
             new(stage.Name, StageStatus.Failed, image, command, exitCode, started, DateTimeOffset.UtcNow, key, [], [], logPath, error);
 
-        StageKeyDocument keyDoc;
+        // The decision kiln status predicts (StageDecision), with the outputs this run recorded for the upstream stages.
+        var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
+        StageDecision decision;
         try
         {
-            keyDoc = await cache.ComputeKeyAsync(spec, stage, image, request.ProjectDir, upstreamOutputs, ct).ConfigureAwait(false);
-            key = keyDoc.Key;
+            upstreamOutputs = await StageDecision.UpstreamOutputsAsync(cache.Store, stage, upstreamOutputs, ct).ConfigureAwait(false);
+            decision = await StageDecision.DecideAsync(cache, spec, stage, image, request.ProjectDir, upstreamOutputs, forced, ct).ConfigureAwait(false);
+            key = decision.Key;
         }
         catch (MissingInputException ex)
         {
@@ -228,6 +231,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         {
             return Failed("interrupted", null);
         }
+        var keyDoc = decision.Doc;
 
         try
         {
@@ -238,8 +242,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             return Failed(ex.Message, null);
         }
 
-        var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
-        if (!forced && await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
+        if (decision.Hit is { } hit)
         {
             var restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
             await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
