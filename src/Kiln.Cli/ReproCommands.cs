@@ -102,7 +102,20 @@ internal static class ReproCommands
         var workDir = Path.Combine(project.StateDir, "repro", record.Id);
         Output.Out.MarkupLine($"[bold]re-executing run {Markup.Escape(original.Run.Id)}[/] ({plan.Stages.Count} stage(s)) as {record.Id} in {Markup.Escape(Path.GetRelativePath(project.Dir, workDir))}");
         var reproducer = new Reproducer(engine, ledger, new ConsoleReporter(Output.Out, quiet: false));
-        var result = await reproducer.RunAsync(plan, cache, workDir, record, project.Spec, jobs, ct);
+        ReproResult result;
+        try
+        {
+            result = await reproducer.RunAsync(plan, cache, workDir, record, project.Spec, jobs, ct);
+        }
+        catch (KilnException e) when (e.Code == Reproducer.CannotReproduceCode)
+        {
+            // A blob found corrupt (or gone) while the inputs were restored: nothing has run and nothing is recorded.
+            try { Directory.Delete(workDir, true); } catch (IOException) { }
+            Output.Err.MarkupLine($"[red bold]cannot reproduce run {Markup.Escape(original.Run.Id)}[/]; nothing was run:");
+            Output.Err.MarkupLine($"  - {Markup.Escape(e.Message)}");
+            if (e.Hint is not null) Output.Err.MarkupLine($"  {Markup.Escape(e.Hint)}");
+            return new Attempt(CannotReproduce, null, [e.Message]);
+        }
         if (result.Reproduced && !keep)
         {
             try { Directory.Delete(workDir, true); } catch (IOException) { }
