@@ -166,8 +166,8 @@ public sealed class ReproTests(DockerFixture docker)
         }
         var runsBefore = RunsInLedger();
 
-        var repro = await CliTests.KilnAsync(project.Dir, "repro", runId, "--verify");
-        var verify = await CliTests.KilnAsync(project.Dir, "verify", runId);
+        var repro = await CliTests.KilnAsync(project.Dir, "repro", runId, "--verify", "-q"); // -q as for kiln run
+        var verify = await CliTests.KilnAsync(project.Dir, "verify", runId, "--quiet");
 
         Assert.True(repro.ExitCode == 2, repro.Describe()); // was 6 (a storage failure), though --help promises 2
         Assert.True(verify.ExitCode == 2, verify.Describe());
