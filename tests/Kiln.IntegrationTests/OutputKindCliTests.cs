@@ -1,0 +1,66 @@
+using Kiln.Ledger;
+
+namespace Kiln.IntegrationTests;
+
+/// <summary>A new user's first pipeline against the real engine: a stage that writes a directory declared as a file, and
+/// a dep that names a directory output without its trailing '/'.</summary>
+[Collection(DockerCollection.Name)]
+public sealed class OutputKindCliTests(DockerFixture docker)
+{
+    [DockerFact]
+    public async Task ADirectoryWrittenWhereAFileWasDeclaredFailsTheRunSayingWriteTheTrailingSlash()
+    {
+        _ = docker;
+        using var project = TempProject.WithStages("""
+              features:
+                env: base
+                run: mkdir -p features && echo 1 > features/a.txt
+                outs: [features]
+            """);
+
+        var run = await CliTests.KilnAsync(project.Dir, "run", "-q");
+
+        Assert.True(run.ExitCode == 1, run.Describe());
+        var err = CliTests.Flatten(run.StdErr);
+        Assert.Contains("wrote a directory where a file was declared; write `features/`", err);
+        Assert.DoesNotContain("did not write its declared output", err);
+    }
+
+    [DockerFact]
+    public async Task ADepNamingADirectoryOutputWithoutItsSlashIsAnUpstreamEdgeForStatusRunAndDiff()
+    {
+        _ = docker;
+        using var project = TempProject.Create($"name: {TempProject.ProjectName}\n{TempProject.PlainEnvironments}params: params.yaml\nstages:\n" + """
+              features:
+                env: base
+                run: mkdir -p features && echo ${params.n} > features/a.txt
+                params: [n]
+                outs: [features/]
+              train:
+                env: base
+                run: cat features/a.txt > model.txt
+                deps: [features]
+                outs: [model.txt]
+            """, ("params.yaml", "n: 1\n"));
+        Assert.True((await CliTests.KilnAsync(project.Dir, "run", "-q")).ExitCode == 0);
+        string first;
+        using (var ledger = SqliteLedger.Open(project.LedgerPath)) first = (await ledger.ListRunsAsync(1)).Single().Id;
+
+        var status = await CliTests.KilnAsync(project.Dir, "status");
+        Assert.True(status.ExitCode == 0, status.Describe());
+        Assert.DoesNotContain("would run", CliTests.Flatten(status.StdOut));
+
+        project.Write("params.yaml", "n: 2\n");
+        var again = await CliTests.KilnAsync(project.Dir, "run", "-q");
+        Assert.True(again.ExitCode == 0, again.Describe());
+        Assert.Equal("2\n", project.Read("model.txt"));
+        string second;
+        using (var ledger = SqliteLedger.Open(project.LedgerPath)) second = (await ledger.ListRunsAsync(1)).Single().Id;
+
+        var diff = await CliTests.KilnAsync(project.Dir, "runs", "diff", first, second);
+        Assert.True(diff.ExitCode == 0, diff.Describe());
+        var text = CliTests.Flatten(diff.StdOut);
+        Assert.Contains("upstream train: features/", text);
+        Assert.DoesNotContain("input train", text);
+    }
+}
