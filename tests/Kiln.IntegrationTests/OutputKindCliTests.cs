@@ -64,3 +64,39 @@ public sealed class OutputKindCliTests(DockerFixture docker)
         Assert.DoesNotContain("input train", text);
     }
 }
+
+/// <summary><c>kiln run</c> writes kiln.lock as <c>kiln env build</c> does, so that every run (and its capsule) has one.</summary>
+[Collection(DockerCollection.Name)]
+public sealed class RunLockCliTests(DockerFixture docker)
+{
+    [DockerFact]
+    public async Task KilnRunWritesKilnLockWithTheImageTheStageRanInAndLeavesItAloneWhenNothingChanged()
+    {
+        _ = docker;
+        using var project = TempProject.WithStages("""
+              hello:
+                env: base
+                run: echo hi > out.txt
+                outs: [out.txt]
+            """);
+        Assert.False(project.Exists("kiln.lock"));
+
+        var run = await CliTests.KilnAsync(project.Dir, "run", "-q", "--jobs", "2");
+
+        Assert.True(run.ExitCode == 0, run.Describe());
+        Assert.True(project.Exists("kiln.lock"), run.Describe());
+        var locked = Kiln.Environments.Locking.LockFile.Load(project.Dir)!.Environments["base"];
+        using (var ledger = SqliteLedger.Open(project.LedgerPath))
+        {
+            var details = (await ledger.GetRunAsync((await ledger.ListRunsAsync(1)).Single().Id))!;
+            Assert.Equal(locked.ImageId, details.Stages.Single().ImageId);
+        }
+        var lockText = project.Read("kiln.lock");
+
+        var again = await CliTests.KilnAsync(project.Dir, "run", "-q");
+        Assert.True(again.ExitCode == 0, again.Describe());
+        Assert.Equal(lockText, project.Read("kiln.lock"));
+        Assert.DoesNotContain("kiln.lock (", CliTests.Flatten(again.StdOut)); // no "wrote …/kiln.lock (new)" the second time
+        Assert.Contains("kiln.lock (new)", CliTests.Flatten(run.StdOut));
+    }
+}
