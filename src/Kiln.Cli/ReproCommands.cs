@@ -23,7 +23,7 @@ internal static class ReproCommands
         var keep = new Option<bool>("--keep") { Description = "Keep the re-execution folder (.kiln/repro/<new run>) even when everything reproduced." };
         var jobs = new Option<int>("--jobs", "-j") { Description = "Stages side by side.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the stages' log lines (they are still kept under .kiln/runs/)." };
-        var cmd = new Command("repro", "Re-execute a recorded run from its record alone — the same image IDs, code and inputs from the content store, the same params and commands — in a fresh folder that does not touch the project's outputs. Exit codes: 0 reproduced, 1 diverged (with --verify), 2 cannot reproduce (a missing image or blob; nothing is run).")
+        var cmd = new Command("repro", "Re-execute a recorded run from its record alone — the same image IDs, code and inputs from the content store, the same params and commands — in a fresh folder that does not touch the project's outputs. Exit codes: 0 reproduced, 1 diverged (with --verify), 2 cannot reproduce (a missing image, a missing or corrupt blob; nothing is run).")
         {
             run, verify, keep, jobs, quiet,
         };
