@@ -18,26 +18,34 @@ internal static class EnvironmentSetup
                 Output.Out.MarkupLine($"[grey]env {Markup.Escape(env)} │[/] {Markup.Escape(line)}");
         }, options);
 
-    /// <summary>For <c>kiln run</c>: when kiln.lock exists, first checks that every needed environment still matches it
-    /// (a mismatch is reported before anything runs), then uses the locked image IDs, rebuilding a missing image with the
-    /// locked versions. Without a lock, builds from the spec as it is.</summary>
-    public static async Task<Dictionary<string, Digest>> EnsureAsync(DockerEngine engine, Project project, IEnumerable<string> envNames, bool verbose, CancellationToken ct)
+    /// <summary>For <c>kiln run</c>: when kiln.lock exists, first checks that every needed environment it locks still
+    /// matches it (a mismatch is reported before anything runs), then uses the locked image IDs, rebuilding a missing image
+    /// with the locked versions. Environments are built side by side, up to <paramref name="jobs"/> at a time. kiln.lock is
+    /// then written (when there is none) or has the environments it lacked added, as 'kiln env build' writes it, so that
+    /// a run's record and a capsule always have a lock; a locked environment is never changed here.</summary>
+    public static async Task<Dictionary<string, Digest>> EnsureAsync(DockerEngine engine, Project project, IEnumerable<string> envNames, bool verbose, int jobs, CancellationToken ct)
     {
         var names = envNames.Distinct().Order(StringComparer.Ordinal).ToList();
         var lockFile = LockFile.Load(project.Dir);
-        if (lockFile is not null) ThrowOnMismatch(project, lockFile, names);
+        if (lockFile is not null) ThrowOnMismatch(project, lockFile, names.Where(lockFile.Environments.ContainsKey).ToList());
 
         var builder = NewBuilder(engine, verbose);
+        var built = await ParallelBuilds.RunAsync(names, jobs > 0 ? jobs : Environment.ProcessorCount, (name, token) =>
+            builder.BuildAsync(project.Spec, project.Dir, project.Spec.Environments[name], lockFile?.Environments.GetValueOrDefault(name), update: false, token), ct);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
-        foreach (var name in names)
+        var updated = (lockFile ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal)))
+            with { Project = project.Spec.Name };
+        foreach (var (name, env) in names.Zip(built))
         {
-            var env = project.Spec.Environments[name];
-            var built = lockFile is not null
-                ? await builder.BuildAsync(project.Spec, project.Dir, env, lockFile.Environments[name], update: false, ct)
-                : await builder.BuildAsync(project.Spec, project.Dir, env, ct);
-            result[name] = built.ImageId;
-            if (built.Reused)
-                Output.Out.MarkupLine($"[grey]env {Markup.Escape(name)} │[/] up to date: {built.ImageId.Short} [grey]({(lockFile is null ? Markup.Escape(built.Tag) : "kiln.lock")})[/]");
+            result[name] = env.ImageId;
+            if (env.Lock is not null && lockFile?.Environments.ContainsKey(name) != true) updated = updated.With(env.Lock);
+            if (env.Reused)
+                Output.Out.MarkupLine($"[grey]env {Markup.Escape(name)} │[/] up to date: {env.ImageId.Short} [grey]({(lockFile?.Environments.ContainsKey(name) == true ? "kiln.lock" : Markup.Escape(env.Tag))})[/]");
+        }
+        if (updated.Environments.Count > 0 && updated.Serialize() != lockFile?.Serialize())
+        {
+            updated.Save(project.Dir);
+            Output.Out.MarkupLine($"[grey]wrote {Markup.Escape(LockFile.PathIn(project.Dir))} ({(lockFile is null ? "new" : "environments added")}); commit it with the code[/]");
         }
         return result;
     }

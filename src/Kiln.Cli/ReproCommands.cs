@@ -22,14 +22,15 @@ internal static class ReproCommands
         var verify = new Option<bool>("--verify") { Description = "Compare every output with the recorded one (bitwise, or by the stage's verify: rules) and exit 1 when any diverges." };
         var keep = new Option<bool>("--keep") { Description = "Keep the re-execution folder (.kiln/repro/<new run>) even when everything reproduced." };
         var jobs = new Option<int>("--jobs", "-j") { Description = "Stages side by side.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var cmd = new Command("repro", "Re-execute a recorded run from its record alone — the same image IDs, code and inputs from the content store, the same params and commands — in a fresh folder that does not touch the project's outputs. Exit codes: 0 reproduced, 1 diverged (with --verify), 2 cannot reproduce (a missing image or blob; nothing is run).")
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the stages' log lines (they are still kept under .kiln/runs/)." };
+        var cmd = new Command("repro", "Re-execute a recorded run from its record alone — the same image IDs, code and inputs from the content store, the same params and commands — in a fresh folder that does not touch the project's outputs. Exit codes: 0 reproduced, 1 diverged (with --verify), 2 cannot reproduce (a missing image, a missing or corrupt blob; nothing is run).")
         {
-            run, verify, keep, jobs,
+            run, verify, keep, jobs, quiet,
         };
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            var result = await ReproduceAsync(project, parse.GetValue(run)!, parse.GetValue(jobs), parse.GetValue(keep), "kiln repro", ct);
+            var result = await ReproduceAsync(project, parse.GetValue(run)!, parse.GetValue(jobs), parse.GetValue(keep), RunRecord.ReproCommand, parse.GetValue(quiet), ct);
             if (result.Code != Reproduced && result.Result is null) return result.Code;
             PrintVerdicts(result.Result!, parse.GetValue(verify));
             if (!parse.GetValue(verify)) return result.Result!.Outcome.Status == RunStatus.Succeeded ? 0 : (int)ExitCode.StageFailed;
@@ -44,9 +45,10 @@ internal static class ReproCommands
         var json = new Option<bool>("--json") { Description = "Print the verdicts as JSON." };
         var junit = new Option<string?>("--junit") { Description = "Also write a JUnit XML report to this file (one test case per output)." };
         var jobs = new Option<int>("--jobs", "-j") { Description = "Stages side by side.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Do not print the stages' log lines (they are still kept under .kiln/runs/)." };
         var cmd = new Command("verify", "The CI form of 'kiln repro --verify': re-execute the last succeeded run (or the one named) and check that every output reproduces. Exit codes: 0 reproduced, 1 diverged, 2 cannot reproduce.")
         {
-            run, json, junit, jobs,
+            run, json, junit, jobs, quiet,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -55,10 +57,10 @@ internal static class ReproCommands
             if (runId is null)
             {
                 using var ledger = ProjectState.OpenLedger(project.StateDir);
-                runId = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded && !r.Command.StartsWith("kiln repro") && !r.Command.StartsWith("kiln verify"))?.Id
+                runId = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded && r.Verifies is null)?.Id
                         ?? throw new KilnException("KILN5004", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'", (ExitCode)CannotReproduce);
             }
-            var result = await ReproduceAsync(project, runId, parse.GetValue(jobs), keep: false, "kiln verify", ct);
+            var result = await ReproduceAsync(project, runId, parse.GetValue(jobs), keep: false, RunRecord.VerifyCommand, parse.GetValue(quiet), ct);
             if (result.Result is not null)
             {
                 if (parse.GetValue(json))
@@ -80,7 +82,7 @@ internal static class ReproCommands
 
     private sealed record Attempt(int Code, ReproResult? Result, IReadOnlyList<string> Problems);
 
-    private static async Task<Attempt> ReproduceAsync(Project project, string runId, int jobs, bool keep, string command, CancellationToken ct)
+    private static async Task<Attempt> ReproduceAsync(Project project, string runId, int jobs, bool keep, string command, bool quiet, CancellationToken ct)
     {
         using var engine = new DockerEngine();
         await engine.PingAsync(ct);
@@ -101,13 +103,13 @@ internal static class ReproCommands
             Environment.ProcessId, RunCommand.Version);
         var workDir = Path.Combine(project.StateDir, "repro", record.Id);
         Output.Out.MarkupLine($"[bold]re-executing run {Markup.Escape(original.Run.Id)}[/] ({plan.Stages.Count} stage(s)) as {record.Id} in {Markup.Escape(Path.GetRelativePath(project.Dir, workDir))}");
-        var reproducer = new Reproducer(engine, ledger, new ConsoleReporter(Output.Out, quiet: false));
+        var reproducer = new Reproducer(engine, ledger, new ConsoleReporter(Output.Out, quiet));
         ReproResult result;
         try
         {
             result = await reproducer.RunAsync(plan, cache, workDir, record, project.Spec, jobs, ct);
         }
-        catch (KilnException e) when (e is Kiln.Content.BlobCorruptException || e.Code == "KILN6201")
+        catch (KilnException e) when (e.Code == Reproducer.CannotReproduceCode || e is Kiln.Content.BlobCorruptException || e.Code == "KILN6201")
         {
             // The recorded code and inputs are restored (and checked) before any stage runs: a corrupt or missing one means
             // this run cannot be reproduced from its record (exit 2, as promised), not a storage failure of this command.

@@ -74,7 +74,7 @@ internal static class RunCommand
         }
 
         var images = await EnvironmentSetup.EnsureAsync(engine, project,
-            spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, ct);
+            spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, jobs, ct);
 
         var (commit, dirty) = Project.GitState(project.Dir);
         var record = new RunRecord(

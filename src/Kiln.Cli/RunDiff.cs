@@ -59,7 +59,7 @@ internal static class RunDiff
                     var produced = b.Stages.SelectMany(s => s.Outputs).Select(o => o.Path).ToHashSet(StringComparer.Ordinal);
                     foreach (var (path, digest) in db.Deps)
                         if (!da.Deps.TryGetValue(path, out var old) || old != digest)
-                            lines.Add((produced.Contains(path) ? "upstream" : "input", $"{name}: {path} {(da.Deps.ContainsKey(path) ? old.Short : "added")} → {digest.Short}"));
+                            lines.Add((produced.Contains(path) || produced.Any(o => o.EndsWith('/') && path.StartsWith(o, StringComparison.Ordinal)) ? "upstream" : "input", $"{name}: {path} {(da.Deps.ContainsKey(path) ? old.Short : "added")} → {digest.Short}"));
                     foreach (var (k, v) in db.Vars)
                         if (!da.Vars.TryGetValue(k, out var old) || old != v)
                             lines.Add(("env", $"{name}: {k} '{old}' → '{v}'"));

@@ -15,17 +15,24 @@ internal static class RunsCommands
         var status = new Option<string?>("--status") { Description = "Only runs with this status: succeeded, failed, interrupted, running." };
         var param = new Option<string[]>("--param") { Description = "Only runs whose resolved param has this value: --param train.C=0.5 (repeatable)." };
         var sort = new Option<string?>("--sort") { Description = "Sort by a metric, highest first (e.g. --sort accuracy); runs without it come last." };
-        var runs = new Command("runs", "List recorded runs, newest first, with their metrics; filter by tag, status or param, sort by a metric.")
+        var all = new Option<bool>("--all", "-a") { Description = "Also list verification runs (those of 'kiln repro' and 'kiln verify'), left out by default." };
+        var runs = new Command("runs", "List recorded runs, newest first, with their metrics; filter by tag, status or param, sort by a metric. Verification runs ('kiln repro', 'kiln verify') are left out unless --all is given.")
         {
-            limit, tag, status, param, sort,
+            limit, tag, status, param, sort, all,
         };
         runs.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = ProjectState.OpenLedger(project.StateDir);
-            var all = new List<RunDetails>();
+            var found = new List<RunDetails>();
+            var hidden = 0;
             foreach (var r in await ledger.ListRunsAsync(int.MaxValue, ct))
             {
+                if (r.Verifies is not null && !parse.GetValue(all))
+                {
+                    hidden++;
+                    continue;
+                }
                 if (parse.GetValue(tag) is { } t && !(r.Tags ?? []).Contains(t)) continue;
                 if (parse.GetValue(status) is { } st && !r.Status.ToString().Equals(st, StringComparison.OrdinalIgnoreCase)) continue;
                 var ps = RunQueries.Params(r);
@@ -38,15 +45,16 @@ internal static class RunsCommands
                           || (RunQueries.Number(v) is { } a && double.TryParse(p[(eq + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var b) && a == b));
                 }
                 if (!ok) continue;
-                if (await ledger.GetRunAsync(r.Id, ct) is { } d) all.Add(d);
+                if (await ledger.GetRunAsync(r.Id, ct) is { } d) found.Add(d);
             }
-            IEnumerable<RunDetails> ordered = all;
+            IEnumerable<RunDetails> ordered = found;
             if (parse.GetValue(sort) is { } metric)
-                ordered = all.OrderByDescending(d => RunQueries.Metrics(d).TryGetValue(metric, out var v) && RunQueries.Number(v) is { } n ? n : double.NegativeInfinity);
+                ordered = found.OrderByDescending(d => RunQueries.Metrics(d).TryGetValue(metric, out var v) && RunQueries.Number(v) is { } n ? n : double.NegativeInfinity);
             var list = ordered.Take(parse.GetValue(limit)).ToList();
             if (list.Count == 0)
             {
-                Output.Out.WriteLine(all.Count == 0 && parse.GetValue(tag) is null && parse.GetValue(status) is null ? "no runs recorded yet; 'kiln run' makes one" : "no run matches");
+                Output.Out.WriteLine(found.Count == 0 && hidden == 0 && parse.GetValue(tag) is null && parse.GetValue(status) is null ? "no runs recorded yet; 'kiln run' makes one" : "no run matches");
+                if (hidden > 0) Output.Out.WriteLine($"({hidden} verification run(s) not shown; --all shows them)");
                 return 0;
             }
             var metricNames = list.SelectMany(d => RunQueries.Metrics(d).Where(kv => RunQueries.Number(kv.Value) is not null).Select(kv => kv.Key)).Distinct().Order(StringComparer.Ordinal).Take(4).ToList();
@@ -67,17 +75,18 @@ internal static class RunsCommands
                     Markup.Escape(Output.Age(r.StartedAt)),
                     r.EndedAt is { } e ? $"{(e - r.StartedAt).TotalSeconds:F1}s" : "",
                     Markup.Escape(r.GitCommit is null ? "-" : r.GitCommit[..Math.Min(8, r.GitCommit.Length)] + (r.GitDirty == true ? "+dirty" : "")),
-                    Markup.Escape(string.Join(" ", new[] { r.Name }.Concat((r.Tags ?? []).Select(x => "#" + x)).Where(x => !string.IsNullOrEmpty(x)))),
+                    Markup.Escape(string.Join(" ", new[] { r.Name, r.Verifies is { } v ? $"(verifies {v})" : null }.Concat((r.Tags ?? []).Select(x => "#" + x)).Where(x => !string.IsNullOrEmpty(x)))),
                 };
                 cells.AddRange(metricNames.Select(m => metrics.TryGetValue(m, out var v) ? Markup.Escape(RunQueries.Text(v)) : ""));
                 cells.Add(Markup.Escape(r.Command));
                 table.AddRow(cells.ToArray());
             }
             Output.Out.Write(table);
+            if (hidden > 0) Output.Out.WriteLine($"({hidden} verification run(s) not shown; --all shows them)");
             return 0;
         });
 
-        var a = new Argument<string>("a") { Description = "The first run (id or unique prefix)." };
+        var a = new Argument<string>("a") { Description = "The first run (id, or any unique part of it: a prefix or the suffix)." };
         var b = new Argument<string>("b") { Description = "The second run." };
         var diff = new Command("diff", "Show exactly what differs between two runs: params, metrics (with deltas), environment image IDs, code and input digests, per-stage keys and outputs.") { a, b };
         diff.SetAction(async (parse, ct) =>
@@ -102,33 +111,44 @@ internal static class RunsCommands
             return 0;
         });
 
-        var metricArg = new Argument<string>("metric") { Description = "The metric to plot (a key of the metrics JSON, e.g. accuracy)." };
+        var metricArg = new Argument<string>("metric") { Description = "The metric to plot: a key of the metrics JSON, dotted when nested (accuracy.forest); a nested group (accuracy) plots each metric in it." };
         var output = new Option<string>("--output", "-o") { Description = "The file to write (.svg).", DefaultValueFactory = _ => "kiln-plot.svg" };
         var plotTag = new Option<string?>("--tag") { Description = "Only runs with this tag." };
-        var plot = new Command("plot", "Plot one metric across the recorded runs (oldest first) as an SVG file.") { metricArg, output, plotTag };
+        var plotAll = new Option<bool>("--all", "-a") { Description = "Also plot verification runs ('kiln repro', 'kiln verify'), left out by default." };
+        var plot = new Command("plot", "Plot one metric (or each metric of a nested group) across the recorded runs (oldest first) as an SVG file.") { metricArg, output, plotTag, plotAll };
         plot.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = ProjectState.OpenLedger(project.StateDir);
             var metric = parse.GetValue(metricArg)!;
-            var points = new List<(string, double)>();
+            var runsMetrics = new List<(string Label, SortedDictionary<string, System.Text.Json.Nodes.JsonNode?> Metrics)>();
             foreach (var r in (await ledger.ListRunsAsync(int.MaxValue, ct)).Reverse())
             {
                 if (parse.GetValue(plotTag) is { } t && !(r.Tags ?? []).Contains(t)) continue;
-                if (await ledger.GetRunAsync(r.Id, ct) is { } d && RunQueries.Metrics(d).TryGetValue(metric, out var v) && RunQueries.Number(v) is { } n)
-                    points.Add((r.Name is null ? r.Id : $"{r.Id} {r.Name}", n));
+                if (r.Verifies is not null && !parse.GetValue(plotAll)) continue;
+                if (await ledger.GetRunAsync(r.Id, ct) is { } d)
+                    runsMetrics.Add((r.Name is null ? r.Id : $"{r.Id} {r.Name}", RunQueries.Metrics(d)));
             }
-            if (points.Count == 0)
-                throw new KilnException("KILN5005", $"no recorded run has a numeric metric '{metric}'", "'kiln runs' shows the metrics of each run", ExitCode.NotFound);
+            var names = runsMetrics.SelectMany(m => m.Metrics.Where(kv => RunQueries.Number(kv.Value) is not null).Select(kv => kv.Key))
+                .Distinct().Order(StringComparer.Ordinal).ToList();
+            var chosen = RunQueries.SelectMetrics(metric, names);
+            if (chosen.Count == 0)
+                throw new KilnException("KILN5005", $"no recorded run has a numeric metric '{metric}'",
+                    names.Count == 0 ? "no recorded run has numeric metrics yet ('kiln runs' shows the metrics of each run)"
+                        : $"the metrics recorded are: {string.Join(", ", names.Take(30))}{(names.Count > 30 ? ", …" : "")}", ExitCode.NotFound);
+            var series = chosen.Select(name => (name, (IReadOnlyList<(string, double)>)runsMetrics
+                    .Where(m => m.Metrics.TryGetValue(name, out var v) && RunQueries.Number(v) is not null)
+                    .Select(m => (m.Label, RunQueries.Number(m.Metrics[name])!.Value)).ToList()))
+                .ToList();
             var path = Path.GetFullPath(parse.GetValue(output)!);
             var tmp = path + ".tmp";
-            await File.WriteAllTextAsync(tmp, RunQueries.PlotSvg(metric, points), ct);
+            await File.WriteAllTextAsync(tmp, RunQueries.PlotSvg(metric, series), ct);
             File.Move(tmp, path, true);
-            Output.Out.WriteLine($"wrote {path}: {metric} across {points.Count} run(s)");
+            Output.Out.WriteLine($"wrote {path}: {string.Join(", ", chosen)} across {series.SelectMany(s => s.Item2).Select(p => p.Item1).Distinct().Count()} run(s)");
             return 0;
         });
 
-        var id = new Argument<string>("run") { Description = "The run id, or a unique prefix of it." };
+        var id = new Argument<string>("run") { Description = "The run id, or any unique part of it (a prefix, or the suffix)." };
         var show = new Command("show", "Show one run: its stages, image IDs, commands, exit codes, durations, output digests and metrics.") { id };
         show.SetAction(async (parse, ct) =>
         {
@@ -166,6 +186,8 @@ internal static class RunsCommands
         o.MarkupLine($"  project   {Markup.Escape(r.Project)}");
         o.MarkupLine($"  started   {r.StartedAt:u}  ({Markup.Escape(Output.Age(r.StartedAt))})");
         if (r.EndedAt is { } e) o.MarkupLine($"  ended     {e:u}  ({(e - r.StartedAt).TotalSeconds:F1}s)");
+        else o.MarkupLine("  ended     (not finished)");
+        if (r.Verifies is { } verified) o.MarkupLine($"  verifies  run {Markup.Escape(verified)} (a verification run: 'kiln runs' lists it with --all)");
         o.MarkupLine($"  git       {Markup.Escape(r.GitCommit ?? "(not a git repository)")}{(r.GitDirty == true ? " [yellow](uncommitted changes)[/]" : "")}");
         o.MarkupLine($"  spec      {r.SpecDigest}");
         o.MarkupLine($"  command   {Markup.Escape(r.Command)}");
@@ -178,6 +200,8 @@ internal static class RunsCommands
             o.WriteLine();
             o.MarkupLine($"  [bold]stage {Markup.Escape(s.Name)}[/]  {StatusMarkup(s.Status.ToString().ToLowerInvariant())}" +
                          (s.DurationSeconds is { } dur ? $"  {dur:F1}s" : "") + (s.ExitCode is { } c ? $"  exit {c}" : ""));
+            if (s.StartedAt is { } ss) o.MarkupLine($"    started {ss:u}");
+            if (s.EndedAt is { } se) o.MarkupLine($"    ended   {se:u}");
             if (s.ImageId is { } img) o.MarkupLine($"    image   {img}");
             o.MarkupLine($"    command {Markup.Escape(s.Command)}");
             if (s.Key is { } key) o.MarkupLine($"    key     {key}");

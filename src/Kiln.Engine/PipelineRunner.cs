@@ -214,11 +214,14 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         StageRecord Failed(string error, long? exitCode) =>
             new(stage.Name, StageStatus.Failed, image, command, exitCode, started, DateTimeOffset.UtcNow, key, [], [], logPath, error);
 
-        StageKeyDocument keyDoc;
+        // The decision kiln status predicts (StageDecision), with the outputs this run recorded for the upstream stages.
+        var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
+        StageDecision decision;
         try
         {
-            keyDoc = await cache.ComputeKeyAsync(spec, stage, image, request.ProjectDir, upstreamOutputs, ct).ConfigureAwait(false);
-            key = keyDoc.Key;
+            upstreamOutputs = await StageDecision.UpstreamOutputsAsync(cache.Store, stage, upstreamOutputs, ct).ConfigureAwait(false);
+            decision = await StageDecision.DecideAsync(cache, spec, stage, image, request.ProjectDir, upstreamOutputs, forced, ct).ConfigureAwait(false);
+            key = decision.Key;
         }
         catch (MissingInputException ex)
         {
@@ -228,6 +231,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         {
             return Failed("interrupted", null);
         }
+        var keyDoc = decision.Doc;
 
         try
         {
@@ -238,28 +242,32 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             return Failed(ex.Message, null);
         }
 
-        var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
-        if (!forced)
+        if (decision.Corrupt is { } corruptEntry)
+        {
+            // Never restore bytes that are not what the record says: move the blob aside (nothing restores it again, and a
+            // re-run can store good bytes under its digest) and run the stage as if the cache had nothing.
+            var moved = cache.Store.Quarantine(corruptEntry.Blob.Expected);
+            reporter.StageWarning(stage.Name,
+                $"{corruptEntry.Code}: {corruptEntry.Message}; moved the blob to {moved ?? "(already gone)"}; running the stage again");
+        }
+        if (decision.Hit is { } hit)
         {
             try
             {
-                if (await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
+                int restored;
+                try
                 {
-                    int restored;
-                    try
-                    {
-                        restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
-                    }
-                    catch (KilnException ex) when (ex.Code.StartsWith("KILN81", StringComparison.Ordinal))
-                    {
-                        return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", null);
-                    }
-                    await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
-                    if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId}), every byte checked against its digest"));
-                    return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
-                        hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
-                        null);
+                    restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
                 }
+                catch (KilnException ex) when (ex.Code.StartsWith("KILN81", StringComparison.Ordinal))
+                {
+                    return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", null);
+                }
+                await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
+                if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId}), every byte checked against its digest"));
+                return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
+                    hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
+                    null);
             }
             catch (CorruptCachedOutputException corrupt)
             {
@@ -363,7 +371,8 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         {
             return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", 0);
         }
-
+        if (WrongKind(stage, sandbox) is { } wrongKind)
+            return Failed($"{wrongKind}; last lines of its log:\n{LastLines()}", 0);
         var missing = stage.AllOutputs.Where(o => Sandbox.IsDirectoryOutput(o) ? !Directory.Exists(sandbox.StagedPath(o)) : !File.Exists(sandbox.StagedPath(o))).ToList();
         if (missing.Count > 0)
             return Failed($"exited 0 but did not write its declared output(s): {string.Join(", ", missing)}; last lines of its log:\n{LastLines()}", 0);
@@ -403,6 +412,21 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
 
         return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
             key, outputs, metrics, logPath);
+    }
+
+    /// <summary>The first declared output that the stage wrote as the other kind (a directory where a file was declared, or
+    /// the reverse), said with the fix; null when there is none.</summary>
+    internal static string? WrongKind(StageSpec stage, Sandbox sandbox)
+    {
+        foreach (var o in stage.AllOutputs)
+        {
+            var staged = sandbox.StagedPath(o);
+            if (!Sandbox.IsDirectoryOutput(o) && Directory.Exists(staged))
+                return $"output '{o}': the stage wrote a directory where a file was declared; write `{o}/` in its outs to declare a directory output";
+            if (Sandbox.IsDirectoryOutput(o) && File.Exists(staged))
+                return $"output '{o}': the stage wrote a file where a directory was declared; write `{o.TrimEnd('/')}` (no trailing '/') in its outs to declare a file output";
+        }
+        return null;
     }
 
     /// <summary>Replaces <paramref name="destination"/> with <paramref name="staged"/> (same file system: a rename).</summary>

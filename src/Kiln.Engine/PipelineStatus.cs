@@ -63,37 +63,18 @@ public static class PipelineStatus
                         }
                         await cache.PrefetchAsync(paths, projectDir, known, ct).ConfigureAwait(false);
                     }
-                    StageKeyDocument doc;
-                    Digest key;
-                    using (Profiler.Time("status: stage keys"))
-                    {
-                        doc = await cache.ComputeKeyAsync(spec, stage, image, projectDir, outputs, ct, known).ConfigureAwait(false);
-                        key = doc.Key;
-                    }
-                    CacheEntry? hit;
-                    string? corrupt = null;
-                    using (Profiler.Time("status: cache entries"))
-                    {
-                        try { hit = await cache.TryGetAsync(key, ct).ConfigureAwait(false); }
-                        catch (CorruptCachedOutputException e)
-                        {
-                            hit = null; // never vouch for a damaged result: 'kiln run' quarantines it and runs the stage
-                            corrupt = $"{e.Message}; 'kiln run' will quarantine it and run the stage";
-                        }
-                    }
-                    if (corrupt is not null)
-                        info = new StageStatusInfo(stage.Name, StageState.WouldRun, [corrupt], key, 0);
+                    // The decision kiln run makes (StageDecision), with the upstream outputs the cache holds for the upstream
+                    // stages, which are all up to date here: exactly what the run will have restored or kept for them.
+                    var upstream = await StageDecision.UpstreamOutputsAsync(cache.Store, stage, outputs, ct).ConfigureAwait(false);
+                    var decision = await StageDecision.DecideAsync(cache, spec, stage, image, projectDir, upstream, forced: false, ct, known)
+                        .ConfigureAwait(false);
+                    var (doc, key, hit) = (decision.Doc, decision.Key, decision.Hit);
+                    if (decision.Corrupt is { } corrupt) // never vouch for a damaged result: 'kiln run' quarantines it and runs the stage
+                        info = new StageStatusInfo(stage.Name, StageState.WouldRun, [$"{corrupt.Message}; 'kiln run' will quarantine it and run the stage"], key, 0);
                     else if (hit is not null)
                     {
                         using var _ = Profiler.Time("status: outputs in the project");
-                        foreach (var o in hit.Outputs)
-                        {
-                            outputs[o.Path] = o.Digest;
-                            // A dep inside a directory output is judged by the cached tree, as the run (which restores it first) does.
-                            if (o.IsTree)
-                                foreach (var e in (await cache.Store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false)).Entries)
-                                    if (e.Kind == TreeEntryKind.File) outputs[o.Path.TrimEnd('/') + "/" + e.Path] = e.Digest;
-                        }
+                        foreach (var o in hit.Outputs) outputs[o.Path] = o.Digest;
                         var toRestore = 0;
                         foreach (var o in hit.Outputs)
                         {

@@ -31,6 +31,12 @@ public sealed record ReproResult(RunOutcome Outcome, IReadOnlyList<OutputVerdict
 /// touches the project's outputs; then compares every output with the recorded one.</summary>
 public sealed class Reproducer(IContainerRuntime runtime, ILedger ledger, IRunReporter reporter)
 {
+    /// <summary>A blob that the recorded run needs is missing or corrupt when it is restored for the re-execution.</summary>
+    public const string CannotReproduceCode = "KILN8301";
+
+    /// <summary><c>kiln repro</c>'s and <c>kiln verify</c>'s "cannot reproduce" exit code (2), as their --help promises.</summary>
+    public const ExitCode CannotReproduceExitCode = (ExitCode)2;
+
     public static async Task<ReproPlan> PlanAsync(RunDetails run, StageCache cache, IImageRuntime images, CancellationToken ct)
     {
         var problems = new List<string>();
@@ -80,7 +86,20 @@ public sealed class Reproducer(IContainerRuntime runtime, ILedger ledger, IRunRe
         var produced = plan.Stages.SelectMany(s => s.Record.Outputs).Select(o => o.Path).ToHashSet(StringComparer.Ordinal);
         foreach (var s in plan.Stages)
             foreach (var (path, digest) in s.Doc.Code.Concat(s.Doc.Deps.Where(d => !produced.Contains(d.Key))))
-                await MaterializeAsync(projectCache.Store, digest, Path.Combine(workDir, path.TrimEnd('/')), ct).ConfigureAwait(false);
+            {
+                try
+                {
+                    await MaterializeAsync(projectCache.Store, digest, Path.Combine(workDir, path.TrimEnd('/')), ct).ConfigureAwait(false);
+                }
+                catch (KilnException e) when (e.Code is "KILN6201" or "KILN6202" or "KILN6207")
+                {
+                    // A blob the record needs is gone or damaged: the run cannot be reproduced (nothing has run yet), which is
+                    // exit 2, not a storage failure of this command.
+                    throw new KilnException(CannotReproduceCode,
+                        $"cannot reproduce run {plan.Original.Run.Id}: stage '{s.Record.Name}' needs '{path}' ({digest}), and {e.Message}; nothing was run",
+                        e.Hint, CannotReproduceExitCode, e);
+                }
+            }
 
         // A spec rebuilt from the key documents: recorded commands (already interpolated), params, image IDs.
         var envs = new Dictionary<string, EnvironmentSpec>(StringComparer.Ordinal);

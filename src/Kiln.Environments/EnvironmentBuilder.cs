@@ -490,7 +490,25 @@ public sealed class EnvironmentBuilder
         return made.ImageId;
     }
 
+    /// <summary>One gate per distro: environments built side by side (<see cref="ParallelBuilds"/>) make or find their shared
+    /// base one at a time, so it is bootstrapped once and the others find it.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _baseGates = new(StringComparer.Ordinal);
+
     private async Task<BaseLayer> GetBaseAsync(string distro, long sde, IReadOnlyDictionary<string, string>? pins, Digest? lockedBase, bool fresh, WorkDir work, CancellationToken ct)
+    {
+        var gate = _baseGates.GetOrAdd(distro, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await GetBaseCoreAsync(distro, sde, pins, lockedBase, fresh, work, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task<BaseLayer> GetBaseCoreAsync(string distro, long sde, IReadOnlyDictionary<string, string>? pins, Digest? lockedBase, bool fresh, WorkDir work, CancellationToken ct)
     {
         if (!fresh)
         {

@@ -58,7 +58,7 @@ internal static class LedgerErrors
 
     internal static KilnException AmbiguousRun(string prefix, IReadOnlyList<string> matches, bool more) =>
         new(AmbiguousRunCode,
-            $"the run id prefix '{prefix}' matches more than one run: {string.Join(", ", matches)}{(more ? ", …" : "")}",
+            $"'{prefix}' matches more than one run id: {string.Join(", ", matches)}{(more ? ", …" : "")}",
             "give more characters of the run id", ExitCode.NotFound);
 
     internal static KilnException UnknownRun(string runId) =>

@@ -254,6 +254,8 @@ public sealed class SqliteLedger : ILedger
         using (var reader = exact.ExecuteReader())
             if (reader.Read()) return ReadRun(reader);
 
+        // A unique prefix first (as before), then a unique substring anywhere in the id: the random suffix is what tells
+        // runs of one day apart ('kiln runs diff 691c de11'). instr() matches plain characters (no LIKE wildcards).
         const int shown = 10;
         var matches = new List<string>();
         using (var byPrefix = Command(tx,
@@ -261,6 +263,12 @@ public sealed class SqliteLedger : ILedger
                    ("@prefix", idOrPrefix), ("@limit", shown + 1)))
         using (var reader = byPrefix.ExecuteReader())
             while (reader.Read()) matches.Add(reader.GetString(0));
+        if (matches.Count == 0)
+            using (var bySubstring = Command(tx,
+                       "SELECT id FROM runs WHERE instr(id, @part) > 0 ORDER BY id LIMIT @limit",
+                       ("@part", idOrPrefix), ("@limit", shown + 1)))
+            using (var reader = bySubstring.ExecuteReader())
+                while (reader.Read()) matches.Add(reader.GetString(0));
 
         switch (matches.Count)
         {

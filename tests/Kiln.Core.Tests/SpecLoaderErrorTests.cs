@@ -464,6 +464,48 @@ public class SpecLoaderErrorTests
     }
 
     [Fact]
+    public void ADepInsideAnOutputDeclaredAsAFileIsRefusedAtValidateTimeWithTheTrailingSlashFix()
+    {
+        // The new user's pipeline: 'features' writes a directory but declares it as a file. Without this check validate
+        // passed and the run failed after the environment build.
+        var error = SingleError(WithHead(
+            "stages:",                                   // 5
+            "  features:",                               // 6
+            "    env: py",                               // 7
+            "    run: python3 src/ingest.py",            // 8
+            "    outs: [features]",                      // 9
+            "  train:",                                  // 10
+            "    env: py",                               // 11
+            "    run: python3 src/train.py",             // 12
+            "    deps: [features/train.csv]",            // 13
+            "    outs: [model.bin]"));                   // 14
+        AssertAt(error, 13, 12);
+        Assert.Equal("dep 'features/train.csv' of stage 'train' lies inside 'features', which stage 'features' declares as a file output",
+            error.Message);
+        Assert.Contains("write 'features/' in the outs of stage 'features'", error.Hint);
+    }
+
+    [Theory]
+    [InlineData("features/", "features", "features/")]
+    [InlineData("features", "features/", "features")]
+    public void ADepNamingAnOutputWithOrWithoutItsTrailingSlashIsResolvedToThatOutput(string output, string dep, string resolved)
+    {
+        var spec = Load(WithHead(
+            "stages:",
+            "  features:",
+            "    env: py",
+            "    run: python3 src/ingest.py",
+            $"    outs: [{output}]",
+            "  train:",
+            "    env: py",
+            "    run: python3 src/train.py",
+            $"    deps: [{dep}, data/input.csv]",
+            "    outs: [model.bin]"));
+        Assert.Equal([resolved, "data/input.csv"], spec.Stage("train").Deps);
+        Assert.Equal(["features"], new Graph.PipelineGraph(spec.Stages).Upstream("train"));
+    }
+
+    [Fact]
     public void AMissingCodeFileIsReported()
     {
         var error = SingleError(WithHead(

@@ -11,7 +11,9 @@ namespace Kiln.Engine.Tests;
 /// <param name="WriteNothing">Exit with <paramref name="ExitCode"/> without writing any output.</param>
 /// <param name="FixedOutput">Write outputs whose content depends only on this text and the output's path,
 /// not on any input: a stage whose result does not change when its inputs do.</param>
-internal sealed record StageBehaviour(long ExitCode = 0, bool WriteNothing = false, string? FixedOutput = null);
+/// <param name="Writes">Write these paths (a trailing '/' makes a directory) instead of the declared outputs: a stage
+/// whose command does not match its declaration.</param>
+internal sealed record StageBehaviour(long ExitCode = 0, bool WriteNothing = false, string? FixedOutput = null, IReadOnlyList<string>? Writes = null);
 
 /// <summary>
 /// An in-process <see cref="IContainerRuntime"/> in the manner of buildkit's scheduler_test: it counts how often
@@ -78,7 +80,7 @@ internal sealed class FakeContainerRuntime : IContainerRuntime
         if (!behaviour.WriteNothing)
         {
             var fingerprint = behaviour.FixedOutput is null ? Fingerprint(spec) : null;
-            foreach (var output in DeclaredOutputs.GetValueOrDefault(stage) ?? [])
+            foreach (var output in behaviour.Writes ?? DeclaredOutputs.GetValueOrDefault(stage) ?? [])
             {
                 var host = HostPathOf(spec, Sandbox.WorkDir + "/" + output.TrimEnd('/'));
                 if (output.EndsWith('/'))

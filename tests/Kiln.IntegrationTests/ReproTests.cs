@@ -147,6 +147,39 @@ public sealed class ReproTests(DockerFixture docker)
     }
 
     [DockerFact]
+    public async Task ACorruptInputBlobMakesReproExitTwoAsItsHelpPromisesNamingTheBlobAndRunningNothing()
+    {
+        _ = docker;
+        using var project = NewProject();
+        Assert.True((await CliTests.KilnAsync(project.Dir, "run", "-q")).ExitCode == 0);
+        var runId = await LastRunIdAsync(project);
+        var script = TempProject.Sha256OfFile(project.FullPath("src/sum.sh"));
+        var blob = Directory.EnumerateFiles(project.FullPath(".kiln/store"), script.Hex, SearchOption.AllDirectories).Single();
+        File.SetAttributes(blob, FileAttributes.Normal);
+        var bytes = File.ReadAllBytes(blob);
+        for (var i = 0; i < 3; i++) bytes[i] ^= 0x20; // three bytes changed, the size kept: bit rot, not a truncation
+        File.WriteAllBytes(blob, bytes);
+        int RunsInLedger()
+        {
+            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            return ledger.ListRunsAsync(int.MaxValue).GetAwaiter().GetResult().Count;
+        }
+        var runsBefore = RunsInLedger();
+
+        var repro = await CliTests.KilnAsync(project.Dir, "repro", runId, "--verify", "-q"); // -q as for kiln run
+        var verify = await CliTests.KilnAsync(project.Dir, "verify", runId, "--quiet");
+
+        Assert.True(repro.ExitCode == 2, repro.Describe()); // was 6 (a storage failure), though --help promises 2
+        Assert.True(verify.ExitCode == 2, verify.Describe());
+        var err = CliTests.Flatten(repro.StdErr);
+        Assert.Contains($"cannot reproduce run {runId}", err);
+        Assert.Contains($"stage 'sum' needs 'src/sum.sh' ({script})", err);
+        Assert.Contains("is corrupt", err);
+        Assert.Equal(runsBefore, RunsInLedger()); // nothing ran, nothing recorded
+        Assert.False(Directory.Exists(project.FullPath(".kiln/repro")) && Directory.EnumerateFileSystemEntries(project.FullPath(".kiln/repro")).Any());
+    }
+
+    [DockerFact]
     public async Task RunsDiffOfTwoRunsDifferingInOneParamShowsThatParamAndTheMetricDeltasOnly()
     {
         _ = docker;

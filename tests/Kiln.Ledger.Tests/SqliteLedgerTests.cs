@@ -148,6 +148,57 @@ public sealed class SqliteLedgerTests : LedgerFixture
     }
 
     [Fact]
+    public async Task AUniqueSubstringAnywhereInTheIdFindsTheRun()
+    {
+        // 'kiln runs diff 691c de11': the random suffix is what tells runs of one day apart.
+        using var ledger = OpenLedger();
+        await ledger.StartRunAsync(Run("20250131-091502-691c"));
+        await ledger.StartRunAsync(Run("20250131-101010-de11"));
+
+        Assert.Equal("20250131-091502-691c", (await ledger.GetRunAsync("691c"))?.Run.Id);
+        Assert.Equal("20250131-101010-de11", (await ledger.GetRunAsync("de11"))?.Run.Id);
+        Assert.Equal("20250131-101010-de11", (await ledger.GetRunAsync("1010"))?.Run.Id);
+        Assert.Null(await ledger.GetRunAsync("beef"));
+    }
+
+    [Fact]
+    public async Task AnAmbiguousSubstringThrowsNotFoundListingTheCandidates()
+    {
+        using var ledger = OpenLedger();
+        await ledger.StartRunAsync(Run("20250131-091502-ab12"));
+        await ledger.StartRunAsync(Run("20250131-101010-ab34"));
+        await ledger.StartRunAsync(Run("20250201-120000-cd56"));
+
+        var e = await Assert.ThrowsAsync<KilnException>(() => ledger.GetRunAsync("-ab"));
+
+        Assert.Equal("KILN5002", e.Code);
+        Assert.Equal(ExitCode.NotFound, e.ExitCode);
+        Assert.Contains("20250131-091502-ab12, 20250131-101010-ab34", e.Message);
+        Assert.DoesNotContain("cd56", e.Message);
+    }
+
+    [Fact]
+    public async Task AUniquePrefixWinsOverSubstringMatchesElsewhere()
+    {
+        using var ledger = OpenLedger();
+        await ledger.StartRunAsync(Run("abc-1"));
+        await ledger.StartRunAsync(Run("xyz-abc"));
+
+        Assert.Equal("abc-1", (await ledger.GetRunAsync("abc"))?.Run.Id);
+    }
+
+    [Fact]
+    public async Task SubstringMatchingTreatsLikeWildcardsAsPlainCharacters()
+    {
+        using var ledger = OpenLedger();
+        await ledger.StartRunAsync(Run("20250131-091502-abcd"));
+
+        Assert.Null(await ledger.GetRunAsync("_"));
+        Assert.Null(await ledger.GetRunAsync("%b"));
+        Assert.Null(await ledger.GetRunAsync("ABCD"));
+    }
+
+    [Fact]
     public async Task PrefixMatchingTreatsLikeWildcardsAsPlainCharacters()
     {
         using var ledger = OpenLedger();

@@ -16,7 +16,8 @@ public interface ILedger : IDisposable
 
     Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit = 50, CancellationToken ct = default);
 
-    /// <summary>The run with its stages, by full id or unique prefix; null when none matches.</summary>
+    /// <summary>The run with its stages, by full id, unique prefix, or else unique substring; null when none matches.
+    /// Throws KILN5002 (exit 5) naming the candidates when more than one run matches.</summary>
     Task<RunDetails?> GetRunAsync(string idOrPrefix, CancellationToken ct = default);
 }
 
@@ -40,7 +41,18 @@ public sealed record RunRecord(
     string? Error = null,
     string? Name = null,
     IReadOnlyList<string>? Tags = null,
-    string? ParamsJson = null);
+    string? ParamsJson = null)
+{
+    /// <summary>The run this one re-executed to check it, when it is a verification run (<c>kiln repro RUN</c>,
+    /// <c>kiln verify RUN</c>: the ledger records that command); null for a pipeline run. <c>kiln runs</c> and
+    /// <c>kiln runs plot</c> leave verification runs out unless asked (<c>--all</c>).</summary>
+    public string? Verifies =>
+        (Command.StartsWith(VerifyCommand + " ", StringComparison.Ordinal) || Command.StartsWith(ReproCommand + " ", StringComparison.Ordinal))
+        && Command.Split(' ', StringSplitOptions.RemoveEmptyEntries) is { Length: >= 3 } words ? words[2] : null;
+
+    /// <summary>The commands recorded for verification runs, followed by the verified run's id.</summary>
+    public const string ReproCommand = "kiln repro", VerifyCommand = "kiln verify";
+}
 
 public sealed record StageRecord(
     string Name,

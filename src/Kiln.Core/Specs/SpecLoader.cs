@@ -532,12 +532,28 @@ public static partial class SpecLoader
         }
 
         // Deps must be an upstream output or an existing project file; code must exist.
+        Dictionary<(string Stage, int Index), string>? resolved = null;
         foreach (var stage in stages)
         {
             for (var i = 0; i < stage.Deps.Count; i++)
             {
                 var dep = stage.Deps[i];
-                var produced = owners.Overlapping(dep).Any(o => o.Owner != stage.Name);
+                var produced = false;
+                foreach (var (path, owner) in owners.Overlapping(dep))
+                {
+                    if (owner == stage.Name) continue;
+                    produced = true;
+                    // A path inside an output declared as a file: that stage would have to write a directory, and its run
+                    // would then fail after the environment build. Say so now, with the fix.
+                    if (!path.EndsWith('/') && dep.TrimEnd('/').StartsWith(path + "/", StringComparison.Ordinal))
+                        ctx.Error(ItemNode(stage, stage.Deps, i, DepsKey),
+                            $"dep '{dep}' of stage '{stage.Name}' lies inside '{path}', which stage '{owner}' declares as a file output",
+                            $"a directory output is declared with a trailing '/': write '{path}/' in the outs of stage '{owner}'");
+                    // 'features' naming the directory output 'features/' (or 'features/' naming the file output 'features'):
+                    // the same output, so the dep takes the output's form and is keyed by its recorded digest, as any upstream output.
+                    else if (dep != path && dep.TrimEnd('/') == path.TrimEnd('/'))
+                        (resolved ??= new Dictionary<(string Stage, int Index), string>())[(stage.Name, i)] = path;
+                }
                 if (!produced && !files.Exists(dep))
                     ctx.Error(ItemNode(stage, stage.Deps, i, DepsKey),
                         $"dep '{dep}' of stage '{stage.Name}' is neither a file in the project nor an output of another stage",
@@ -571,6 +587,17 @@ public static partial class SpecLoader
             ctx.Error(dep is null ? nodes[first.Name] : FindItem(nodes[first.Name], dep, ["deps"]),
                 $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
                 "a stage cannot depend, directly or indirectly, on its own outputs; remove one of these deps");
+        }
+        if (ctx.Errors.Count > 0 || resolved is null) return;
+
+        // Deps that name an upstream output without (or with) its trailing '/' take the output's exact form.
+        var resolvedStages = resolved.Keys.Select(k => k.Stage).ToHashSet(StringComparer.Ordinal);
+        for (var s = 0; s < stages.Count; s++)
+        {
+            var stage = stages[s];
+            if (!resolvedStages.Contains(stage.Name)) continue;
+            var deps = stage.Deps.Select((d, i) => resolved.TryGetValue((stage.Name, i), out var output) ? output : d).Distinct(StringComparer.Ordinal).ToList();
+            stages[s] = stage with { Deps = deps };
         }
     }
 
