@@ -11,23 +11,16 @@ namespace Kiln.Cli;
 /// <summary>Builds (or finds) the environments that the selected stages need, printing progress; honours kiln.lock.</summary>
 internal static class EnvironmentSetup
 {
-    public static EnvironmentBuilder NewBuilder(DockerEngine engine, bool verbose, EnvironmentBuildOptions? options = null) =>
-        new(engine, (env, line) =>
-        {
-            if (verbose || !line.StartsWith(' ')) // build output lines from Docker start with ' ' for sub-steps
-                Output.Out.MarkupLine($"[grey]env {Markup.Escape(env)} │[/] {Markup.Escape(line)}");
-        }, options);
-
     /// <summary>For <c>kiln run</c>: when kiln.lock exists, first checks that every needed environment still matches it
     /// (a mismatch is reported before anything runs), then uses the locked image IDs, rebuilding a missing image with the
     /// locked versions. Without a lock, builds from the spec as it is.</summary>
-    public static async Task<Dictionary<string, Digest>> EnsureAsync(DockerEngine engine, Project project, IEnumerable<string> envNames, bool verbose, CancellationToken ct)
+    public static async Task<Dictionary<string, Digest>> EnsureAsync(KilnServices services, Project project, IEnumerable<string> envNames, bool verbose, CancellationToken ct)
     {
         var names = envNames.Distinct().Order(StringComparer.Ordinal).ToList();
         var lockFile = LockFile.Load(project.Dir);
         if (lockFile is not null) ThrowOnMismatch(project, lockFile, names);
 
-        var builder = NewBuilder(engine, verbose);
+        var builder = services.NewEnvironmentBuilder(services.Engine, verbose);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
         foreach (var name in names)
         {
@@ -68,12 +61,12 @@ internal static class EnvironmentSetup
 
     /// <summary>For <c>kiln status</c>: each environment's image ID when it is built from its current inputs (the locked
     /// image while the lock matches), and the lock mismatches to report. Builds nothing.</summary>
-    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(IImageRuntime engine, Project project, CancellationToken ct)
+    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(KilnServices services, IImageRuntime engine, Project project, CancellationToken ct)
     {
         LockFile? lockFile;
         using (Profiler.Time("environments: read kiln.lock"))
             lockFile = LockFile.Load(project.Dir);
-        var builder = new EnvironmentBuilder(engine, (_, _) => { });
+        var builder = services.NewQuietEnvironmentBuilder(engine);
         var images = new Dictionary<string, Digest?>(StringComparer.Ordinal);
         using (Profiler.Time("environments: inspect images"))
             foreach (var env in project.Spec.Environments.Values)

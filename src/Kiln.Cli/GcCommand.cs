@@ -9,21 +9,21 @@ namespace Kiln.Cli;
 
 internal static class GcCommand
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Say what would be removed, remove nothing." };
         var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (a recorded stage keeps its outputs, its key document and the snapshots of its code and inputs, so 'kiln repro' still works), and say how much space that freed.") { dryRun };
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var recorded = new List<(string, Digest)>();
             foreach (var run in await ledger.ListRunsAsync(int.MaxValue, ct))
                 if (await ledger.GetRunAsync(run.Id, ct) is { } details)
                     foreach (var stage in details.Stages)
                         if (stage.Key is { } key) recorded.Add((stage.Name, key));
 
-            var cache = new StageCache(project.StateDir);
+            var cache = services.OpenStageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
             var gc = await cache.CollectGarbageAsync(recorded, dry, ct);
             var verb = dry ? "would remove" : "removed";

@@ -12,7 +12,7 @@ namespace Kiln.Cli;
 
 internal static class RunCommand
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var stages = new Argument<string[]>("stages")
         {
@@ -45,25 +45,25 @@ internal static class RunCommand
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var targets = parse.GetValue(stages) ?? [];
             project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
-            RunName = parse.GetValue(name);
-            RunTags = parse.GetValue(tags) ?? [];
-            return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
+            return await RunAsync(services, project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash),
+                parse.GetValue(name), parse.GetValue(tags) ?? [], ct);
         });
         return cmd;
     }
 
-    private static async Task<int> RunAsync(Project project, string[] targets, int jobs, bool quiet, bool force, bool rehash, CancellationToken ct)
+    private static async Task<int> RunAsync(KilnServices services, Project project, string[] targets, int jobs, bool quiet, bool force, bool rehash,
+        string? runName, string[] runTags, CancellationToken ct)
     {
         var spec = project.Spec;
         foreach (var t in targets) spec.Stage(t); // unknown stage → clear error before anything starts
         var graph = new PipelineGraph(spec.Stages);
         var selected = targets.Length > 0 ? graph.WithAncestors(targets) : spec.Stages.Select(s => s.Name).ToHashSet();
 
-        using var engine = new DockerEngine();
+        var engine = services.Engine;
         var info = await engine.PingAsync(ct);
         Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
 
-        using var ledger = SqliteLedger.Open(project.LedgerPath);
+        using var ledger = services.OpenLedger(project.LedgerPath);
         var host = Environment.MachineName;
         foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
         {
@@ -71,7 +71,7 @@ internal static class RunCommand
             Output.Out.MarkupLine($"[yellow]run {abandoned} had been killed; recorded as interrupted{(removed > 0 ? $", removed {removed} leftover container(s)" : "")}[/]");
         }
 
-        var images = await EnvironmentSetup.EnsureAsync(engine, project,
+        var images = await EnvironmentSetup.EnsureAsync(services, project,
             spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, ct);
 
         var (commit, dirty) = Project.GitState(project.Dir);
@@ -88,12 +88,12 @@ internal static class RunCommand
             Host: host,
             Pid: Environment.ProcessId,
             KilnVersion: Version,
-            Name: RunName,
-            Tags: RunTags,
+            Name: runName,
+            Tags: runTags,
             ParamsJson: spec.Params.Root.ToJsonString());
 
         var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
-        var cache = new StageCache(project.StateDir, rehash);
+        var cache = services.OpenStageCache(project.StateDir, rehash);
         var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
             ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null), ct);
 
@@ -105,9 +105,6 @@ internal static class RunCommand
             _ => (int)ExitCode.StageFailed,
         };
     }
-
-    private static string? RunName;
-    private static string[] RunTags = [];
 
     /// <summary>Applies -p key=value overrides to the spec's params; each key must already exist.</summary>
     internal static Project ApplyOverrides(Project project, IReadOnlyList<string> overrides)

@@ -8,7 +8,7 @@ namespace Kiln.Cli;
 
 internal static class RunsCommands
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var limit = new Option<int>("--limit", "-n") { Description = "How many runs to list, newest first (after filtering).", DefaultValueFactory = _ => 20 };
         var tag = new Option<string?>("--tag") { Description = "Only runs with this tag." };
@@ -22,7 +22,7 @@ internal static class RunsCommands
         runs.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var all = new List<RunDetails>();
             foreach (var r in await ledger.ListRunsAsync(int.MaxValue, ct))
             {
@@ -83,7 +83,7 @@ internal static class RunsCommands
         diff.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var ra = await Get(ledger, project, parse.GetValue(a)!, ct);
             var rb = await Get(ledger, project, parse.GetValue(b)!, ct);
             var cache = new Kiln.Engine.StageCache(project.StateDir);
@@ -109,7 +109,7 @@ internal static class RunsCommands
         plot.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var metric = parse.GetValue(metricArg)!;
             var points = new List<(string, double)>();
             foreach (var r in (await ledger.ListRunsAsync(int.MaxValue, ct)).Reverse())
@@ -133,7 +133,7 @@ internal static class RunsCommands
         show.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = SqliteLedger.Open(project.LedgerPath);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var runId = parse.GetValue(id)!;
             var details = await ledger.GetRunAsync(runId, ct)
                           ?? throw new KilnException("KILN5001", $"no run '{runId}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
