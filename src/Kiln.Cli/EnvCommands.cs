@@ -224,7 +224,7 @@ internal static class EnvCommands
             {
                 project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             }
-            catch (KilnException ex) when (ex.Code is "KILN1005" or "KILN1004")
+            catch (KilnException ex) when (ex.Code is "KILN2005" or "KILN2004")
             {
             }
 

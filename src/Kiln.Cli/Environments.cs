@@ -53,10 +53,10 @@ internal static class EnvironmentSetup
     {
         var problems = Mismatches(project, lockFile, names);
         if (problems.Count == 0) return;
-        throw new KilnException("KILN4023",
+        throw new KilnException("KILN2023",
             $"kiln.yaml no longer matches kiln.lock; nothing was run:\n" + string.Join("\n", problems.Select(p => $"  environment '{p.Env}': {p.Why}")),
             "run 'kiln env build' to build the changed environment(s) and update kiln.lock (then commit it), or restore kiln.yaml",
-            ExitCode.EnvironmentBuildFailed);
+            ExitCode.SpecInvalid);
     }
 
     /// <summary>For <c>kiln status</c>: each environment's image ID when it is built from its current inputs (the locked

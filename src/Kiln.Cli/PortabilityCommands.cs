@@ -78,7 +78,7 @@ internal static class PortabilityCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var lockFile = LockFile.Load(project.Dir)
-                           ?? throw new KilnException("KILN7109", $"{LockFile.PathIn(project.Dir)} does not exist, so there is nothing to pull by digest",
+                           ?? throw new KilnException("KILN5109", $"{LockFile.PathIn(project.Dir)} does not exist, so there is nothing to pull by digest",
                                "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", ExitCode.NotFound);
             var requested = parse.GetValue(names) is { Length: > 0 } n ? n : null;
             var fromTarget = parse.GetValue(from) is { } f ? RegistryTarget.Parse(f).ToString() : null;
@@ -87,13 +87,13 @@ internal static class PortabilityCommands
             var transfer = new EnvironmentTransfer(engine, engine);
             var selected = requested ?? lockFile.Environments.Values.Where(e => e.Registry.Count > 0).Select(e => e.Name).ToArray();
             if (selected.Length == 0)
-                throw new KilnException("KILN7109", "kiln.lock records no registry digest for any environment", "run 'kiln push --to REGISTRY/REPO' first", ExitCode.NotFound);
+                throw new KilnException("KILN5109", "kiln.lock records no registry digest for any environment", "run 'kiln push --to REGISTRY/REPO' first", ExitCode.NotFound);
             foreach (var name in selected)
             {
                 if (!lockFile.Environments.TryGetValue(name, out var locked))
                     throw new KilnException("KILN5003", $"kiln.lock has no environment '{name}'", $"it has: {string.Join(", ", lockFile.Environments.Keys)}", ExitCode.NotFound);
                 var pin = (fromTarget is null ? locked.Registry.FirstOrDefault() : locked.Registry.FirstOrDefault(p => p.Repository.StartsWith(fromTarget + "/", StringComparison.Ordinal)))
-                          ?? throw new KilnException("KILN7109", $"kiln.lock records no registry digest for '{name}'{(fromTarget is null ? "" : $" in {fromTarget}")}",
+                          ?? throw new KilnException("KILN5109", $"kiln.lock records no registry digest for '{name}'{(fromTarget is null ? "" : $" in {fromTarget}")}",
                               "run 'kiln push' for it first", ExitCode.NotFound);
                 if (!parse.GetValue(force) && await engine.InspectImageAsync(locked.ImageId.ToString(), ct) is not null)
                 {

@@ -29,9 +29,13 @@ public static class Program
           5   a named run, stage or environment does not exist
           6   the ledger or the store under .kiln/ could not be read or written
           7   a push, pull, export or import failed (registry error, digest mismatch, refused capsule)
+          8   another kiln command holds the project lock and --no-wait was given
+          9   a promotion gate refused
+          10  kiln fsck found damage
           64  the command line is wrong
           70  internal error (a bug in Kiln: please report it)
           130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
+        Every error names a code KILNdnnn whose first digit is the exit code (usage errors: KILN0nnn); docs/errors.md lists them.
         """;
 
     /// <summary>The command line as typed (recorded with each run).</summary>

@@ -56,7 +56,7 @@ internal static class ReproCommands
             {
                 using var ledger = services.OpenLedger(project.LedgerPath);
                 runId = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded && !r.Command.StartsWith("kiln repro") && !r.Command.StartsWith("kiln verify"))?.Id
-                        ?? throw new KilnException("KILN5004", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'", (ExitCode)CannotReproduce);
+                        ?? throw new KilnException("KILN2050", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'"); // exit 2: cannot reproduce
             }
             var result = await ReproduceAsync(services, project, runId, parse.GetValue(jobs), keep: false, "kiln verify", ct);
             if (result.Result is not null)

@@ -41,7 +41,7 @@ internal static class RunCommand
         cmd.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(jobs) < 1)
-                throw new KilnException("KILN6401", "--jobs must be at least 1", null, ExitCode.Usage);
+                throw new KilnException("KILN0401", "--jobs must be at least 1", null, ExitCode.Usage);
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var targets = parse.GetValue(stages) ?? [];
             project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
@@ -115,10 +115,10 @@ internal static class RunCommand
         {
             var eq = item.IndexOf('=');
             if (eq <= 0)
-                throw new KilnException("KILN6402", $"'-p {item}' is not key=value", "e.g.  -p train.C=0.5", ExitCode.Usage);
+                throw new KilnException("KILN0402", $"'-p {item}' is not key=value", "e.g.  -p train.C=0.5", ExitCode.Usage);
             var key = item[..eq];
             if (spec.ParamsFile is null || !parameters.TryGet(key, out var old) || old is System.Text.Json.Nodes.JsonObject)
-                throw new KilnException("KILN1030", $"-p {key}: there is no such param{(spec.ParamsFile is null ? " (the project has no params file)" : $" value in {spec.ParamsFile}")}",
+                throw new KilnException("KILN2030", $"-p {key}: there is no such param{(spec.ParamsFile is null ? " (the project has no params file)" : $" value in {spec.ParamsFile}")}",
                     "override an existing leaf key, e.g. -p train.C=0.5; 'kiln validate' shows the spec", ExitCode.SpecInvalid);
             parameters = parameters.With(key, ParseValue(item[(eq + 1)..]));
         }

@@ -33,7 +33,7 @@ internal static class RunsCommands
                 foreach (var p in parse.GetValue(param) ?? [])
                 {
                     var eq = p.IndexOf('=');
-                    if (eq <= 0) throw new KilnException("KILN6403", $"--param {p} is not key=value", "e.g.  --param train.C=0.5", ExitCode.Usage);
+                    if (eq <= 0) throw new KilnException("KILN0403", $"--param {p} is not key=value", "e.g.  --param train.C=0.5", ExitCode.Usage);
                     ok &= ps.TryGetValue(p[..eq], out var v) && (RunQueries.Text(v) == p[(eq + 1)..]
                           || (RunQueries.Number(v) is { } a && double.TryParse(p[(eq + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var b) && a == b));
                 }
