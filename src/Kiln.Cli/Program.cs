@@ -23,7 +23,7 @@ public static class Program
         Exit codes:
           0   success
           1   a stage failed (its dependents were not run)
-          2   kiln.yaml (or its params file) is invalid: every error is listed with file:line:column
+          2   kiln.yaml (or its params file or kiln.lock) is invalid, or no longer matches kiln.lock: every spec error is listed with file:line:column
           3   no Docker Engine answers
           4   an environment could not be built
           5   a named run, stage or environment does not exist

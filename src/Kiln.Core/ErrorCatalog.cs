@@ -18,7 +18,7 @@ public static class ErrorCatalog
     [
         (ExitCode.Ok, "success"),
         (ExitCode.StageFailed, "a stage failed (its dependents were not run)"),
-        (ExitCode.SpecInvalid, "`kiln.yaml` (or its params file or `kiln.lock`) is invalid or disagrees with another; every error is listed with file:line:column where there is one (for `kiln repro` / `kiln verify`: the run cannot be reproduced)"),
+        (ExitCode.SpecInvalid, "`kiln.yaml` (or its params file or `kiln.lock`) is invalid, or `kiln.yaml` no longer matches `kiln.lock`; every spec error is listed with file:line:column (`kiln repro` / `kiln verify`: the run cannot be reproduced)"),
         (ExitCode.EngineUnavailable, "no Docker Engine answers"),
         (ExitCode.EnvironmentBuildFailed, "an environment could not be built"),
         (ExitCode.NotFound, "a named run, stage or environment does not exist"),
