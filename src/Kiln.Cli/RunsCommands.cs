@@ -86,7 +86,7 @@ internal static class RunsCommands
             using var ledger = services.OpenLedger(project.LedgerPath);
             var ra = await Get(ledger, project, parse.GetValue(a)!, ct);
             var rb = await Get(ledger, project, parse.GetValue(b)!, ct);
-            var cache = new Kiln.Engine.StageCache(project.StateDir);
+            var cache = services.OpenStageCache(project.StateDir);
             var lines = await RunDiff.DiffAsync(ra, rb, cache, ct);
             Output.Out.MarkupLine($"[bold]{Markup.Escape(ra.Run.Id)}[/] → [bold]{Markup.Escape(rb.Run.Id)}[/]");
             if (lines.Count == 0) Output.Out.WriteLine("  no difference in params, metrics, images, code, inputs, keys or outputs");
