@@ -11,13 +11,13 @@ namespace Kiln.Cli;
 
 internal static class EnvCommands
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var env = new Command("env", "Build, show, verify and compare environments; kiln.lock pins them.");
-        env.Subcommands.Add(Build());
-        env.Subcommands.Add(Show());
-        env.Subcommands.Add(Verify());
-        env.Subcommands.Add(Diff());
+        env.Subcommands.Add(Build(services));
+        env.Subcommands.Add(Show(services));
+        env.Subcommands.Add(Verify(services));
+        env.Subcommands.Add(Diff(services));
         return env;
     }
 
@@ -33,7 +33,7 @@ internal static class EnvCommands
 
     // ---- build -------------------------------------------------------------------------------
 
-    private static Command Build()
+    private static Command Build(KilnServices services)
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to build. Default: all.", Arity = ArgumentArity.ZeroOrMore };
         var update = new Option<bool>("--update") { Description = "Ignore kiln.lock: bootstrap from what the Debian mirror has now, let pip choose from the wheelhouse afresh, and write the new versions and wheel hashes to kiln.lock." };
@@ -52,12 +52,12 @@ internal static class EnvCommands
             var wanted = Wanted(project, parse.GetValue(names));
             // No ping: the first engine call (an image lookup) reports a missing engine just as well, and a no-op build
             // should cost one round trip per environment, not three.
-            using var engine = new DockerEngine();
+            var engine = services.Engine;
             var lockFile = LockFile.Load(project.Dir);
             var before = lockFile?.Serialize();
             var updated = (lockFile ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal)))
                 with { Project = project.Spec.Name };
-            var builder = EnvironmentSetup.NewBuilder(engine, verbose: true, new EnvironmentBuildOptions { ArchiveDirectory = parse.GetValue(keep) ?? new EnvironmentBuildOptions().ArchiveDirectory });
+            var builder = services.NewEnvironmentBuilder(engine, verbose: true, new EnvironmentBuildOptions { ArchiveDirectory = parse.GetValue(keep) ?? new EnvironmentBuildOptions().ArchiveDirectory });
             var doUpdate = parse.GetValue(update);
             var lines = new List<string>();
             foreach (var name in wanted)
@@ -88,7 +88,7 @@ internal static class EnvCommands
 
     // ---- show --------------------------------------------------------------------------------
 
-    private static Command Show()
+    private static Command Show(KilnServices services)
     {
         var name = new Argument<string>("environment") { Description = "The environment to show." };
         var show = new Command("show", "Show an environment: its image ID, base, SOURCE_DATE_EPOCH, env vars, pip requirements with their locked wheels, and full package inventory (from kiln.lock, else read from the built image).")
@@ -102,12 +102,12 @@ internal static class EnvCommands
             var spec = project.Spec.Environments[envName];
             var lockFile = LockFile.Load(project.Dir);
             var locked = lockFile?.Environments.GetValueOrDefault(envName);
-            using var engine = new DockerEngine();
+            var engine = services.Engine;
             await engine.PingAsync(ct);
             var o = Output.Out;
             if (locked is null)
             {
-                var builder = new EnvironmentBuilder(engine, (_, _) => { });
+                var builder = services.NewQuietEnvironmentBuilder(engine);
                 var id = await builder.ResolveAsync(project.Spec, project.Dir, spec, ct)
                          ?? throw new KilnException("KILN5004", $"environment '{envName}' is not in kiln.lock and not built", "build it with 'kiln env build " + envName + "'", ExitCode.NotFound);
                 var inventory = await builder.ReadInventoryAsync(id.ToString(), ct);
@@ -150,7 +150,7 @@ internal static class EnvCommands
 
     // ---- verify ------------------------------------------------------------------------------
 
-    private static Command Verify()
+    private static Command Verify(KilnServices services)
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to verify. Default: all in kiln.lock.", Arity = ArgumentArity.ZeroOrMore };
         var verify = new Command("verify",
@@ -165,10 +165,10 @@ internal static class EnvCommands
             var lockFile = LockFile.Load(project.Dir) ?? throw new KilnException("KILN5005", $"there is no {LockFile.PathIn(project.Dir)} to verify against",
                 "write one with 'kiln env build' (and commit it)", ExitCode.NotFound);
             var wanted = Wanted(project, parse.GetValue(names) is { Length: > 0 } n ? n : lockFile.Environments.Keys.Where(project.Spec.Environments.ContainsKey).ToArray());
-            using var engine = new DockerEngine();
+            var engine = services.Engine;
             await engine.PingAsync(ct);
             var options = new EnvironmentBuildOptions { FromScratch = true, BaseRepository = "kiln-verify", EnvRepository = "kiln-verify-env" };
-            var builder = EnvironmentSetup.NewBuilder(engine, verbose: false, options);
+            var builder = services.NewEnvironmentBuilder(engine, verbose: false, options);
             var failures = 0;
             foreach (var name in wanted)
             {
@@ -209,7 +209,7 @@ internal static class EnvCommands
 
     // ---- diff --------------------------------------------------------------------------------
 
-    private static Command Diff()
+    private static Command Diff(KilnServices services)
     {
         var a = new Argument<string>("a") { Description = "An environment of the project, a kiln.lock file, or an image (tag or ID)." };
         var b = new Argument<string>("b") { Description = "The same kinds of thing as A." };
@@ -226,7 +226,7 @@ internal static class EnvCommands
             {
                 project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             }
-            catch (KilnException ex) when (ex.Code is "KILN1005" or "KILN1004")
+            catch (KilnException ex) when (ex.Code is "KILN2005" or "KILN2004")
             {
             }
 
@@ -248,9 +248,9 @@ internal static class EnvCommands
                 return 0;
             }
 
-            using var engine = new DockerEngine();
-            var sa = await ResolveAsync(left, project, engine, ct);
-            var sb = await ResolveAsync(right, project, engine, ct);
+            var engine = services.Engine;
+            var sa = await ResolveAsync(services, left, project, engine, ct);
+            var sb = await ResolveAsync(services, right, project, engine, ct);
             Print(EnvironmentDiff.Compare(sa, sb), null);
             return 0;
         });
@@ -269,7 +269,7 @@ internal static class EnvCommands
         return new EnvironmentSnapshot(label, e.ImageId, env, e.Inventory) { Wheels = EnvironmentSnapshot.WheelMap(e) };
     }
 
-    private static async Task<EnvironmentSnapshot> ResolveAsync(string arg, Project? project, DockerEngine engine, CancellationToken ct)
+    private static async Task<EnvironmentSnapshot> ResolveAsync(KilnServices services, string arg, Project? project, DockerEngine engine, CancellationToken ct)
     {
         if (project is not null && project.Spec.Environments.TryGetValue(arg, out var spec))
         {
@@ -277,15 +277,15 @@ internal static class EnvCommands
             if (lockFile?.Environments.GetValueOrDefault(arg) is { } locked)
                 return Snapshot(locked, $"{arg} (kiln.lock)");
             await engine.PingAsync(ct);
-            var id = await new EnvironmentBuilder(engine, (_, _) => { }).ResolveAsync(project.Spec, project.Dir, spec, ct)
+            var id = await services.NewQuietEnvironmentBuilder(engine).ResolveAsync(project.Spec, project.Dir, spec, ct)
                      ?? throw new KilnException("KILN5004", $"environment '{arg}' is not in kiln.lock and not built", $"build it with 'kiln env build {arg}'", ExitCode.NotFound);
-            return await ImageSnapshotAsync(id.ToString(), arg, engine, ct);
+            return await ImageSnapshotAsync(services, id.ToString(), arg, engine, ct);
         }
         await engine.PingAsync(ct);
-        return await ImageSnapshotAsync(arg, arg, engine, ct);
+        return await ImageSnapshotAsync(services, arg, arg, engine, ct);
     }
 
-    private static async Task<EnvironmentSnapshot> ImageSnapshotAsync(string reference, string label, DockerEngine engine, CancellationToken ct)
+    private static async Task<EnvironmentSnapshot> ImageSnapshotAsync(KilnServices services, string reference, string label, DockerEngine engine, CancellationToken ct)
     {
         var info = await engine.InspectImageAsync(reference, ct)
                    ?? throw new KilnException("KILN5006", $"'{reference}' is no environment of this project, no lock file and no image in the engine",
@@ -296,7 +296,7 @@ internal static class EnvCommands
             var eq = kv.IndexOf('=');
             if (eq > 0) env[kv[..eq]] = kv[(eq + 1)..];
         }
-        var inventory = await new EnvironmentBuilder(engine, (_, _) => { }).ReadInventoryAsync(info.Id.ToString(), ct);
+        var inventory = await services.NewQuietEnvironmentBuilder(engine).ReadInventoryAsync(info.Id.ToString(), ct);
         return new EnvironmentSnapshot(label, info.Id, env, inventory);
     }
 

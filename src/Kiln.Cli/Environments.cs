@@ -11,25 +11,18 @@ namespace Kiln.Cli;
 /// <summary>Builds (or finds) the environments that the selected stages need, printing progress; honours kiln.lock.</summary>
 internal static class EnvironmentSetup
 {
-    public static EnvironmentBuilder NewBuilder(DockerEngine engine, bool verbose, EnvironmentBuildOptions? options = null) =>
-        new(engine, (env, line) =>
-        {
-            if (verbose || !line.StartsWith(' ')) // build output lines from Docker start with ' ' for sub-steps
-                Output.Out.MarkupLine($"[grey]env {Markup.Escape(env)} │[/] {Markup.Escape(line)}");
-        }, options);
-
     /// <summary>For <c>kiln run</c>: when kiln.lock exists, first checks that every needed environment it locks still
     /// matches it (a mismatch is reported before anything runs), then uses the locked image IDs, rebuilding a missing image
     /// with the locked versions. Environments are built side by side, up to <paramref name="jobs"/> at a time. kiln.lock is
     /// then written (when there is none) or has the environments it lacked added, as 'kiln env build' writes it, so that
     /// a run's record and a capsule always have a lock; a locked environment is never changed here.</summary>
-    public static async Task<Dictionary<string, Digest>> EnsureAsync(DockerEngine engine, Project project, IEnumerable<string> envNames, bool verbose, int jobs, CancellationToken ct)
+    public static async Task<Dictionary<string, Digest>> EnsureAsync(KilnServices services, Project project, IEnumerable<string> envNames, bool verbose, int jobs, CancellationToken ct)
     {
         var names = envNames.Distinct().Order(StringComparer.Ordinal).ToList();
         var lockFile = LockFile.Load(project.Dir);
         if (lockFile is not null) ThrowOnMismatch(project, lockFile, names.Where(lockFile.Environments.ContainsKey).ToList());
 
-        var builder = NewBuilder(engine, verbose);
+        var builder = services.NewEnvironmentBuilder(services.Engine, verbose);
         var built = await ParallelBuilds.RunAsync(names, jobs > 0 ? jobs : Environment.ProcessorCount, (name, token) =>
             builder.BuildAsync(project.Spec, project.Dir, project.Spec.Environments[name], lockFile?.Environments.GetValueOrDefault(name), update: false, token), ct);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);
@@ -68,20 +61,20 @@ internal static class EnvironmentSetup
     {
         var problems = Mismatches(project, lockFile, names);
         if (problems.Count == 0) return;
-        throw new KilnException("KILN4023",
+        throw new KilnException("KILN2023",
             $"kiln.yaml no longer matches kiln.lock; nothing was run:\n" + string.Join("\n", problems.Select(p => $"  environment '{p.Env}': {p.Why}")),
             "run 'kiln env build' to build the changed environment(s) and update kiln.lock (then commit it), or restore kiln.yaml",
-            ExitCode.EnvironmentBuildFailed);
+            ExitCode.SpecInvalid);
     }
 
     /// <summary>For <c>kiln status</c>: each environment's image ID when it is built from its current inputs (the locked
     /// image while the lock matches), and the lock mismatches to report. Builds nothing.</summary>
-    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(IImageRuntime engine, Project project, CancellationToken ct)
+    public static async Task<(Dictionary<string, Digest?> Images, List<(string Env, string Why)> Mismatches)> ResolveAsync(KilnServices services, IImageRuntime engine, Project project, CancellationToken ct)
     {
         LockFile? lockFile;
         using (Profiler.Time("environments: read kiln.lock"))
             lockFile = LockFile.Load(project.Dir);
-        var builder = new EnvironmentBuilder(engine, (_, _) => { });
+        var builder = services.NewQuietEnvironmentBuilder(engine);
         var images = new Dictionary<string, Digest?>(StringComparer.Ordinal);
         using (Profiler.Time("environments: inspect images"))
             foreach (var env in project.Spec.Environments.Values)

@@ -9,7 +9,7 @@ namespace Kiln.Cli;
 /// <summary><c>kiln fsck</c>: check the whole content store and the ledger's references into it.</summary>
 internal static class FsckCommand
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
         var cmd = new Command("fsck", "Check the content store and the ledger: re-hash every blob, check that every tree's files are there, and that every blob a recorded run references (outputs, key documents, code and input snapshots) is present and intact. Names each damaged blob and the runs it affects. Only reads (takes no lock). Exit 0 when clean, 10 when damage was found.")
@@ -19,8 +19,8 @@ internal static class FsckCommand
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
-            var cache = new StageCache(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
+            var cache = services.OpenStageCache(project.StateDir);
             var started = System.Diagnostics.Stopwatch.StartNew();
             var report = await StoreChecker.CheckAsync(cache, ledger, ct);
             var code = report.Clean ? 0 : (int)ExitCode.DamageFound;

@@ -9,7 +9,7 @@ namespace Kiln.Cli;
 
 internal static class GcCommand
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Say what would be removed, remove nothing." };
         var noWait = ProjectState.NoWaitOption();
@@ -18,8 +18,8 @@ internal static class GcCommand
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
-            var cache = new StageCache(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
+            var cache = services.OpenStageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
             var gc = await cache.CollectGarbageAsync(ledger, dry, ct);
             var verb = dry ? "would remove" : "removed";

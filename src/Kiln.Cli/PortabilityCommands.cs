@@ -22,7 +22,7 @@ internal static class PortabilityCommands
                       "Without it, plain HTTP is allowed only to localhost / 127.0.0.0/8 / ::1.",
     };
 
-    public static Command CreatePush()
+    public static Command CreatePush(KilnServices services)
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to push. Default: every environment of the spec.", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "REGISTRY/REPO, e.g. 127.0.0.1:5000/iris: each environment goes to REGISTRY/REPO/<env>:<short image id>.", Required = true };
@@ -36,10 +36,10 @@ internal static class PortabilityCommands
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var target = RegistryTarget.Parse(parse.GetValue(to)!);
             var wanted = Wanted(project, parse.GetValue(names));
-            using var engine = new DockerEngine();
+            var engine = services.Engine;
             await engine.PingAsync(ct);
             var lockFile = LockFile.Load(project.Dir) ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal));
-            var builder = new EnvironmentBuilder(engine, (env, line) => Output.Out.MarkupLine($"[grey]env {Markup.Escape(env)} │[/] {Markup.Escape(line)}"));
+            var builder = services.NewEnvironmentBuilder(engine, verbose: true);
             var transfer = new EnvironmentTransfer(engine, engine);
             foreach (var name in wanted)
             {
@@ -64,7 +64,7 @@ internal static class PortabilityCommands
         return cmd;
     }
 
-    public static Command CreatePull()
+    public static Command CreatePull(KilnServices services)
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to pull. Default: every environment kiln.lock has a registry digest for.", Arity = ArgumentArity.ZeroOrMore };
         var from = new Option<string?>("--from") { Description = "Pull from this REGISTRY/REPO when kiln.lock records several. Default: the first one recorded." };
@@ -78,22 +78,22 @@ internal static class PortabilityCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var lockFile = LockFile.Load(project.Dir)
-                           ?? throw new KilnException("KILN7109", $"{LockFile.PathIn(project.Dir)} does not exist, so there is nothing to pull by digest",
+                           ?? throw new KilnException("KILN5109", $"{LockFile.PathIn(project.Dir)} does not exist, so there is nothing to pull by digest",
                                "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", ExitCode.NotFound);
             var requested = parse.GetValue(names) is { Length: > 0 } n ? n : null;
             var fromTarget = parse.GetValue(from) is { } f ? RegistryTarget.Parse(f).ToString() : null;
-            using var engine = new DockerEngine();
+            var engine = services.Engine;
             await engine.PingAsync(ct);
             var transfer = new EnvironmentTransfer(engine, engine);
             var selected = requested ?? lockFile.Environments.Values.Where(e => e.Registry.Count > 0).Select(e => e.Name).ToArray();
             if (selected.Length == 0)
-                throw new KilnException("KILN7109", "kiln.lock records no registry digest for any environment", "run 'kiln push --to REGISTRY/REPO' first", ExitCode.NotFound);
+                throw new KilnException("KILN5109", "kiln.lock records no registry digest for any environment", "run 'kiln push --to REGISTRY/REPO' first", ExitCode.NotFound);
             foreach (var name in selected)
             {
                 if (!lockFile.Environments.TryGetValue(name, out var locked))
                     throw new KilnException("KILN5003", $"kiln.lock has no environment '{name}'", $"it has: {string.Join(", ", lockFile.Environments.Keys)}", ExitCode.NotFound);
                 var pin = (fromTarget is null ? locked.Registry.FirstOrDefault() : locked.Registry.FirstOrDefault(p => p.Repository.StartsWith(fromTarget + "/", StringComparison.Ordinal)))
-                          ?? throw new KilnException("KILN7109", $"kiln.lock records no registry digest for '{name}'{(fromTarget is null ? "" : $" in {fromTarget}")}",
+                          ?? throw new KilnException("KILN5109", $"kiln.lock records no registry digest for '{name}'{(fromTarget is null ? "" : $" in {fromTarget}")}",
                               "run 'kiln push' for it first", ExitCode.NotFound);
                 if (!parse.GetValue(force) && await engine.InspectImageAsync(locked.ImageId.ToString(), ct) is not null)
                 {
@@ -120,7 +120,7 @@ internal static class PortabilityCommands
         await engine.TagImageAsync(locked.ImageId.ToString(), tag[..colon], tag[(colon + 1)..], ct);
     }
 
-    public static Command CreateExport()
+    public static Command CreateExport(KilnServices services)
     {
         var run = new Argument<string>("run") { Description = "The run to export (id or unique prefix; 'kiln runs' lists them)." };
         var output = new Option<string>("--output", "-o") { Description = "The capsule file to write.", Required = true };
@@ -132,11 +132,11 @@ internal static class PortabilityCommands
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var id = parse.GetValue(run)!;
             var details = await ledger.GetRunAsync(id, ct)
                           ?? throw new KilnException("KILN5001", $"no run '{id}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
-            using var engine = new DockerEngine();
+            var engine = services.Engine;
             await engine.PingAsync(ct);
 
             var files = new List<CapsuleFile>();
@@ -159,7 +159,7 @@ internal static class PortabilityCommands
             if (details.Run.SpecDigest != project.Spec.SpecDigest)
                 Output.Out.MarkupLine($"[yellow]note[/]: kiln.yaml changed since run {Markup.Escape(details.Run.Id)}; the capsule carries it as it is now (the re-execution itself uses the run's record)");
 
-            var cache = new StageCache(project.StateDir);
+            var cache = services.OpenStageCache(project.StateDir);
             var writer = new CapsuleWriter(cache.Store, engine, engine);
             var summary = await writer.WriteAsync(source, parse.GetValue(output)!, parse.GetValue(force),
                 line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
@@ -171,7 +171,7 @@ internal static class PortabilityCommands
         return cmd;
     }
 
-    public static Command CreateImport()
+    public static Command CreateImport(KilnServices services)
     {
         var file = new Argument<string>("file") { Description = "The capsule that 'kiln export' wrote." };
         var noWait = ProjectState.NoWaitOption();
@@ -190,11 +190,11 @@ internal static class PortabilityCommands
             ImportSummary summary;
             try
             {
-                using var engine = new DockerEngine();
+                var engine = services.Engine;
                 await engine.PingAsync(ct);
                 using var held = await ProjectState.LockAsync(stateDir, parse.GetValue(noWait), ct);
-                using var ledger = ProjectState.OpenLedger(stateDir);
-                var cache = new StageCache(stateDir);
+                using var ledger = services.OpenLedger(Path.Combine(stateDir, "ledger.db"));
+                var cache = services.OpenStageCache(stateDir);
                 var importer = new CapsuleImporter(new ImportTarget(dir, stateDir, cache.Store, ledger, engine, WriteProjectFiles: !hasSpec));
                 summary = await importer.ImportAsync(parse.GetValue(file)!, line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
             }

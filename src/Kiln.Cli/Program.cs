@@ -32,17 +32,19 @@ public static class Program
         Exit codes:
           0   success
           1   a stage failed (its dependents were not run)
-          2   kiln.yaml (or its params file) is invalid: every error is listed with file:line:column
+          2   kiln.yaml (or its params file or kiln.lock) is invalid, or no longer matches kiln.lock: every spec error is listed with file:line:column
           3   no Docker Engine answers
           4   an environment could not be built
           5   a named run, stage or environment does not exist
           6   the ledger or the store under .kiln/ could not be read or written
           7   a push, pull, export or import failed (registry error, digest mismatch, refused capsule)
           8   the project is busy: another kiln command holds its lock (.kiln/lock) and --no-wait was given
+          9   a promotion gate refused (kiln models promote; the message names the gate)
           10  kiln fsck found damage (a corrupt or missing blob); it names the runs affected
           64  the command line is wrong
           70  internal error (a bug in Kiln: please report it)
           130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
+        Every error names a code KILNdnnn whose first digit is the exit code (usage errors: KILN0nnn); docs/errors.md lists them.
         """;
 
     /// <summary>The command line as typed (recorded with each run).</summary>
@@ -75,19 +77,20 @@ public static class Program
         root.Options.Add(ProjectDirOption);
         root.Options.Add(FileOption);
         root.Options.Add(NewLedgerOption);
-        root.Subcommands.Add(RunCommand.Create());
+        using var services = new KilnServices();
+        root.Subcommands.Add(RunCommand.Create(services));
         root.Subcommands.Add(ValidateCommand.Create());
-        root.Subcommands.Add(EnvCommands.Create());
-        root.Subcommands.Add(RunsCommands.Create());
-        root.Subcommands.Add(StatusCommand.Create());
-        root.Subcommands.Add(GcCommand.Create());
-        root.Subcommands.Add(FsckCommand.Create());
-        root.Subcommands.Add(ReproCommands.CreateRepro());
-        root.Subcommands.Add(ReproCommands.CreateVerify());
-        root.Subcommands.Add(PortabilityCommands.CreatePush());
-        root.Subcommands.Add(PortabilityCommands.CreatePull());
-        root.Subcommands.Add(PortabilityCommands.CreateExport());
-        root.Subcommands.Add(PortabilityCommands.CreateImport());
+        root.Subcommands.Add(EnvCommands.Create(services));
+        root.Subcommands.Add(RunsCommands.Create(services));
+        root.Subcommands.Add(StatusCommand.Create(services));
+        root.Subcommands.Add(GcCommand.Create(services));
+        root.Subcommands.Add(FsckCommand.Create(services));
+        root.Subcommands.Add(ReproCommands.CreateRepro(services));
+        root.Subcommands.Add(ReproCommands.CreateVerify(services));
+        root.Subcommands.Add(PortabilityCommands.CreatePush(services));
+        root.Subcommands.Add(PortabilityCommands.CreatePull(services));
+        root.Subcommands.Add(PortabilityCommands.CreateExport(services));
+        root.Subcommands.Add(PortabilityCommands.CreateImport(services));
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();

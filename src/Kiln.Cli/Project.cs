@@ -27,7 +27,7 @@ internal sealed class Project
         }
         catch (IOException ex)
         {
-            throw new KilnException("KILN1003", $"cannot read {specPath}: {ex.Message}", null, ExitCode.SpecInvalid, ex);
+            throw new KilnException("KILN2003", $"cannot read {specPath}: {ex.Message}", null, ExitCode.SpecInvalid, ex);
         }
         var display = Path.GetRelativePath(Environment.CurrentDirectory, specPath);
         if (display.StartsWith("..", StringComparison.Ordinal)) display = specPath;
@@ -43,7 +43,7 @@ internal sealed class Project
         {
             var full = Path.GetFullPath(file, dir is null ? Environment.CurrentDirectory : Path.GetFullPath(dir));
             if (!File.Exists(full))
-                throw new KilnException("KILN1004", $"{file} does not exist", "give the path of a kiln.yaml with -f", ExitCode.SpecInvalid);
+                throw new KilnException("KILN2004", $"{file} does not exist", "give the path of a kiln.yaml with -f", ExitCode.SpecInvalid);
             return full;
         }
         var start = Path.GetFullPath(dir ?? Environment.CurrentDirectory);
@@ -52,7 +52,7 @@ internal sealed class Project
             var candidate = Path.Combine(d.FullName, "kiln.yaml");
             if (File.Exists(candidate)) return candidate;
         }
-        throw new KilnException("KILN1005", $"no kiln.yaml in {start}{(dir is null ? " or any folder above it" : "")}",
+        throw new KilnException("KILN2005", $"no kiln.yaml in {start}{(dir is null ? " or any folder above it" : "")}",
             "run kiln inside a project, or name one with -C DIR (see examples/iris)", ExitCode.SpecInvalid);
     }
 

@@ -36,17 +36,16 @@ internal static class ProjectState
         return held;
     }
 
-    /// <summary>Opens the project's ledger, refusing to start an empty one silently beside a store that has content (a deleted
-    /// ledger.db would otherwise lose the history without a word).</summary>
-    public static SqliteLedger OpenLedger(string stateDir)
+    /// <summary>Refuses to let a ledger be opened (and so created empty) silently beside a store that has content (a deleted
+    /// ledger.db would otherwise lose the history without a word). <see cref="KilnServices.OpenLedger"/> calls it.</summary>
+    public static void GuardMissingLedger(string path)
     {
-        var path = Path.Combine(stateDir, "ledger.db");
+        var stateDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         if (!File.Exists(path) && !Program.NewLedger && StoreHasContent(stateDir))
             throw new KilnException(MissingLedgerCode,
                 $"the ledger {path} is missing, but the content store beside it ({Path.Combine(stateDir, "store")}) has content: the record of every run made here is gone",
                 $"restore {path} from a backup if you have one; or, to keep the store's blobs and start a new, empty history, run the command again with --new-ledger",
                 ExitCode.StorageFailed);
-        return SqliteLedger.Open(path);
     }
 
     private static bool StoreHasContent(string stateDir)

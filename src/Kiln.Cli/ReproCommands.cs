@@ -16,7 +16,7 @@ internal static class ReproCommands
 {
     private const int Reproduced = 0, Diverged = 1, CannotReproduce = 2;
 
-    public static Command CreateRepro()
+    public static Command CreateRepro(KilnServices services)
     {
         var run = new Argument<string>("run") { Description = "The run to re-execute (id or unique prefix; 'kiln runs' lists them)." };
         var verify = new Option<bool>("--verify") { Description = "Compare every output with the recorded one (bitwise, or by the stage's verify: rules) and exit 1 when any diverges." };
@@ -30,7 +30,7 @@ internal static class ReproCommands
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            var result = await ReproduceAsync(project, parse.GetValue(run)!, parse.GetValue(jobs), parse.GetValue(keep), RunRecord.ReproCommand, parse.GetValue(quiet), ct);
+            var result = await ReproduceAsync(services, project, parse.GetValue(run)!, parse.GetValue(jobs), parse.GetValue(keep), RunRecord.ReproCommand, parse.GetValue(quiet), ct);
             if (result.Code != Reproduced && result.Result is null) return result.Code;
             PrintVerdicts(result.Result!, parse.GetValue(verify));
             if (!parse.GetValue(verify)) return result.Result!.Outcome.Status == RunStatus.Succeeded ? 0 : (int)ExitCode.StageFailed;
@@ -39,7 +39,7 @@ internal static class ReproCommands
         return cmd;
     }
 
-    public static Command CreateVerify()
+    public static Command CreateVerify(KilnServices services)
     {
         var run = new Argument<string?>("run") { Description = "The run to verify. Default: the last succeeded run.", Arity = ArgumentArity.ZeroOrOne };
         var json = new Option<bool>("--json") { Description = "Print the verdicts as JSON." };
@@ -56,11 +56,11 @@ internal static class ReproCommands
             var runId = parse.GetValue(run);
             if (runId is null)
             {
-                using var ledger = ProjectState.OpenLedger(project.StateDir);
+                using var ledger = services.OpenLedger(project.LedgerPath);
                 runId = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded && r.Verifies is null)?.Id
-                        ?? throw new KilnException("KILN5004", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'", (ExitCode)CannotReproduce);
+                        ?? throw new KilnException("KILN2050", "there is no succeeded run to verify", "run the pipeline first with 'kiln run'"); // exit 2: cannot reproduce
             }
-            var result = await ReproduceAsync(project, runId, parse.GetValue(jobs), keep: false, RunRecord.VerifyCommand, parse.GetValue(quiet), ct);
+            var result = await ReproduceAsync(services, project, runId, parse.GetValue(jobs), keep: false, RunRecord.VerifyCommand, parse.GetValue(quiet), ct);
             if (result.Result is not null)
             {
                 if (parse.GetValue(json))
@@ -82,14 +82,14 @@ internal static class ReproCommands
 
     private sealed record Attempt(int Code, ReproResult? Result, IReadOnlyList<string> Problems);
 
-    private static async Task<Attempt> ReproduceAsync(Project project, string runId, int jobs, bool keep, string command, bool quiet, CancellationToken ct)
+    private static async Task<Attempt> ReproduceAsync(KilnServices services, Project project, string runId, int jobs, bool keep, string command, bool quiet, CancellationToken ct)
     {
-        using var engine = new DockerEngine();
+        var engine = services.Engine;
         await engine.PingAsync(ct);
-        using var ledger = ProjectState.OpenLedger(project.StateDir);
+        using var ledger = services.OpenLedger(project.LedgerPath);
         var original = await ledger.GetRunAsync(runId, ct)
                        ?? throw new KilnException("KILN5001", $"no run '{runId}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
-        var cache = new StageCache(project.StateDir);
+        var cache = services.OpenStageCache(project.StateDir);
         var plan = await Reproducer.PlanAsync(original, cache, engine, ct);
         if (plan.Problems.Count > 0)
         {

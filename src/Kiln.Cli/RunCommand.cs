@@ -12,7 +12,7 @@ namespace Kiln.Cli;
 
 internal static class RunCommand
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var stages = new Argument<string[]>("stages")
         {
@@ -42,30 +42,30 @@ internal static class RunCommand
         cmd.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(jobs) < 1)
-                throw new KilnException("KILN6401", "--jobs must be at least 1", null, ExitCode.Usage);
+                throw new KilnException("KILN0401", "--jobs must be at least 1", null, ExitCode.Usage);
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var targets = parse.GetValue(stages) ?? [];
             project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
-            RunName = parse.GetValue(name);
-            RunTags = parse.GetValue(tags) ?? [];
             using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
-            return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
+            return await RunAsync(services, project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash),
+                parse.GetValue(name), parse.GetValue(tags) ?? [], ct);
         });
         return cmd;
     }
 
-    private static async Task<int> RunAsync(Project project, string[] targets, int jobs, bool quiet, bool force, bool rehash, CancellationToken ct)
+    private static async Task<int> RunAsync(KilnServices services, Project project, string[] targets, int jobs, bool quiet, bool force, bool rehash,
+        string? runName, string[] runTags, CancellationToken ct)
     {
         var spec = project.Spec;
         foreach (var t in targets) spec.Stage(t); // unknown stage → clear error before anything starts
         var graph = new PipelineGraph(spec.Stages);
         var selected = targets.Length > 0 ? graph.WithAncestors(targets) : spec.Stages.Select(s => s.Name).ToHashSet();
 
-        using var engine = new DockerEngine();
+        var engine = services.Engine;
         var info = await engine.PingAsync(ct);
         Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
 
-        using var ledger = ProjectState.OpenLedger(project.StateDir);
+        using var ledger = services.OpenLedger(project.LedgerPath);
         var host = Environment.MachineName;
         foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
         {
@@ -73,7 +73,7 @@ internal static class RunCommand
             Output.Out.MarkupLine($"[yellow]run {abandoned} had been killed; recorded as interrupted{(removed > 0 ? $", removed {removed} leftover container(s)" : "")}[/]");
         }
 
-        var images = await EnvironmentSetup.EnsureAsync(engine, project,
+        var images = await EnvironmentSetup.EnsureAsync(services, project,
             spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, jobs, ct);
 
         var (commit, dirty) = Project.GitState(project.Dir);
@@ -90,12 +90,12 @@ internal static class RunCommand
             Host: host,
             Pid: Environment.ProcessId,
             KilnVersion: Version,
-            Name: RunName,
-            Tags: RunTags,
+            Name: runName,
+            Tags: runTags,
             ParamsJson: spec.Params.Root.ToJsonString());
 
         var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
-        var cache = new StageCache(project.StateDir, rehash);
+        var cache = services.OpenStageCache(project.StateDir, rehash);
         var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
             ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null), ct);
 
@@ -108,9 +108,6 @@ internal static class RunCommand
         };
     }
 
-    private static string? RunName;
-    private static string[] RunTags = [];
-
     /// <summary>Applies -p key=value overrides to the spec's params; each key must already exist.</summary>
     internal static Project ApplyOverrides(Project project, IReadOnlyList<string> overrides)
     {
@@ -120,10 +117,10 @@ internal static class RunCommand
         {
             var eq = item.IndexOf('=');
             if (eq <= 0)
-                throw new KilnException("KILN6402", $"'-p {item}' is not key=value", "e.g.  -p train.C=0.5", ExitCode.Usage);
+                throw new KilnException("KILN0402", $"'-p {item}' is not key=value", "e.g.  -p train.C=0.5", ExitCode.Usage);
             var key = item[..eq];
             if (spec.ParamsFile is null || !parameters.TryGet(key, out var old) || old is System.Text.Json.Nodes.JsonObject)
-                throw new KilnException("KILN1030", $"-p {key}: there is no such param{(spec.ParamsFile is null ? " (the project has no params file)" : $" value in {spec.ParamsFile}")}",
+                throw new KilnException("KILN2030", $"-p {key}: there is no such param{(spec.ParamsFile is null ? " (the project has no params file)" : $" value in {spec.ParamsFile}")}",
                     "override an existing leaf key, e.g. -p train.C=0.5; 'kiln validate' shows the spec", ExitCode.SpecInvalid);
             parameters = parameters.With(key, ParseValue(item[(eq + 1)..]));
         }

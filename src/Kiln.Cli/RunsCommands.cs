@@ -8,7 +8,7 @@ namespace Kiln.Cli;
 
 internal static class RunsCommands
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var limit = new Option<int>("--limit", "-n") { Description = "How many runs to list, newest first (after filtering).", DefaultValueFactory = _ => 20 };
         var tag = new Option<string?>("--tag") { Description = "Only runs with this tag." };
@@ -23,7 +23,7 @@ internal static class RunsCommands
         runs.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var found = new List<RunDetails>();
             var hidden = 0;
             foreach (var r in await ledger.ListRunsAsync(int.MaxValue, ct))
@@ -40,7 +40,7 @@ internal static class RunsCommands
                 foreach (var p in parse.GetValue(param) ?? [])
                 {
                     var eq = p.IndexOf('=');
-                    if (eq <= 0) throw new KilnException("KILN6403", $"--param {p} is not key=value", "e.g.  --param train.C=0.5", ExitCode.Usage);
+                    if (eq <= 0) throw new KilnException("KILN0403", $"--param {p} is not key=value", "e.g.  --param train.C=0.5", ExitCode.Usage);
                     ok &= ps.TryGetValue(p[..eq], out var v) && (RunQueries.Text(v) == p[(eq + 1)..]
                           || (RunQueries.Number(v) is { } a && double.TryParse(p[(eq + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var b) && a == b));
                 }
@@ -92,10 +92,10 @@ internal static class RunsCommands
         diff.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var ra = await Get(ledger, project, parse.GetValue(a)!, ct);
             var rb = await Get(ledger, project, parse.GetValue(b)!, ct);
-            var cache = new Kiln.Engine.StageCache(project.StateDir);
+            var cache = services.OpenStageCache(project.StateDir);
             var lines = await RunDiff.DiffAsync(ra, rb, cache, ct);
             Output.Out.MarkupLine($"[bold]{Markup.Escape(ra.Run.Id)}[/] → [bold]{Markup.Escape(rb.Run.Id)}[/]");
             if (lines.Count == 0) Output.Out.WriteLine("  no difference in params, metrics, images, code, inputs, keys or outputs");
@@ -119,7 +119,7 @@ internal static class RunsCommands
         plot.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var metric = parse.GetValue(metricArg)!;
             var runsMetrics = new List<(string Label, SortedDictionary<string, System.Text.Json.Nodes.JsonNode?> Metrics)>();
             foreach (var r in (await ledger.ListRunsAsync(int.MaxValue, ct)).Reverse())
@@ -153,7 +153,7 @@ internal static class RunsCommands
         show.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = ProjectState.OpenLedger(project.StateDir);
+            using var ledger = services.OpenLedger(project.LedgerPath);
             var runId = parse.GetValue(id)!;
             var details = await ledger.GetRunAsync(runId, ct)
                           ?? throw new KilnException("KILN5001", $"no run '{runId}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);

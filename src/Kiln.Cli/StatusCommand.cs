@@ -11,7 +11,7 @@ namespace Kiln.Cli;
 
 internal static class StatusCommand
 {
-    public static Command Create()
+    public static Command Create(KilnServices services)
     {
         var json = new Option<bool>("--json") { Description = "Print the status as JSON (one object per stage: stage, state, reasons, key)." };
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache." };
@@ -33,12 +33,12 @@ internal static class StatusCommand
             Dictionary<string, Digest?> images;
             List<(string Env, string Why)> lockMismatches;
             using (Profiler.Time("environments: resolve images"))
-                (images, lockMismatches) = await ResolveImagesAsync(project, ct);
+                (images, lockMismatches) = await ResolveImagesAsync(services, project, ct);
             foreach (var (env, why) in lockMismatches)
                 Output.Err.MarkupLine($"[yellow]environment '{Markup.Escape(env)}' no longer matches kiln.lock: {Markup.Escape(why)}; 'kiln run' refuses to run until 'kiln env build' updates the lock[/]");
             StageCache cache;
             using (Profiler.Time("stat cache: wait for it"))
-                cache = new StageCache(project.StateDir, await statCache);
+                cache = services.OpenStageCache(project.StateDir, await statCache);
             IReadOnlyList<StageStatusInfo> status;
             using (Profiler.Time("status: compute"))
                 status = await PipelineStatus.ComputeAsync(spec, project.Dir, images, cache, ct);
@@ -141,22 +141,22 @@ internal static class StatusCommand
     /// image over its Unix socket (<see cref="SocketImageInspector"/>, milliseconds) instead of starting Docker.DotNet
     /// (~0.3 s of JIT). When that answer is unclear — no socket, another endpoint kind, an unexpected response — it asks
     /// again through <see cref="DockerEngine"/>, which pings first and reports an unavailable engine as before.</summary>
-    private static async Task<(Dictionary<string, Digest?>, List<(string Env, string Why)>)> ResolveImagesAsync(Project project, CancellationToken ct)
+    private static async Task<(Dictionary<string, Digest?>, List<(string Env, string Why)>)> ResolveImagesAsync(KilnServices services, Project project, CancellationToken ct)
     {
         if (SocketImageInspector.For() is { } inspector)
         {
             try
             {
-                return await EnvironmentSetup.ResolveAsync(inspector, project, ct);
+                return await EnvironmentSetup.ResolveAsync(services, inspector, project, ct);
             }
             catch (SocketImageInspector.EngineAnswerUnclear ex)
             {
                 if (Profiler.Enabled) Console.Error.WriteLine($"[profile] engine: plain socket answer unclear ({ex.Message}); asking through Docker.DotNet");
             }
         }
-        using var engine = new DockerEngine();
+        var engine = services.Engine;
         using (Profiler.Time("engine: start and ping"))
             await engine.PingAsync(ct);
-        return await EnvironmentSetup.ResolveAsync(engine, project, ct);
+        return await EnvironmentSetup.ResolveAsync(services, engine, project, ct);
     }
 }

@@ -21,6 +21,8 @@ public enum ExitCode
     PortabilityFailed = 7,
     /// <summary>Another kiln command holds the project lock (.kiln/lock) and --no-wait was given.</summary>
     ProjectBusy = 8,
+    /// <summary>A promotion gate refused.</summary>
+    GateRefused = 9,
     /// <summary>kiln fsck found damage: a blob whose content does not match its digest, or one a recorded run needs is missing.</summary>
     DamageFound = 10,
     /// <summary>The command line itself is wrong.</summary>
@@ -31,13 +33,20 @@ public enum ExitCode
     Interrupted = 130,
 }
 
-/// <summary>An error meant for the user: a code (KILNnnnn), what failed, what to do next.</summary>
+/// <summary>An error meant for the user: a code (KILNnnnn, from <see cref="ErrorCatalog"/>), what failed, what to do next.</summary>
 public class KilnException : Exception
 {
     public string Code { get; }
     public string? Hint { get; }
     public ExitCode ExitCode { get; }
 
+    /// <summary>An error whose exit code is the catalog's for <paramref name="code"/> (and its hint too, when none is given).</summary>
+    public KilnException(string code, string message, string? hint = null, Exception? inner = null)
+        : this(code, message, hint ?? ErrorCatalog.Find(code)?.Hint, ErrorCatalog.ExitCodeOf(code), inner)
+    {
+    }
+
+    /// <summary>An error with an explicit exit code; a test checks that it is the catalog's for <paramref name="code"/>.</summary>
     public KilnException(string code, string message, string? hint, ExitCode exitCode, Exception? inner = null)
         : base(message, inner)
     {
@@ -60,7 +69,7 @@ public sealed class SpecException : KilnException
     public IReadOnlyList<SpecError> Errors { get; }
 
     public SpecException(IReadOnlyList<SpecError> errors)
-        : base("KILN1001",
+        : base("KILN2001",
             $"{errors.Count} error{(errors.Count == 1 ? "" : "s")} in {errors[0].File}:\n" + string.Join("\n", errors.Select(e => "  " + e.ToString().Replace("\n", "\n  "))),
             "fix the errors above and run again; 'kiln validate' checks the spec without running anything",
             ExitCode.SpecInvalid)

@@ -103,7 +103,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         }
         catch (DockerImageNotFoundException ex)
         {
-            throw new KilnException("KILN3002", $"the image {spec.Image} is not in the engine",
+            throw new KilnException("KILN4001", $"the image {spec.Image} is not in the engine",
                 "build the environment again with 'kiln env build'", ExitCode.EnvironmentBuildFailed, ex);
         }
         catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)

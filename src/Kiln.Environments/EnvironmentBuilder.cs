@@ -413,8 +413,7 @@ public sealed class EnvironmentBuilder
         Wheelhouse wheelhouse, IReadOnlyList<LockedWheel>? lockedWheels, long sde, WorkDir work, CancellationToken ct)
     {
         if (_containers is null)
-            throw new KilnException("KILN4036", $"environment '{env.Name}' has pip requirements, and pip runs in a container, but no container engine was given",
-                "this is a Kiln bug: the CLI always passes the engine", ExitCode.Internal);
+            throw new InvalidOperationException($"environment '{env.Name}' has pip requirements, and pip runs in a container, but no container engine was given (the CLI always passes the engine)");
         var started = Stopwatch.StartNew();
         var pipDir = Path.Combine(work.Path, "pip");
         Directory.CreateDirectory(pipDir);

@@ -156,7 +156,7 @@ public class PipelineGraphTests
             Stage("a", deps: ["b/x"], outs: ["a/"]),
             Stage("b", deps: ["a/y"], outs: ["b/"]),
         ]));
-        Assert.Equal("KILN1002", ex.Code);
+        Assert.Equal("KILN2002", ex.Code);
         Assert.Contains("a → b → a", ex.Message);
     }
 

@@ -908,7 +908,7 @@ public class SpecLoaderErrorTests
             "  a:",                    // 6
             "    run: echo",           // 7
             "    network: maybe")));   // 8
-        Assert.Equal("KILN1001", ex.Code);
+        Assert.Equal("KILN2001", ex.Code);
         Assert.Equal(ExitCode.SpecInvalid, ex.ExitCode);
         Assert.StartsWith("2 errors in kiln.yaml:", ex.Message);
         Assert.Contains("kiln.yaml:6:3: stage 'a' has no 'env'", ex.Message);

@@ -66,8 +66,8 @@ public sealed class LockCliTests(EngineFixture engine, ITestOutputHelper output)
             File.Copy(project.Path("kiln.lock"), project.Path("old.lock"));
             project.Write("kiln.yaml", Spec(name, "tree"));
             var run = Kiln(project, "run");
-            Assert.Equal(4, run.ExitCode);
-            Assert.Contains("KILN4023", run.Err);
+            Assert.Equal(2, run.ExitCode);
+            Assert.Contains("KILN2023", run.Err);
             Assert.Contains("+tree", run.Err);
             Assert.DoesNotContain("Hello, world", run.All);
             var status = Kiln(project, "status");

@@ -75,7 +75,7 @@ public sealed class LockFileTests
     public void AnUnreadableLockIsAClearError()
     {
         var ex = Assert.Throws<KilnException>(() => LockFile.Parse("{ \"kilnLock\": 1, ", "kiln.lock"));
-        Assert.Equal("KILN4020", ex.Code);
+        Assert.Equal("KILN2020", ex.Code);
         Assert.Contains("kiln.lock", ex.Message);
 
         var future = Assert.Throws<KilnException>(() => LockFile.Parse("{ \"kilnLock\": 9, \"project\": \"p\", \"environments\": {} }", "kiln.lock"));

@@ -132,7 +132,7 @@ public sealed class PipLockTests
     {
         var text = new LockFile("p", new Dictionary<string, LockedEnvironment> { ["py"] = WheelProject.Locked(WheelProject.Env("tinypkg"), Wheel("tinypkg", "1.0", '1')) })
             .Serialize().Replace("tinypkg==1.0 --hash", "tinypkg 1.0 --hash");
-        Assert.Equal("KILN4020", Assert.Throws<KilnException>(() => LockFile.Parse(text, "kiln.lock")).Code);
+        Assert.Equal("KILN2020", Assert.Throws<KilnException>(() => LockFile.Parse(text, "kiln.lock")).Code);
     }
 
     [Fact]

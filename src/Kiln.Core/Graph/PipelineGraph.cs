@@ -27,7 +27,7 @@ public sealed class PipelineGraph
 
         var cycle = FindCycle(stages, _upstream);
         if (cycle is not null)
-            throw new KilnException("KILN1002", $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
+            throw new KilnException("KILN2002", $"the stages form a cycle: {string.Join(" → ", cycle.Append(cycle[0]))}",
                 "remove one of the deps in the cycle", ExitCode.SpecInvalid);
         Order = TopologicalOrder(stages, _upstream, _downstream);
     }

@@ -12,7 +12,7 @@ public sealed record ProjectSpec(
 {
     public StageSpec Stage(string name) =>
         Stages.FirstOrDefault(s => s.Name == name)
-        ?? throw new KilnException("KILN1010", $"no stage named '{name}' in {File}",
+        ?? throw new KilnException("KILN5007", $"no stage named '{name}' in {File}",
             $"stages are: {string.Join(", ", Stages.Select(s => s.Name))}", ExitCode.NotFound);
 }
 

@@ -222,7 +222,7 @@ public sealed class ContainerMmdebstrap(IContainerRuntime containers, string ima
             if (result.ExitCode != 0)
                 throw Mmdebstrap.Failed((int)result.ExitCode, tail, $"in the builder container {image}");
         }
-        catch (KilnException ex) when (ex.Code == "KILN3002")
+        catch (KilnException ex) when (ex.Code == "KILN4001")
         {
             throw new KilnException("KILN4014", $"the builder image {image} (a Debian image with mmdebstrap) is not in the engine",
                 "make it once: docker build -t kiln/mmdebstrap:bookworm - <<< $'FROM debian:bookworm\\nRUN apt-get update && apt-get install -y mmdebstrap' " +

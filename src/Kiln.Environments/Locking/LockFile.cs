@@ -261,6 +261,6 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
     }
 
     private static KilnException Invalid(string file, string why, Exception? inner) => new(
-        "KILN4020", $"{file} cannot be read: {why}",
+        "KILN2020", $"{file} cannot be read: {why}",
         "restore it from version control, or delete it and run 'kiln env build' to write a new one", ExitCode.SpecInvalid, inner);
 }

@@ -82,8 +82,7 @@ public static class PipInstall
         foreach (var (name, version, file) in ParseReport(reportJson))
         {
             var wheel = wheelhouse.Wheels.FirstOrDefault(w => w.FileName == file)
-                        ?? throw new KilnException("KILN4034", $"pip installed {name} {version} from '{file}', which is not a wheel of the wheelhouse '{wheelhouse.RelativePath}'",
-                            "this is a Kiln bug: pip was told to use the wheelhouse only", ExitCode.Internal);
+                        ?? throw new InvalidOperationException($"pip installed {name} {version} from '{file}', which is not a wheel of the wheelhouse '{wheelhouse.RelativePath}' (pip was told to use the wheelhouse only)");
             wheels.Add(new LockedWheel(name, version, wheel.Sha256));
         }
         return wheels.OrderBy(w => w.Name, StringComparer.Ordinal).ToList();

@@ -169,7 +169,7 @@ public sealed class CapsuleImporter(ImportTarget target)
             catch (Exception again) when (again is KilnException or IOException or InvalidOperationException)
             {
             }
-            throw new KilnException("KILN7215", $"recording the imported run {r.Id} in the ledger failed: {e.Message}",
+            throw new KilnException("KILN6215", $"recording the imported run {r.Id} in the ledger failed: {e.Message}",
                 $"the run is left in the ledger marked interrupted; import into a fresh project folder, or ignore that record", ExitCode.StorageFailed, e);
         }
     }

@@ -78,7 +78,7 @@ public sealed partial record RegistryTarget(string Registry, string Path)
     }
 
     private static KilnException Usage(string text, string hint) =>
-        new("KILN7107", $"'{text}' is not a registry repository", hint, ExitCode.Usage);
+        new("KILN0107", $"'{text}' is not a registry repository", hint, ExitCode.Usage);
 
     [GeneratedRegex(@"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")]
     private static partial Regex HostPattern();

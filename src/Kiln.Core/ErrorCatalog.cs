@@ -1,0 +1,148 @@
+namespace Kiln.Core;
+
+/// <summary>One error Kiln reports: its code, the exit code it ends the process with, what it means in one line,
+/// the usual next step, and the code it had before the catalog renumbered it (null when unchanged or new).</summary>
+public sealed record ErrorInfo(string Code, ExitCode ExitCode, string Meaning, string Hint, string? Was = null);
+
+/// <summary>Every error code Kiln throws, in one table: code → exit code → one-line meaning → hint.
+/// The first digit of <c>KILNdnnn</c> is the exit code (usage errors, exit 64, are <c>KILN0nnn</c>).
+/// <c>docs/errors.md</c> is generated from this table, and tests in Kiln.Core.Tests fail when a code under src/ is
+/// missing here, when a first digit and an exit code disagree, or when the docs or the README's exit-code table are stale.</summary>
+/// <remarks>Adding an error is one line in <see cref="All"/>; then run the Kiln.Core tests with
+/// <c>KILN_REGENERATE_DOCS=1</c> to rewrite docs/errors.md. A message at the throw site says the specifics (which file,
+/// which digest); the meaning here says the kind. Never reuse a retired code for another meaning.</remarks>
+public static class ErrorCatalog
+{
+    /// <summary>What each exit code means (the README's and <c>kiln --help</c>'s exit-code tables list exactly these).</summary>
+    public static IReadOnlyList<(ExitCode Code, string Meaning)> ExitCodes { get; } =
+    [
+        (ExitCode.Ok, "success"),
+        (ExitCode.StageFailed, "a stage failed (its dependents were not run)"),
+        (ExitCode.SpecInvalid, "`kiln.yaml` (or its params file or `kiln.lock`) is invalid, or `kiln.yaml` no longer matches `kiln.lock`; every spec error is listed with file:line:column (`kiln repro` / `kiln verify`: the run cannot be reproduced)"),
+        (ExitCode.EngineUnavailable, "no Docker Engine answers"),
+        (ExitCode.EnvironmentBuildFailed, "an environment could not be built"),
+        (ExitCode.NotFound, "a named run, stage or environment does not exist"),
+        (ExitCode.StorageFailed, "the ledger or the store under `.kiln/` could not be read or written"),
+        (ExitCode.PortabilityFailed, "a push, pull, export or import failed (registry error, digest mismatch, refused capsule); nothing was half done"),
+        (ExitCode.ProjectBusy, "another kiln command holds the project lock and `--no-wait` was given"),
+        (ExitCode.GateRefused, "a promotion gate refused"),
+        (ExitCode.DamageFound, "`kiln fsck` found damage"),
+        (ExitCode.Usage, "the command line is wrong"),
+        (ExitCode.Internal, "internal error (a bug in Kiln)"),
+        (ExitCode.Interrupted, "interrupted (Ctrl-C); containers are removed, the run is recorded as interrupted"),
+    ];
+
+    /// <summary>Every error code, ordered by code.</summary>
+    public static IReadOnlyList<ErrorInfo> All { get; } =
+    [
+        // 0nnn: the command line is wrong (exit 64)
+        new("KILN0107", ExitCode.Usage, "a registry target is not REGISTRY/REPO", "e.g. --to 127.0.0.1:5000/iris", "KILN7107"),
+        new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
+        new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
+        new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
+
+        // 1nnn: a stage failed (exit 1)
+        new("KILN1020", ExitCode.StageFailed, "a stage's code or input does not exist and no upstream stage makes it", "restore the file(s), or run the upstream stage that makes them"),
+        new("KILN1021", ExitCode.StageFailed, "an input changed while the run was reading it", "run again once nothing is writing to the project's inputs"),
+
+        // 2nnn: kiln.yaml, its params file or kiln.lock is invalid (exit 2)
+        new("KILN2001", ExitCode.SpecInvalid, "kiln.yaml (or its params file) has errors, each listed with file:line:column", "fix them; 'kiln validate' checks the spec without running anything", "KILN1001"),
+        new("KILN2002", ExitCode.SpecInvalid, "the stages form a cycle", "remove one of the deps that close the cycle", "KILN1002"),
+        new("KILN2003", ExitCode.SpecInvalid, "the spec file cannot be read", "check that it exists and is readable by this user", "KILN1003"),
+        new("KILN2004", ExitCode.SpecInvalid, "the spec file named with -f does not exist", "give the path of a kiln.yaml with -f", "KILN1004"),
+        new("KILN2005", ExitCode.SpecInvalid, "no kiln.yaml in the folder or any folder above it", "run kiln in a project folder, or name it with -C DIR or -f FILE", "KILN1005"),
+        new("KILN2020", ExitCode.SpecInvalid, "kiln.lock cannot be read", "restore it from version control, or delete it and run 'kiln env build' to write a new one", "KILN4020"),
+        new("KILN2023", ExitCode.SpecInvalid, "kiln.yaml no longer matches kiln.lock; nothing was run", "run 'kiln env build' to update kiln.lock (then commit it), or restore kiln.yaml", "KILN4023"),
+        new("KILN2030", ExitCode.SpecInvalid, "a 'kiln run -p' override names a param the params file does not have", "override an existing leaf key; 'kiln validate' shows the spec", "KILN1030"),
+        new("KILN2050", ExitCode.SpecInvalid, "kiln verify: there is no succeeded run to verify (cannot reproduce)", "run the pipeline first with 'kiln run'", "KILN5004 (kiln verify with no succeeded run)"),
+
+        // 3nnn: no Docker Engine answers (exit 3)
+        new("KILN3001", ExitCode.EngineUnavailable, "no Docker Engine answers", "start the engine ('scripts/setup-engine.sh'), or point DOCKER_HOST at a running one; a non-root user must be in the 'docker' group"),
+
+        // 4nnn: an environment could not be built (exit 4)
+        new("KILN4001", ExitCode.EnvironmentBuildFailed, "a stage's image is not in the engine", "build the environment again with 'kiln env build'", "KILN3002"),
+        new("KILN4002", ExitCode.EnvironmentBuildFailed, "a Dockerfile build failed", "see the build output above"),
+        new("KILN4003", ExitCode.EnvironmentBuildFailed, "a Dockerfile build reported no error but produced no image", "build it again; report a bug if it persists"),
+        new("KILN4004", ExitCode.EnvironmentBuildFailed, "importing a root file system into the engine failed", "see the engine's error; check its disk space"),
+        new("KILN4005", ExitCode.EnvironmentBuildFailed, "the engine imported nothing", "build it again; report a bug if it persists"),
+        new("KILN4006", ExitCode.EnvironmentBuildFailed, "the engine refused an image archive Kiln wrote", "see the engine's error; check its disk space"),
+        new("KILN4007", ExitCode.EnvironmentBuildFailed, "the engine loaded an image with another ID than the one Kiln wrote", "report this as a Kiln bug, with the engine's version"),
+        new("KILN4008", ExitCode.EnvironmentBuildFailed, "reading an image's package inventory failed", "check that the image has a shell and dpkg; see the error"),
+        new("KILN4010", ExitCode.EnvironmentBuildFailed, "mmdebstrap cannot run here and no container engine was given", "run on Linux with mmdebstrap installed, or with a Docker Engine"),
+        new("KILN4011", ExitCode.EnvironmentBuildFailed, "mmdebstrap failed", "see its output; check the mirror (KILN_DEBIAN_MIRROR) and the package names"),
+        new("KILN4012", ExitCode.EnvironmentBuildFailed, "the Debian mirror no longer has a pinned package version", "point KILN_DEBIAN_MIRROR at a snapshot.debian.org date that has it, or 'kiln env build --update'"),
+        new("KILN4013", ExitCode.EnvironmentBuildFailed, "an apt package does not exist", "check the names under 'apt:' in kiln.yaml"),
+        new("KILN4014", ExitCode.EnvironmentBuildFailed, "the mmdebstrap builder image is not in the engine", "build or pull the builder image the message names"),
+        new("KILN4021", ExitCode.EnvironmentBuildFailed, "a locked environment rebuilt differently: the mirror no longer has the locked versions", "point KILN_DEBIAN_MIRROR at a snapshot that has them, or 'kiln env build --update'"),
+        new("KILN4022", ExitCode.EnvironmentBuildFailed, "a locked environment rebuilt with the locked packages but another image ID", "report this as a Kiln bug; 'kiln env build --update' accepts the new image"),
+        new("KILN4030", ExitCode.EnvironmentBuildFailed, "the wheelhouse is not a folder", "create it, or fix 'wheelhouse:' in kiln.yaml"),
+        new("KILN4031", ExitCode.EnvironmentBuildFailed, "a file in the wheelhouse is not a wheel file name", "remove it, or rename it to name-version[-build]-python-abi-platform.whl"),
+        new("KILN4032", ExitCode.EnvironmentBuildFailed, "the wheelhouse has no wheel for a requirement", "put the wheel and its dependencies' wheels in the wheelhouse (pip runs offline)"),
+        new("KILN4033", ExitCode.EnvironmentBuildFailed, "a wheel in the wheelhouse is not the one kiln.lock pins", "restore the locked wheel, or take the new one with 'kiln env build --update'"),
+        new("KILN4035", ExitCode.EnvironmentBuildFailed, "pip failed", "see pip's output"),
+
+        // 5nnn: a named thing does not exist (exit 5)
+        new("KILN5001", ExitCode.NotFound, "no run with that id", "'kiln runs' lists the recorded runs"),
+        new("KILN5002", ExitCode.NotFound, "a run id prefix matches more than one run", "give more characters of the run id"),
+        new("KILN5003", ExitCode.NotFound, "no environment with that name", "the message lists the environments"),
+        new("KILN5004", ExitCode.NotFound, "an environment is neither in kiln.lock nor built", "build it with 'kiln env build ENV'"),
+        new("KILN5005", ExitCode.NotFound, "the thing to compare with does not exist (no kiln.lock to verify against, no run with that metric)", "the message says what to create first"),
+        new("KILN5006", ExitCode.NotFound, "'kiln env diff' names no environment, lock file or image", "give an environment name, a kiln.lock path, or an image tag or ID"),
+        new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
+        new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
+        new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
+
+        // 6nnn: the ledger or the store could not be read or written (exit 6)
+        new("KILN6001", ExitCode.StorageFailed, "the run ledger cannot be opened, read or written", "the message says why (damaged, locked, read-only, disk full) and what to do"),
+        new("KILN6201", ExitCode.StorageFailed, "the content store has no blob with that digest", "run the stage that produced it again"),
+        new("KILN6202", ExitCode.StorageFailed, "a blob in the content store is corrupt", "delete it and run the stage that produced it again; check the disk"),
+        new("KILN6203", ExitCode.StorageFailed, "a path to hash or store does not exist", "check the path in kiln.yaml, or run the stage that produces it first"),
+        new("KILN6204", ExitCode.StorageFailed, "a FIFO, socket or device file where Kiln hashes or stores", "move it out of the declared path"),
+        new("KILN6205", ExitCode.StorageFailed, "a file kept changing while Kiln read it", "stop the process that writes to it, then run kiln again"),
+        new("KILN6206", ExitCode.StorageFailed, "a file could not be read or written", "check permissions and free disk space"),
+        new("KILN6207", ExitCode.StorageFailed, "a stored tree manifest is not valid", "delete the blob and run the stage that produced it again"),
+        new("KILN6208", ExitCode.StorageFailed, "a path is a file where a directory was expected, or the other way round", "name the right kind of path"),
+        new("KILN6215", ExitCode.StorageFailed, "recording an imported run in the ledger failed; nothing was imported", "see the ledger error; fix it and import again", "KILN7215"),
+
+        // 7nnn: a push, pull, export or import failed (exit 7)
+        new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),
+        new("KILN7101", ExitCode.PortabilityFailed, "the registry cannot be reached", "check the address and that the registry is running"),
+        new("KILN7102", ExitCode.PortabilityFailed, "the registry refused the push or pull (authentication or permission)", "log in with 'docker login REGISTRY'"),
+        new("KILN7103", ExitCode.PortabilityFailed, "the registry has no such manifest", "push it first ('kiln push'), or check kiln.lock's digest"),
+        new("KILN7104", ExitCode.PortabilityFailed, "an image to push or export is not in the engine", "build or pull it first"),
+        new("KILN7105", ExitCode.PortabilityFailed, "the engine reported a push or pull done but no digest or image", "try again; report a bug if it persists"),
+        new("KILN7106", ExitCode.PortabilityFailed, "the engine reaches a registry that is not this machine over plain HTTP", "use a registry with TLS, or pass --allow-insecure"),
+        new("KILN7108", ExitCode.PortabilityFailed, "a pulled image is not the image kiln.lock records", "push the environment again from the machine that built it, or fix kiln.lock"),
+        new("KILN7200", ExitCode.PortabilityFailed, "a capsule was refused", "get a fresh copy of the capsule; nothing was imported"),
+        new("KILN7201", ExitCode.PortabilityFailed, "a capsule is malformed (not a capsule, or a member cannot be parsed)", "this file is not a capsule written by 'kiln export', or it was tampered with"),
+        new("KILN7202", ExitCode.PortabilityFailed, "a capsule member has an unsafe path (absolute, '..')", "the capsule was tampered with; nothing was imported"),
+        new("KILN7203", ExitCode.PortabilityFailed, "a capsule holds a link, or a stored tree's link points out of it", "the capsule was tampered with; nothing was imported"),
+        new("KILN7204", ExitCode.PortabilityFailed, "a capsule member does not hash to its digest", "the capsule was changed or damaged: get a fresh copy"),
+        new("KILN7205", ExitCode.PortabilityFailed, "a capsule member does not have its listed size", "the capsule was changed or damaged: get a fresh copy"),
+        new("KILN7206", ExitCode.PortabilityFailed, "a capsule is cut short", "copy it again and compare its sha256 with the sender's"),
+        new("KILN7207", ExitCode.PortabilityFailed, "a capsule holds the same member twice", "the capsule was tampered with; nothing was imported"),
+        new("KILN7208", ExitCode.PortabilityFailed, "a capsule holds a member its manifest does not list", "the capsule was tampered with; nothing was imported"),
+        new("KILN7209", ExitCode.PortabilityFailed, "a capsule lacks something its run needs", "export the run again from a store that has everything"),
+        new("KILN7210", ExitCode.PortabilityFailed, "an import would overwrite something in the target", "import into another folder, or remove what is in the way"),
+        new("KILN7211", ExitCode.PortabilityFailed, "the export's output file exists or is a folder", "name another file with -o, or add --force"),
+        new("KILN7212", ExitCode.PortabilityFailed, "a run cannot be exported: blobs or images it needs are missing", "only a succeeded run whose blobs are still in the store can be exported"),
+        new("KILN7213", ExitCode.PortabilityFailed, "a file is too large to carry as capsule metadata", "keep it smaller than the limit the message gives"),
+        new("KILN7214", ExitCode.PortabilityFailed, "the engine saved another image than the one asked for", "export again once no tag moves"),
+    ];
+
+    /// <summary>Codes that are no longer thrown, and what replaced them (never reuse one).</summary>
+    public static IReadOnlyList<(string Code, string Now)> Retired { get; } =
+    [
+        ("KILN4034", "an internal error (exit 70): pip installed a file that is not a wheel of the wheelhouse, which Kiln forbids it to"),
+        ("KILN4036", "an internal error (exit 70): a caller of the library built a pip environment without a container engine"),
+    ];
+
+    private static readonly Dictionary<string, ErrorInfo> ByCode = All.ToDictionary(e => e.Code, StringComparer.Ordinal);
+
+    /// <summary>The entry of <paramref name="code"/>, or null when the catalog has none.</summary>
+    public static ErrorInfo? Find(string code) => ByCode.GetValueOrDefault(code);
+
+    /// <summary>The exit code of <paramref name="code"/>; <see cref="ExitCode.Internal"/> for a code the catalog lacks
+    /// (a test keeps every code under src/ in the catalog).</summary>
+    public static ExitCode ExitCodeOf(string code) => ByCode.TryGetValue(code, out var e) ? e.ExitCode : ExitCode.Internal;
+}
