@@ -29,6 +29,7 @@ public static class Program
           5   a named run, stage or environment does not exist
           6   the ledger or the store under .kiln/ could not be read or written
           7   a push, pull, export or import failed (registry error, digest mismatch, refused capsule)
+          9   a promotion gate refused (kiln models promote): the gate and the metric's value are named
           64  the command line is wrong
           70  internal error (a bug in Kiln: please report it)
           130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
@@ -75,6 +76,7 @@ public static class Program
         root.Subcommands.Add(PortabilityCommands.CreatePull());
         root.Subcommands.Add(PortabilityCommands.CreateExport());
         root.Subcommands.Add(PortabilityCommands.CreateImport());
+        root.Subcommands.Add(ModelsCommands.Create());
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();

@@ -19,6 +19,12 @@ public enum ExitCode
     /// <summary>A push, pull, export or import failed: the registry refused or was unreachable, a digest did not match,
     /// or a capsule was refused (damaged or hostile). Nothing was half done.</summary>
     PortabilityFailed = 7,
+    /// <summary>Another kiln command holds the project lock and --no-wait was given.</summary>
+    ProjectBusy = 8,
+    /// <summary>A promotion gate refused: the model version's metrics fail a gate its kiln.yaml declares.</summary>
+    GateRefused = 9,
+    /// <summary>kiln fsck found damage.</summary>
+    DamageFound = 10,
     /// <summary>The command line itself is wrong.</summary>
     Usage = 64,
     /// <summary>A bug in Kiln.</summary>
