@@ -77,6 +77,7 @@ public static class Program
         root.Subcommands.Add(PortabilityCommands.CreateExport());
         root.Subcommands.Add(PortabilityCommands.CreateImport());
         root.Subcommands.Add(ModelsCommands.Create());
+        root.Subcommands.Add(ServeCommand.Create());
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();
