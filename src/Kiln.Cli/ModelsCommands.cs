@@ -32,7 +32,7 @@ internal static class ModelsCommands
     private static Command Register()
     {
         var name = NameArg();
-        var from = new Option<string>("--from") { Description = "The run (id or unique prefix) whose output is the model.", Required = true };
+        var from = new Option<string>("--from") { Description = "The run (id, unique prefix, or 'latest': the newest run that succeeded) whose output is the model.", Required = true };
         var path = new Option<string?>("--path") { Description = "The output file of that run (default: the model's 'from: path' in kiln.yaml)." };
         var cmd = new Command("register", "Register a run's output as the next immutable version of a model (the same artifact again returns its existing version).")
         {
@@ -46,7 +46,11 @@ internal static class ModelsCommands
                 ?? throw new KilnException("KILN9109", $"no --path given, and kiln.yaml declares no 'from: path' for model '{model}'",
                     $"name the output: kiln models register {model} --from RUN --path models/model.pkl", ExitCode.Usage);
             using var ledger = SqliteLedger.Open(project.LedgerPath);
-            var (v, created) = await new SqliteModelRegistry(ledger).RegisterAsync(model, parse.GetValue(from)!, output, Actor, DateTimeOffset.UtcNow, ct);
+            var run = parse.GetValue(from)!;
+            if (run == "latest")
+                run = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded)?.Id
+                    ?? throw new KilnException("KILN9111", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
+            var (v, created) = await new SqliteModelRegistry(ledger).RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
                 ? $"registered {v.Model} version {v.Version} ({v.ArtifactDigest}) from run {v.RunId}, stage {v.Stage}"
                 : $"{v.Model} version {v.Version} already holds this artifact ({v.ArtifactDigest}); nothing registered");
