@@ -76,13 +76,15 @@ def datatype(flat):
     raise ValueError("predict returned values that are not all numbers, booleans or strings")
 
 
-def outputs_of(result):
+def outputs_of(result, declared):
     if not isinstance(result, dict):
         result = {"output-0": result}
     outs = []
     for name, value in result.items():
         shape, flat = shape_and_flat(value)
-        outs.append({"name": str(name), "shape": shape, "datatype": datatype(flat) if flat else "FP64", "data": flat})
+        # The datatype the predictor declares in OUTPUTS wins (1.0 and 1 are the same JSON number); else it is inferred.
+        dtype = declared.get(str(name)) or (datatype(flat) if flat else "FP64")
+        outs.append({"name": str(name), "shape": shape, "datatype": dtype, "data": flat})
     return outs
 
 
@@ -100,6 +102,7 @@ def main():
             state = load(os.environ.get("KILN_MODEL_PATH")) if len(inspect.signature(load).parameters) >= 1 else load()
         takes_state = len(inspect.signature(predict).parameters) >= 2
         example = getattr(module, "EXAMPLE", None)
+        declared = {o["name"]: o.get("datatype") for o in (getattr(module, "OUTPUTS", None) or []) if isinstance(o, dict) and "name" in o}
         send({"ok": True, "inputs": getattr(module, "INPUTS", None), "outputs": getattr(module, "OUTPUTS", None), "example": example})
     except BaseException:
         send({"ok": False, "error": traceback.format_exc(limit=5)})
@@ -111,7 +114,7 @@ def main():
         try:
             inputs = {i["name"]: i for i in request["inputs"]}
             result = predict(state, inputs) if takes_state else predict(inputs)
-            send({"ok": True, "outputs": outputs_of(result)})
+            send({"ok": True, "outputs": outputs_of(result, declared)})
         except SystemExit:
             raise
         except BaseException as e:
