@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a Docker Engine (installed and started when none answers and we are root on Debian),
-# mmdebstrap, the NuGet restore, the kiln CLI published to artifacts/kiln and linked as /usr/local/bin/kiln
+# mmdebstrap, the NuGet restore, the kiln CLI (and its inference server) published to artifacts/kiln and linked as /usr/local/bin/kiln
 # (when root; otherwise use scripts/kiln). Safe to run again: it installs nothing that is already there.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,6 +16,9 @@ bash "$here/scripts/setup-engine.sh"
 log "restoring NuGet packages and publishing the kiln CLI to artifacts/kiln"
 dotnet restore "$here/Kiln.sln" --nologo -v quiet >&2
 dotnet publish "$here/src/Kiln.Cli/Kiln.Cli.csproj" -c Release -o "$here/artifacts/kiln" --nologo -v quiet >&2
+# kiln serve puts Kiln's inference server into serving images: self-contained, since environment images have no .NET.
+log "publishing the inference server (self-contained linux-x64) to artifacts/kiln/kiln-serve"
+dotnet publish "$here/src/Kiln.Serving/Kiln.Serving.csproj" -c Release -r linux-x64 --self-contained -o "$here/artifacts/kiln/kiln-serve" --nologo -v quiet >&2
 
 if [[ $(id -u) -eq 0 && -d /usr/local/bin ]]; then
   ln -sf "$here/scripts/kiln" /usr/local/bin/kiln

@@ -14,6 +14,16 @@ if ! command -v skopeo >/dev/null 2>&1; then
     echo "[test] warning: skopeo is missing and cannot be installed here (not root on Debian); the archive check will fail" >&2
   fi
 fi
+# promtool (Debian package prometheus): the serving tests check /metrics with 'promtool check metrics'.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing prometheus (Debian package, for promtool) for the serving tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2; }
+  else
+    echo "[test] warning: promtool is missing and cannot be installed here (not root on Debian); the metrics check will fail" >&2
+  fi
+fi
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"

@@ -91,6 +91,8 @@ public static class Program
         root.Subcommands.Add(PortabilityCommands.CreatePull(services));
         root.Subcommands.Add(PortabilityCommands.CreateExport(services));
         root.Subcommands.Add(PortabilityCommands.CreateImport(services));
+        root.Subcommands.Add(ModelsCommands.Create(services));
+        root.Subcommands.Add(ServeCommand.Create(services));
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();

@@ -213,7 +213,8 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
             return new ImageInfo(Digest.Parse(image.ID),
                 image.Config?.Labels is { } labels ? new Dictionary<string, string>(labels) : new Dictionary<string, string>(),
                 image.Size, new DateTimeOffset(image.Created, TimeSpan.Zero),
-                image.Config?.Env is { } env ? env.ToList() : [], image.RepoTags is { } tags ? tags.ToList() : []);
+                image.Config?.Env is { } env ? env.ToList() : [], image.RepoTags is { } tags ? tags.ToList() : [],
+                image.RootFS?.Layers is { } layers ? layers.Select(Digest.Parse).ToList() : null);
         }
         catch (DockerImageNotFoundException)
         {

@@ -248,7 +248,7 @@ public sealed class SqliteLedger : ILedger
 
     // ---- reading ---------------------------------------------------------------------------------------------------
 
-    private RunRecord? FindRun(SqliteTransaction tx, string idOrPrefix)
+    internal RunRecord? FindRun(SqliteTransaction tx, string idOrPrefix)
     {
         using (var exact = Command(tx, $"SELECT {RunColumns} FROM runs WHERE id = @id", ("@id", idOrPrefix)))
         using (var reader = exact.ExecuteReader())
@@ -283,7 +283,7 @@ public sealed class SqliteLedger : ILedger
         }
     }
 
-    private List<StageRecord> ReadStages(SqliteTransaction tx, string runId)
+    internal List<StageRecord> ReadStages(SqliteTransaction tx, string runId)
     {
         var outputs = new Dictionary<string, List<OutputRecord>>(StringComparer.Ordinal);
         using (var cmd = Command(tx, "SELECT stage, path, digest, size FROM outputs WHERE run_id = @id ORDER BY stage, ord", ("@id", runId)))
@@ -347,13 +347,13 @@ public sealed class SqliteLedger : ILedger
     private T ParseEnum<T>(Dictionary<string, T> values, string text, string column) =>
         values.TryGetValue(text, out var value) ? value : throw LedgerErrors.UnreadableValue(DatabasePath, column, text);
 
-    private Digest ParseDigest(string text, string column) =>
+    internal Digest ParseDigest(string text, string column) =>
         Digest.TryParse(text, out var digest) ? digest : throw LedgerErrors.UnreadableValue(DatabasePath, column, text);
 
-    private Digest? NullableDigest(SqliteDataReader r, int ordinal, string column) =>
+    internal Digest? NullableDigest(SqliteDataReader r, int ordinal, string column) =>
         r.IsDBNull(ordinal) ? null : ParseDigest(r.GetString(ordinal), column);
 
-    private DateTimeOffset ParseTime(string text, string column) =>
+    internal DateTimeOffset ParseTime(string text, string column) =>
         DateTimeOffset.TryParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
             ? t.ToUniversalTime()
             : throw LedgerErrors.UnreadableValue(DatabasePath, column, text);
@@ -403,10 +403,10 @@ public sealed class SqliteLedger : ILedger
 
     /// <summary>One write transaction. BEGIN IMMEDIATE takes the write lock up front, so two processes never deadlock
     /// upgrading read locks; busy_timeout makes the second one wait its turn.</summary>
-    private Task WriteAsync(Action<SqliteTransaction> body, CancellationToken ct) =>
+    internal Task WriteAsync(Action<SqliteTransaction> body, CancellationToken ct) =>
         WriteAsync<object?>(tx => { body(tx); return null; }, ct);
 
-    private Task<T> WriteAsync<T>(Func<SqliteTransaction, T> body, CancellationToken ct) =>
+    internal Task<T> WriteAsync<T>(Func<SqliteTransaction, T> body, CancellationToken ct) =>
         WithConnectionAsync(connection =>
         {
             using var tx = connection.BeginTransaction(deferred: false);
@@ -416,7 +416,7 @@ public sealed class SqliteLedger : ILedger
         }, ct);
 
     /// <summary>One read transaction: all its queries see the same snapshot, even while another process writes.</summary>
-    private Task<T> ReadAsync<T>(Func<SqliteTransaction, T> body, CancellationToken ct) =>
+    internal Task<T> ReadAsync<T>(Func<SqliteTransaction, T> body, CancellationToken ct) =>
         WithConnectionAsync(connection =>
         {
             using var tx = connection.BeginTransaction(deferred: true);
@@ -445,7 +445,7 @@ public sealed class SqliteLedger : ILedger
         }
     }
 
-    private static SqliteCommand Command(SqliteTransaction tx, string sql, params (string Name, object? Value)[] parameters)
+    internal static SqliteCommand Command(SqliteTransaction tx, string sql, params (string Name, object? Value)[] parameters)
     {
         var cmd = tx.Connection!.CreateCommand();
         cmd.Transaction = tx;

@@ -72,6 +72,60 @@ internal static class SqliteSchema
         ALTER TABLE runs ADD COLUMN tags TEXT;
         ALTER TABLE runs ADD COLUMN params TEXT;
         """,
+        // 2 → 3: the model registry (kiln models): immutable versions, append-only alias events, deployments.
+        // Triggers make versions and alias events immutable in the file itself, not only in Kiln's code.
+        """
+        CREATE TABLE model_versions (
+            model           TEXT    NOT NULL,
+            version         INTEGER NOT NULL,
+            artifact_path   TEXT    NOT NULL,
+            artifact_digest TEXT    NOT NULL,
+            artifact_size   INTEGER NOT NULL,
+            run_id          TEXT    NOT NULL,
+            stage           TEXT    NOT NULL,
+            stage_key       TEXT,
+            image_id        TEXT    NOT NULL,
+            metrics         TEXT    NOT NULL,
+            registered_at   TEXT    NOT NULL,
+            registered_by   TEXT    NOT NULL,
+            PRIMARY KEY (model, version)
+        );
+        CREATE INDEX model_versions_digest ON model_versions (model, artifact_digest);
+        CREATE TRIGGER model_versions_immutable BEFORE UPDATE ON model_versions
+            BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END;
+        CREATE TRIGGER model_versions_undeletable BEFORE DELETE ON model_versions
+            BEGIN SELECT RAISE(ABORT, 'model versions are immutable'); END;
+
+        CREATE TABLE model_alias_events (
+            model        TEXT    NOT NULL,
+            seq          INTEGER NOT NULL,
+            alias        TEXT    NOT NULL,
+            from_version INTEGER,
+            to_version   INTEGER NOT NULL,
+            change       TEXT    NOT NULL,
+            actor        TEXT    NOT NULL,
+            at           TEXT    NOT NULL,
+            reason       TEXT,
+            PRIMARY KEY (model, seq),
+            FOREIGN KEY (model, to_version) REFERENCES model_versions (model, version)
+        );
+        CREATE TRIGGER model_alias_events_append_only BEFORE UPDATE ON model_alias_events
+            BEGIN SELECT RAISE(ABORT, 'alias events are append-only'); END;
+        CREATE TRIGGER model_alias_events_undeletable BEFORE DELETE ON model_alias_events
+            BEGIN SELECT RAISE(ABORT, 'alias events are append-only'); END;
+
+        CREATE TABLE deployments (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            model    TEXT    NOT NULL,
+            version  INTEGER NOT NULL,
+            alias    TEXT,
+            image_id TEXT    NOT NULL,
+            at       TEXT    NOT NULL,
+            outcome  TEXT    NOT NULL,
+            detail   TEXT,
+            FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+        );
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -42,7 +42,7 @@ public interface IImageRuntime
 public sealed record RuntimeInfo(string ServerVersion, string ApiVersion, string OperatingSystem, int Cpus, long MemoryBytes);
 
 public sealed record ImageInfo(Digest Id, IReadOnlyDictionary<string, string> Labels, long Size, DateTimeOffset Created,
-    IReadOnlyList<string>? Env = null, IReadOnlyList<string>? RepoTags = null);
+    IReadOnlyList<string>? Env = null, IReadOnlyList<string>? RepoTags = null, IReadOnlyList<Digest>? DiffIds = null);
 
 public sealed record ImageBuildRequest(
     string Dockerfile,

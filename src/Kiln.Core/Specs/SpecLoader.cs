@@ -11,7 +11,7 @@ namespace Kiln.Core.Specs;
 /// what is wrong and a hint; throws <see cref="SpecException"/> when there is any.</summary>
 public static partial class SpecLoader
 {
-    public static readonly string[] TopLevelKeys = ["name", "environments", "params", "stages"];
+    public static readonly string[] TopLevelKeys = ["name", "environments", "params", "stages", "models"];
     public static readonly string[] EnvironmentKeys = ["distro", "apt", "pip", "wheelhouse", "env", "dockerfile", "context"];
     public static readonly string[] StageKeys =
         ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "verify", "desc"];
@@ -133,6 +133,7 @@ public static partial class SpecLoader
         model.Dispose();
         using (Profiler.Time("spec: check the pipeline (paths, deps)"))
             ValidatePipeline(stages, stageNodes, files, ctx, paramsFile, environments.Values);
+        ParseModels(Child(root, "models"), stages, (files, declaredEnvironments), ctx); // kiln models reads it with LoadModels
 
         return new ProjectSpec(name, ctx.File, environments, paramsFile, loadedParams ?? ParamSet.Empty, stages, Digest.Sha256(yamlText));
     }

@@ -1,0 +1,56 @@
+using System.Globalization;
+
+namespace Kiln.Core.Specs;
+
+/// <summary>A model declared in kiln.yaml's <c>models:</c> section: where its artifact comes from, the gates a version must
+/// pass before an alias may point to it, and how it is served.</summary>
+public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOnlyList<Gate> Gates, ServeSpec? Serve);
+
+/// <summary>How a model is served: the user's predictor (a Python file with <c>load()</c> and <c>predict(inputs)</c>) and the
+/// environment it runs in (default: the producing stage's).</summary>
+public sealed record ServeSpec(string Predictor, string? Env);
+
+public enum GateOp { Ge, Gt, Le, Lt, Eq }
+
+/// <summary>A promotion gate: <c>METRIC OP NUMBER</c> on the registered run's metrics, e.g. <c>accuracy &gt;= 0.9</c>.
+/// <see cref="Alias"/> limits it to promotions to that alias (null: every alias).</summary>
+public sealed record Gate(string Metric, GateOp Op, double Threshold, string Text, string? Alias = null)
+{
+    public static readonly string[] Operators = [">=", "<=", "==", ">", "<"];
+
+    /// <summary>Parses <c>METRIC OP NUMBER</c>; null when the text is not of that form.</summary>
+    public static Gate? TryParse(string text, string? alias = null)
+    {
+        foreach (var op in Operators)
+        {
+            var at = text.IndexOf(op, StringComparison.Ordinal);
+            if (at <= 0) continue;
+            var metric = text[..at].Trim();
+            var number = text[(at + op.Length)..].Trim();
+            if (metric.Length == 0 || metric.Any(char.IsWhiteSpace) || metric.IndexOfAny(['<', '>', '=']) >= 0) return null;
+            if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out var threshold) || !double.IsFinite(threshold))
+                return null;
+            var kind = op switch { ">=" => GateOp.Ge, "<=" => GateOp.Le, "==" => GateOp.Eq, ">" => GateOp.Gt, _ => GateOp.Lt };
+            return new Gate(metric, kind, threshold, $"{metric} {op} {number}", alias);
+        }
+        return null;
+    }
+
+    /// <summary>Whether the metrics pass this gate, and why not when they do not. A missing metric fails the gate.</summary>
+    public (bool Passed, string Why) Check(IReadOnlyDictionary<string, double> metrics)
+    {
+        if (!metrics.TryGetValue(Metric, out var value))
+            return (false, $"the run has no metric '{Metric}' (it has: {string.Join(", ", metrics.Keys.DefaultIfEmpty("none"))})");
+        var passed = Op switch
+        {
+            GateOp.Ge => value >= Threshold,
+            GateOp.Gt => value > Threshold,
+            GateOp.Le => value <= Threshold,
+            GateOp.Lt => value < Threshold,
+            _ => value == Threshold,
+        };
+        return (passed, $"{Metric} is {value.ToString("R", CultureInfo.InvariantCulture)}");
+    }
+
+    public bool AppliesTo(string alias) => Alias is null || Alias == alias;
+}
