@@ -34,9 +34,14 @@ internal static class RunCommand
         var name = new Option<string?>("--name") { Description = "A name for this run (shown by 'kiln runs')." };
         var tags = new Option<string[]>("--tag") { Description = "A tag for this run (repeatable); 'kiln runs --tag T' filters by it." };
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache (size, mtime, inode, ctime)." };
+        var remote = new Option<string?>("--cache")
+        {
+            Description = "A remote cache shared through an OCI registry, as REGISTRY/REPO (e.g. 127.0.0.1:5000/iris): a stage the local cache lacks is fetched from it (every byte verified) instead of run, and each result is published to it. Default: $KILN_CACHE.",
+        };
+        var allowInsecure = new Option<bool>("--allow-insecure") { Description = "Let --cache speak plain HTTP to a registry that is not this machine." };
         var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
         {
-            stages, jobs, quiet, force, rehash, setParams, name, tags,
+            stages, jobs, quiet, force, rehash, setParams, name, tags, remote, allowInsecure,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -47,6 +52,8 @@ internal static class RunCommand
             project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
             RunName = parse.GetValue(name);
             RunTags = parse.GetValue(tags) ?? [];
+            RemoteCacheTarget = parse.GetValue(remote) ?? (Environment.GetEnvironmentVariable("KILN_CACHE") is { Length: > 0 } fromEnv ? fromEnv : null);
+            AllowInsecure = parse.GetValue(allowInsecure);
             return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
         });
         return cmd;
@@ -92,10 +99,17 @@ internal static class RunCommand
             Tags: RunTags,
             ParamsJson: spec.Params.Root.ToJsonString());
 
+        using var registry = RemoteCacheTarget is null ? null : Kiln.Remote.RegistryClient.Open(RemoteCacheTarget, AllowInsecure);
+        if (registry is not null)
+        {
+            await registry.PingAsync(ct); // asked for explicitly: an unreachable one stops the run before anything starts
+            Output.Out.MarkupLine($"[grey]remote cache {Markup.Escape(registry.Where)}[/]");
+        }
         var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
         var cache = new StageCache(project.StateDir, rehash);
         var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
-            ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null), ct);
+            ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null,
+            Remote: registry is null ? null : new Kiln.Remote.RemoteCache(registry)), ct);
 
         PrintSummary(outcome);
         return outcome.Status switch
@@ -108,6 +122,8 @@ internal static class RunCommand
 
     private static string? RunName;
     private static string[] RunTags = [];
+    private static string? RemoteCacheTarget;
+    private static bool AllowInsecure;
 
     /// <summary>Applies -p key=value overrides to the spec's params; each key must already exist.</summary>
     internal static Project ApplyOverrides(Project project, IReadOnlyList<string> overrides)

@@ -18,7 +18,8 @@ public sealed record RunRequest(
     int Jobs = 0,
     StageCache? Cache = null,
     bool ForceAll = false,
-    IReadOnlyCollection<string>? ForceStages = null);
+    IReadOnlyCollection<string>? ForceStages = null,
+    IRemoteCache? Remote = null);
 
 public sealed record RunOutcome(string RunId, RunStatus Status, IReadOnlyList<StageRecord> Stages)
 {
@@ -239,11 +240,21 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         }
 
         var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
-        if (!forced && await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false) is { } hit)
+        void Warn(string message) => reporter.StageLog(stage.Name, new LogLine(true, message));
+        var hit = forced ? null : await cache.TryGetAsync(key.Value, ct).ConfigureAwait(false);
+        var from = "the cache";
+        if (hit is not null && request.Remote is { } publishTo)
+            await publishTo.PublishAsync(hit, cache, Warn, ct).ConfigureAwait(false); // a local hit the remote may lack
+        if (!forced && hit is null && request.Remote is { } remote)
+        {
+            hit = await remote.TryFetchAsync(key.Value, keyDoc.Outputs, cache, Warn, ct).ConfigureAwait(false);
+            from = $"the remote cache {remote.Location}";
+        }
+        if (hit is not null)
         {
             var restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
             await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
-            if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId})"));
+            if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from {from} (run {hit.RunId})"));
             return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
                 hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
                 null);
@@ -354,6 +365,8 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         // Into the content store first (so a crash after this point still leaves a usable cache entry), then publish.
         var entry = await cache.StoreAsync(keyDoc, request.Record.Id, sandbox.StagedPath, metrics, CancellationToken.None).ConfigureAwait(false);
         var outputs = entry.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList();
+        if (request.Remote is { } remoteCache)
+            await remoteCache.PublishAsync(entry, cache, Warn, CancellationToken.None).ConfigureAwait(false);
 
         // Publish: each declared output replaces the project's copy by rename.
         foreach (var o in stage.AllOutputs)

@@ -270,6 +270,20 @@ public sealed class StageCache
         return entry;
     }
 
+    /// <summary>Records an entry whose blobs are already in the store (one fetched from a remote cache).</summary>
+    public Task AddEntryAsync(CacheEntry entry, CancellationToken ct) =>
+        WriteAtomicAsync(EntryPath(entry.Key), JsonSerializer.SerializeToUtf8Bytes(entry, CacheJson.Default.CacheEntry), ct);
+
+    /// <summary>A cache entry as the JSON bytes its local file holds.</summary>
+    public static byte[] EntryBytes(CacheEntry entry) => JsonSerializer.SerializeToUtf8Bytes(entry, CacheJson.Default.CacheEntry);
+
+    /// <summary>Parses <see cref="EntryBytes"/>; null when the bytes are not an entry.</summary>
+    public static CacheEntry? ParseEntry(ReadOnlySpan<byte> bytes)
+    {
+        try { return JsonSerializer.Deserialize(bytes, CacheJson.Default.CacheEntry); }
+        catch (JsonException) { return null; }
+    }
+
     /// <summary>Makes the project's copies of the entry's outputs match it: outputs already equal are left alone,
     /// others are restored from the store (copies: the project never shares an inode with the store).</summary>
     public async Task<int> RestoreAsync(CacheEntry entry, string projectDir, CancellationToken ct)
