@@ -121,12 +121,20 @@ public sealed class SwarmJobRunner : IDisposable
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                var tasks = await _client.Tasks.ListAsync(new TasksListParameters
+                IList<TaskResponse> tasks;
+                try
                 {
-                    Filters = new Dictionary<string, IDictionary<string, bool>> { ["service"] = new Dictionary<string, bool> { [serviceId] = true } },
-                }, ct).ConfigureAwait(false);
+                    tasks = await _client.Tasks.ListAsync(new TasksListParameters
+                    {
+                        Filters = new Dictionary<string, IDictionary<string, bool>> { ["service"] = new Dictionary<string, bool> { [serviceId] = true } },
+                    }, ct).ConfigureAwait(false);
+                }
+                catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+                {
+                    tasks = []; // the service is gone: said below
+                }
                 last = tasks.OrderByDescending(t => t.CreatedAt).FirstOrDefault() ?? last;
-                if (tasks.Count == 0 && last is not null && !await ServiceExistsAsync(serviceId, ct).ConfigureAwait(false))
+                if (tasks.Count == 0 && !await ServiceExistsAsync(serviceId, ct).ConfigureAwait(false))
                     throw new KilnException("KILN9211", $"the service of job '{job.Name}' was removed while it ran (not by this run)",
                         "another kiln run or a person removed it; run again", ExitCode.StageFailed);
                 if (last?.Status is { } status && Terminal.Contains(status.State.ToString().ToLowerInvariant()))
