@@ -39,9 +39,13 @@ internal static class RunCommand
             Description = "A remote cache shared through an OCI registry, as REGISTRY/REPO (e.g. 127.0.0.1:5000/iris): a stage the local cache lacks is fetched from it (every byte verified) instead of run, and each result is published to it. Default: $KILN_CACHE.",
         };
         var allowInsecure = new Option<bool>("--allow-insecure") { Description = "Let --cache speak plain HTTP to a registry that is not this machine." };
+        var on = new Option<string?>("--on")
+        {
+            Description = "Where the stages run: 'local' (this engine, the default) or 'swarm' (each stage as a Docker Swarm job on the manager named by $KILN_SWARM_MANAGER or $DOCKER_HOST; needs --cache, the registry that carries images, inputs and outputs). Default: $KILN_ON.",
+        };
         var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
         {
-            stages, jobs, quiet, force, rehash, setParams, name, tags, remote, allowInsecure,
+            stages, jobs, quiet, force, rehash, setParams, name, tags, remote, allowInsecure, on,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -54,6 +58,12 @@ internal static class RunCommand
             RunTags = parse.GetValue(tags) ?? [];
             RemoteCacheTarget = parse.GetValue(remote) ?? (Environment.GetEnvironmentVariable("KILN_CACHE") is { Length: > 0 } fromEnv ? fromEnv : null);
             AllowInsecure = parse.GetValue(allowInsecure);
+            OnTarget = parse.GetValue(on) ?? (Environment.GetEnvironmentVariable("KILN_ON") is { Length: > 0 } onEnv ? onEnv : "local");
+            if (OnTarget is not ("local" or "swarm"))
+                throw new KilnException("KILN9216", $"--on {OnTarget}: there is no such backend", "use --on local or --on swarm", ExitCode.Usage);
+            if (OnTarget == "swarm" && RemoteCacheTarget is null)
+                throw new KilnException("KILN9216", "--on swarm needs --cache REGISTRY/REPO",
+                    "the registry carries the images, inputs and outputs between this machine and the nodes (no shared file system); e.g. --cache 127.0.0.1:5000/iris", ExitCode.Usage);
             return await RunAsync(project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash), ct);
         });
         return cmd;
@@ -105,7 +115,11 @@ internal static class RunCommand
             await registry.PingAsync(ct); // asked for explicitly: an unreachable one stops the run before anything starts
             Output.Out.MarkupLine($"[grey]remote cache {Markup.Escape(registry.Where)}[/]");
         }
-        var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
+        Kiln.Core.Runtime.IContainerRuntime runtime = engine;
+        using var swarmJobs = OnTarget == "swarm" ? new Kiln.Swarm.SwarmJobRunner(SwarmManager()) : null;
+        if (swarmJobs is not null)
+            runtime = await SwarmRuntimeAsync(engine, swarmJobs, registry!, images, quiet, ct);
+        var runner = new PipelineRunner(runtime, ledger, new ConsoleReporter(Output.Out, quiet));
         var cache = new StageCache(project.StateDir, rehash);
         var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
             ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null,
@@ -123,6 +137,30 @@ internal static class RunCommand
     private static string? RunName;
     private static string[] RunTags = [];
     private static string? RemoteCacheTarget;
+    private static string OnTarget = "local";
+
+    private static Uri SwarmManager() =>
+        Environment.GetEnvironmentVariable("KILN_SWARM_MANAGER") is { Length: > 0 } m ? new Uri(m) : Kiln.Swarm.SwarmJobRunner.DefaultManager();
+
+    /// <summary>The swarm backend: the manager checked, every environment image pushed to the registry (the nodes pull it by
+    /// digest; $KILN_SWARM_NODE_REGISTRY names the registry as the nodes reach it when that differs from here).</summary>
+    private static async Task<Kiln.Core.Runtime.IContainerRuntime> SwarmRuntimeAsync(DockerEngine engine, Kiln.Swarm.SwarmJobRunner jobs,
+        Kiln.Remote.RegistryClient registry, IReadOnlyDictionary<string, Digest> images, bool quiet, CancellationToken ct)
+    {
+        var nodes = await jobs.CheckManagerAsync(ct);
+        Output.Out.MarkupLine($"[grey]swarm manager {Markup.Escape(jobs.Manager.ToString())}: {nodes} node(s) ready[/]");
+        var nodeRegistry = Environment.GetEnvironmentVariable("KILN_SWARM_NODE_REGISTRY") is { Length: > 0 } r ? r : registry.Target.Registry;
+        var references = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (env, imageId) in images)
+        {
+            if (references.ContainsKey(imageId.ToString())) continue;
+            var repository = registry.Target.RepositoryFor(env);
+            var digest = await engine.PushImageAsync(imageId, repository, imageId.Short, _ => { }, ct);
+            references[imageId.ToString()] = $"{nodeRegistry}{repository[registry.Target.Registry.Length..]}@{digest}";
+            if (!quiet) Output.Out.MarkupLine($"[grey]environment {Markup.Escape(env)} for the swarm: {Markup.Escape(references[imageId.ToString()])}[/]");
+        }
+        return new Kiln.Swarm.SwarmContainerRuntime(jobs, registry, nodeRegistry, references);
+    }
     private static bool AllowInsecure;
 
     /// <summary>Applies -p key=value overrides to the spec's params; each key must already exist.</summary>

@@ -17,14 +17,21 @@ public sealed record SwarmJob(
     IReadOnlyDictionary<string, string> Labels,
     double? Cpus = null,
     long? MemoryBytes = null,
-    IReadOnlyList<string>? Constraints = null);
+    IReadOnlyList<string>? Constraints = null,
+    string? WorkingDir = null,
+    string? User = null,
+    bool ReadOnlyRoot = false,
+    IReadOnlyList<string>? Tmpfs = null);
 
 /// <summary>How a job ended: the node and task that ran it, its exit code (null when it never started: rejected, no node),
 /// the swarm's own error, and the last lines of its log.</summary>
 /// <param name="EndedAt">When the swarm saw the task end (its last status change).</param>
 public sealed record SwarmJobResult(string ServiceId, string? TaskId, string? NodeId, long? ExitCode, string State, string? Error,
-    IReadOnlyList<string> LogTail, TimeSpan Elapsed, DateTimeOffset EndedAt)
+    IReadOnlyList<string> Log, TimeSpan Elapsed, DateTimeOffset EndedAt)
 {
+    /// <summary>The last 15 lines of the log.</summary>
+    public IReadOnlyList<string> LogTail => Log.Count <= 15 ? Log : Log.Skip(Log.Count - 15).ToList();
+
     public bool Succeeded => ExitCode == 0 && State == "complete";
 }
 
@@ -94,6 +101,10 @@ public sealed class SwarmJobRunner : IDisposable
                     Command = job.Command.ToList(),
                     Env = job.Env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
                     Labels = labels,
+                    Dir = job.WorkingDir,
+                    User = job.User,
+                    ReadOnly = job.ReadOnlyRoot,
+                    Mounts = job.Tmpfs?.Select(t => new Docker.DotNet.Models.Mount { Type = "tmpfs", Target = t }).ToList(),
                 },
                 RestartPolicy = new SwarmRestartPolicy { Condition = "none", MaxAttempts = 0 },
                 Resources = new ResourceRequirements
@@ -146,7 +157,7 @@ public sealed class SwarmJobRunner : IDisposable
                 throw new KilnException("KILN9211", $"the service of job '{job.Name}' was removed while it ran (not by this run)",
                     "another kiln run or a person removed it; run again", ExitCode.StageFailed);
             long? exit = last.Status.ContainerStatus?.ContainerID is { Length: > 0 } ? last.Status.ContainerStatus.ExitCode : null;
-            var tail = await LogTailAsync(serviceId, ct).ConfigureAwait(false);
+            var tail = await LogAsync(serviceId, ct).ConfigureAwait(false);
             return new SwarmJobResult(serviceId, last.ID, last.NodeID, exit, state,
                 string.IsNullOrEmpty(last.Status.Err) ? null : last.Status.Err, tail, watch.Elapsed, new DateTimeOffset(last.Status.Timestamp.ToUniversalTime()));
         }
@@ -156,15 +167,15 @@ public sealed class SwarmJobRunner : IDisposable
         }
     }
 
-    /// <summary>The last lines of the service's log (stdout and stderr), without the stream headers.</summary>
-    private async Task<IReadOnlyList<string>> LogTailAsync(string serviceId, CancellationToken ct)
+    /// <summary>The service's log (stdout, then stderr; at most the last 10000 lines of each), without the stream headers.</summary>
+    private async Task<IReadOnlyList<string>> LogAsync(string serviceId, CancellationToken ct)
     {
         try
         {
             using var stream = await _client.Swarm.GetServiceLogsAsync(serviceId, false,
-                new ServiceLogsParameters { ShowStdout = true, ShowStderr = true, Tail = "15" }, ct).ConfigureAwait(false);
+                new ServiceLogsParameters { ShowStdout = true, ShowStderr = true, Tail = "10000" }, ct).ConfigureAwait(false);
             var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct).ConfigureAwait(false);
-            return (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(15).ToList();
+            return (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
         }
         catch (Exception e) when (e is DockerApiException or IOException)
         {
