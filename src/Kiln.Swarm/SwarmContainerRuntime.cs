@@ -75,7 +75,10 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
         var stage = spec.Labels.GetValueOrDefault("dev.kiln.stage", "stage");
         var name = $"kiln-{Sanitize(stage)}-{Guid.NewGuid().ToString("N")[..8]}";
         var job = new SwarmJob(name, image, ["/bin/bash", "-c", Executor], env, spec.Labels, spec.Cpus, spec.MemoryBytes, constraints,
-            WorkingDir: "/", User: spec.User, ReadOnlyRoot: spec.ReadOnlyRootfs, Tmpfs: ["/work", "/tmp"]);
+            // /work lives in the task container's own layer (removed with the service), not on a tmpfs: the Engine API
+            // (1.41) mounts a swarm tmpfs noexec, and a stage may run its own scripts. So the root is writable here,
+            // unlike a local stage's (a known gap, docs/scale-out.md).
+            WorkingDir: "/", User: spec.User, ReadOnlyRoot: false, Tmpfs: ["/tmp"]);
         var result = await jobs.RunAsync(job, ct).ConfigureAwait(false);
 
         Digest? report = null;

@@ -18,6 +18,9 @@ public sealed class TestSwarm : IAsyncLifetime
     public Uri WorkerSocket { get; private set; } = null!;
     /// <summary>The image as the nodes name it: <c>10.213.9.1:5222/kiln-swarm-it/debian@sha256:…</c>.</summary>
     public string Image { get; private set; } = "";
+    /// <summary>The registry as this machine reaches it (127.0.0.1:5222) and as the nodes do (10.213.9.1:5222).</summary>
+    public string Registry { get; private set; } = "";
+    public string NodeRegistry { get; private set; } = "";
     public TimeSpan UpTime { get; private set; }
     public TimeSpan PushTime { get; private set; }
 
@@ -72,11 +75,23 @@ public sealed class TestSwarm : IAsyncLifetime
         await engine.RemoveImageAsync(_pushedTag); // only the tag the push needed; the image stays
         _pushedTag = "";
         Image = $"{env["KILN_SWARM_NODE_REGISTRY"]}/kiln-swarm-it/debian@{digest}";
+        Registry = env["KILN_SWARM_REGISTRY"];
+        NodeRegistry = env["KILN_SWARM_NODE_REGISTRY"];
     }
 
     public async Task DisposeAsync()
     {
         if (DockerFactAttribute.SkipRequested) return;
+        // The tags 'kiln run --on swarm' put on the main engine's images for this swarm's registry (the images stay).
+        if (Registry.Length > 0)
+        {
+            using var engine = new DockerEngine();
+            var list = Process.Start(new ProcessStartInfo("docker", "images --format {{.Repository}}:{{.Tag}}") { RedirectStandardOutput = true })!;
+            var tags = (await list.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            await list.WaitForExitAsync();
+            foreach (var tag in tags.Where(t => t.StartsWith(Registry + "/", StringComparison.Ordinal)))
+                await engine.RemoveImageAsync(tag);
+        }
         var (code, output) = await ScriptAsync("swarm-down.sh");
         if (code != 0) throw new InvalidOperationException($"scripts/swarm-down.sh left something behind (exit {code}):\n{output}");
     }
