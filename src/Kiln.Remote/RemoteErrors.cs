@@ -28,11 +28,6 @@ public static class RemoteErrors
             "nothing of it was used; delete the tag in the registry (it will be written again by the next run that computes the stage)",
             ExitCode.PortabilityFailed);
 
-    public static KilnException Insecure(string registry) =>
-        new("KILN9205", $"the remote cache at {registry} would be reached over plain HTTP, and {registry} is not this machine",
-            "blobs and cache entries could be read or swapped on the way; use a registry with TLS, or pass --allow-insecure if you trust the network",
-            ExitCode.PortabilityFailed);
-
     public static KilnException TooLarge(string where, string what, long size, long limit) =>
         new("KILN9206", $"the registry {where} sent {what} of {size} bytes, more than the {limit} bytes it may be", "nothing of it was used", ExitCode.PortabilityFailed);
 
