@@ -83,9 +83,11 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
             var localRun = await LastRunAsync(local);
             var swarmRun = await LastRunAsync(onSwarm);
             Assert.All(swarmRun.Stages, st => Assert.True(st.Status == StageStatus.Succeeded, $"{st.Name}: {st.Status} {st.Error}"));
-            Assert.Equal(localRun.Stages.Select(st => (st.Name, st.Key)), swarmRun.Stages.Select(st => (st.Name, st.Key)));
-            Assert.Equal(localRun.Stages.SelectMany(st => st.Outputs).Select(o => (o.Path, o.Digest)),
-                swarmRun.Stages.SelectMany(st => st.Outputs).Select(o => (o.Path, o.Digest)));
+            // Stages are recorded in the order they finished, which differs between the two runs: compare by name.
+            Assert.Equal(localRun.Stages.Select(st => (st.Name, st.Key)).OrderBy(x => x.Name, StringComparer.Ordinal),
+                swarmRun.Stages.Select(st => (st.Name, st.Key)).OrderBy(x => x.Name, StringComparer.Ordinal));
+            Assert.Equal(localRun.Stages.SelectMany(st => st.Outputs).Select(o => (o.Path, o.Digest)).OrderBy(x => x.Path, StringComparer.Ordinal),
+                swarmRun.Stages.SelectMany(st => st.Outputs).Select(o => (o.Path, o.Digest)).OrderBy(x => x.Path, StringComparer.Ordinal));
             Assert.Equal(Files(local), Files(onSwarm));
             foreach (var f in Files(local))
                 Assert.Equal(File.ReadAllBytes(Path.Combine(local, f)), File.ReadAllBytes(Path.Combine(onSwarm, f)));
