@@ -89,7 +89,8 @@ public sealed class TestSwarm : IAsyncLifetime
             var list = Process.Start(new ProcessStartInfo("docker", "images --format {{.Repository}}:{{.Tag}}") { RedirectStandardOutput = true })!;
             var tags = (await list.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             await list.WaitForExitAsync();
-            foreach (var tag in tags.Where(t => t.StartsWith(Registry + "/", StringComparison.Ordinal)))
+            // ... and the environment tags of the tests' own projects (kiln-swarm-*), so no image they made is left.
+            foreach (var tag in tags.Where(t => t.StartsWith(Registry + "/", StringComparison.Ordinal) || t.StartsWith("kiln-env/kiln-swarm-", StringComparison.Ordinal)))
                 await engine.RemoveImageAsync(tag);
         }
         var (code, output) = await ScriptAsync("swarm-down.sh");
