@@ -21,10 +21,16 @@ public sealed class EngineFixture : IAsyncLifetime
         await new EnvironmentBuilder(_engine, (_, _) => { }).EnsureBaseImageAsync("debian:bookworm", timeout.Token);
     }
 
-    public Task DisposeAsync()
+    /// <summary>Untags the environment image the tests' project (kiln-remote-it) made; an image with no other tag goes with it.</summary>
+    public async Task DisposeAsync()
     {
-        _engine?.Dispose();
-        return Task.CompletedTask;
+        if (_engine is null) return;
+        var list = Process.Start(new ProcessStartInfo("docker", "images --format {{.Repository}}:{{.Tag}}") { RedirectStandardOutput = true })!;
+        var tags = (await list.StandardOutput.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        await list.WaitForExitAsync();
+        foreach (var tag in tags.Where(t => t.StartsWith("kiln-env/kiln-remote-it-", StringComparison.Ordinal)))
+            await _engine.RemoveImageAsync(tag);
+        _engine.Dispose();
     }
 }
 
