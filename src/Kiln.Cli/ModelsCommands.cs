@@ -43,13 +43,13 @@ internal static class ModelsCommands
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var model = parse.GetValue(name)!;
             var output = parse.GetValue(path) ?? ModelSpecs(project).GetValueOrDefault(model)?.Path
-                ?? throw new KilnException("KILN9109", $"no --path given, and kiln.yaml declares no 'from: path' for model '{model}'",
+                ?? throw new KilnException("KILN0909", $"no --path given, and kiln.yaml declares no 'from: path' for model '{model}'",
                     $"name the output: kiln models register {model} --from RUN --path models/model.pkl", ExitCode.Usage);
             using var ledger = services.OpenLedger(project.LedgerPath);
             var run = parse.GetValue(from)!;
             if (run == "latest")
                 run = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded)?.Id
-                    ?? throw new KilnException("KILN9111", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
+                    ?? throw new KilnException("KILN5911", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
             var (v, created) = await new SqliteModelRegistry(ledger).RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
                 ? $"registered {v.Model} version {v.Version} ({v.ArtifactDigest}) from run {v.RunId}, stage {v.Stage}"

@@ -9,7 +9,7 @@ namespace Kiln.Cli;
 /// <summary>The project lock and the ledger guard, as every command that writes the project's state uses them.</summary>
 internal static class ProjectState
 {
-    public const string MissingLedgerCode = "KILN8220";
+    public const string MissingLedgerCode = "KILN6220";
 
     /// <summary>--no-wait, for the commands that take the project lock.</summary>
     public static Option<bool> NoWaitOption() => new("--no-wait")

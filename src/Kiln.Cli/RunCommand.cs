@@ -35,9 +35,18 @@ internal static class RunCommand
         var tags = new Option<string[]>("--tag") { Description = "A tag for this run (repeatable); 'kiln runs --tag T' filters by it." };
         var noWait = ProjectState.NoWaitOption();
         var rehash = new Option<bool>("--rehash") { Description = "Re-read every input file instead of trusting the stat cache (size, mtime, inode, ctime)." };
+        var remote = new Option<string?>("--cache")
+        {
+            Description = "A remote cache shared through an OCI registry, as REGISTRY/REPO (e.g. 127.0.0.1:5000/iris): a stage the local cache lacks is fetched from it (every byte verified) instead of run, and each result is published to it. Default: $KILN_CACHE.",
+        };
+        var allowInsecure = new Option<bool>("--allow-insecure") { Description = "Let --cache speak plain HTTP to a registry that is not this machine." };
+        var on = new Option<string?>("--on")
+        {
+            Description = "Where the stages run: 'local' (this engine, the default) or 'swarm' (each stage as a Docker Swarm job on the manager named by $KILN_SWARM_MANAGER or $DOCKER_HOST; needs --cache, the registry that carries images, inputs and outputs). Default: $KILN_ON.",
+        };
         var cmd = new Command("run", "Build the environments and run the pipeline, each stage in its own container, and record the run in the ledger (.kiln/ledger.db).")
         {
-            stages, jobs, quiet, force, rehash, setParams, name, tags, noWait,
+            stages, jobs, quiet, force, rehash, setParams, name, tags, noWait, remote, allowInsecure, on,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -46,15 +55,22 @@ internal static class RunCommand
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var targets = parse.GetValue(stages) ?? [];
             project = ApplyOverrides(project, parse.GetValue(setParams) ?? []);
+            var remoteTarget = parse.GetValue(remote) ?? (Environment.GetEnvironmentVariable("KILN_CACHE") is { Length: > 0 } fromEnv ? fromEnv : null);
+            var onTarget = parse.GetValue(on) ?? (Environment.GetEnvironmentVariable("KILN_ON") is { Length: > 0 } onEnv ? onEnv : "local");
+            if (onTarget is not ("local" or "swarm"))
+                throw new KilnException("KILN0916", $"--on {onTarget}: there is no such backend", "use --on local or --on swarm", ExitCode.Usage);
+            if (onTarget == "swarm" && remoteTarget is null)
+                throw new KilnException("KILN0916", "--on swarm needs --cache REGISTRY/REPO",
+                    "the registry carries the images, inputs and outputs between this machine and the nodes (no shared file system); e.g. --cache 127.0.0.1:5000/iris", ExitCode.Usage);
             using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
             return await RunAsync(services, project, targets, parse.GetValue(jobs), parse.GetValue(quiet), parse.GetValue(force), parse.GetValue(rehash),
-                parse.GetValue(name), parse.GetValue(tags) ?? [], ct);
+                parse.GetValue(name), parse.GetValue(tags) ?? [], new Backend(remoteTarget, parse.GetValue(allowInsecure), onTarget), ct);
         });
         return cmd;
     }
 
     private static async Task<int> RunAsync(KilnServices services, Project project, string[] targets, int jobs, bool quiet, bool force, bool rehash,
-        string? runName, string[] runTags, CancellationToken ct)
+        string? runName, string[] runTags, Backend backend, CancellationToken ct)
     {
         var spec = project.Spec;
         foreach (var t in targets) spec.Stage(t); // unknown stage → clear error before anything starts
@@ -94,10 +110,21 @@ internal static class RunCommand
             Tags: runTags,
             ParamsJson: spec.Params.Root.ToJsonString());
 
-        var runner = new PipelineRunner(engine, ledger, new ConsoleReporter(Output.Out, quiet));
+        using var registry = backend.RemoteCache is null ? null : Kiln.Remote.RegistryClient.Open(backend.RemoteCache, backend.AllowInsecure);
+        if (registry is not null)
+        {
+            await registry.PingAsync(ct); // asked for explicitly: an unreachable one stops the run before anything starts
+            Output.Out.MarkupLine($"[grey]remote cache {Markup.Escape(registry.Where)}[/]");
+        }
+        Kiln.Core.Runtime.IContainerRuntime runtime = engine;
+        using var swarmJobs = backend.On == "swarm" ? new Kiln.Swarm.SwarmJobRunner(SwarmManager()) : null;
+        if (swarmJobs is not null)
+            runtime = await SwarmRuntimeAsync(engine, swarmJobs, registry!, images, quiet, ct);
+        var runner = new PipelineRunner(runtime, ledger, new ConsoleReporter(Output.Out, quiet));
         var cache = services.OpenStageCache(project.StateDir, rehash);
         var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
-            ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null), ct);
+            ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null,
+            Remote: registry is null ? null : new Kiln.Remote.RemoteCache(registry)), ct);
 
         PrintSummary(outcome);
         return outcome.Status switch
@@ -108,6 +135,31 @@ internal static class RunCommand
         };
     }
 
+    /// <summary>Where the stages run and which remote cache they share (kiln run --on, --cache, --allow-insecure).</summary>
+    private sealed record Backend(string? RemoteCache, bool AllowInsecure, string On);
+
+    private static Uri SwarmManager() =>
+        Environment.GetEnvironmentVariable("KILN_SWARM_MANAGER") is { Length: > 0 } m ? new Uri(m) : Kiln.Swarm.SwarmJobRunner.DefaultManager();
+
+    /// <summary>The swarm backend: the manager checked, every environment image pushed to the registry (the nodes pull it by
+    /// digest; $KILN_SWARM_NODE_REGISTRY names the registry as the nodes reach it when that differs from here).</summary>
+    private static async Task<Kiln.Core.Runtime.IContainerRuntime> SwarmRuntimeAsync(DockerEngine engine, Kiln.Swarm.SwarmJobRunner jobs,
+        Kiln.Remote.RegistryClient registry, IReadOnlyDictionary<string, Digest> images, bool quiet, CancellationToken ct)
+    {
+        var nodes = await jobs.CheckManagerAsync(ct);
+        Output.Out.MarkupLine($"[grey]swarm manager {Markup.Escape(jobs.Manager.ToString())}: {nodes} node(s) ready[/]");
+        var nodeRegistry = Environment.GetEnvironmentVariable("KILN_SWARM_NODE_REGISTRY") is { Length: > 0 } r ? r : registry.Target.Registry;
+        var references = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (env, imageId) in images)
+        {
+            if (references.ContainsKey(imageId.ToString())) continue;
+            var repository = registry.Target.RepositoryFor(env);
+            var digest = await engine.PushImageAsync(imageId, repository, imageId.Short, _ => { }, ct);
+            references[imageId.ToString()] = $"{nodeRegistry}{repository[registry.Target.Registry.Length..]}@{digest}";
+            if (!quiet) Output.Out.MarkupLine($"[grey]environment {Markup.Escape(env)} for the swarm: {Markup.Escape(references[imageId.ToString()])}[/]");
+        }
+        return new Kiln.Swarm.SwarmContainerRuntime(jobs, registry, nodeRegistry, references);
+    }
     /// <summary>Applies -p key=value overrides to the spec's params; each key must already exist.</summary>
     internal static Project ApplyOverrides(Project project, IReadOnlyList<string> overrides)
     {

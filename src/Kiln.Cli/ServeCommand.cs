@@ -41,12 +41,12 @@ internal static class ServeCommand
                 return await StopAsync(engine, registry, name, ct);
             var version = await registry.ResolveAsync(name, selector, ct);
             var spec = ModelsCommands.ModelSpecs(project).GetValueOrDefault(name)?.Serve
-                ?? throw new KilnException("KILN9133", $"kiln.yaml declares no 'serve' for model '{name}'",
+                ?? throw new KilnException("KILN2933", $"kiln.yaml declares no 'serve' for model '{name}'",
                     $"add  models: {{ {name}: {{ serve: {{ predictor: src/predict.py }} }} }}  with load() and predict(inputs) in that file", ExitCode.SpecInvalid);
 
             var artifact = ArtifactFile(project, version);
             var baseImage = await engine.InspectImageAsync(version.ImageId.ToString(), ct)
-                ?? throw new KilnException("KILN9134", $"the environment image {version.ImageId} of {name} version {version.Version} is not in the engine",
+                ?? throw new KilnException("KILN4934", $"the environment image {version.ImageId} of {name} version {version.Version} is not in the engine",
                     "rebuild it with 'kiln env build' (it is reproducible: the same ID comes back) or 'kiln pull'", ExitCode.EnvironmentBuildFailed);
             var serverDir = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("KILN_SERVE_DIR") ?? Path.Combine(AppContext.BaseDirectory, "kiln-serve");
             var request = new ServingImageRequest(name, version.Version, version.ArtifactDigest, artifact, Path.GetFileName(version.ArtifactPath),
@@ -108,7 +108,7 @@ internal static class ServeCommand
             using var f = File.OpenRead(file);
             if (Digest.FromSha256Bytes(System.Security.Cryptography.SHA256.HashData(f)) == version.ArtifactDigest) return file;
         }
-        throw new KilnException("KILN9135", $"the artifact of {version.Model} version {version.Version} ({version.ArtifactDigest}) is neither in the store nor at {version.ArtifactPath}",
+        throw new KilnException("KILN5935", $"the artifact of {version.Model} version {version.Version} ({version.ArtifactDigest}) is neither in the store nor at {version.ArtifactPath}",
             $"'kiln repro {version.RunId}' recreates it", ExitCode.NotFound);
     }
 
@@ -127,7 +127,7 @@ internal static class ServeCommand
             catch (TaskCanceledException) when (!ct.IsCancellationRequested) { }
             await Task.Delay(200, ct);
         }
-        throw new KilnException("KILN9136", $"the serving container did not become ready within 3 minutes; its last log lines:\n{await engine.TailLogsAsync(id)}",
+        throw new KilnException("KILN1936", $"the serving container did not become ready within 3 minutes; its last log lines:\n{await engine.TailLogsAsync(id)}",
             "fix the predictor's load() or predict() (the log above says why), then kiln serve again", ExitCode.StageFailed);
     }
 

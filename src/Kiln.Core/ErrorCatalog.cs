@@ -40,12 +40,26 @@ public static class ErrorCatalog
         new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
         new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
         new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
+        new("KILN0901", ExitCode.Usage, "a model or alias name is not valid", "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)"),
+        new("KILN0909", ExitCode.Usage, "no --path given and kiln.yaml declares none for the model", "name the output with --path"),
+        new("KILN0916", ExitCode.Usage, "--on names no backend, or --on swarm lacks --cache", "use --on local or --on swarm --cache REGISTRY/REPO"),
 
-        // 1nnn: a stage failed (exit 1)
+        // 1nnn: a stage failed (exit 1); 109n: kiln fsck found damage (exit 10)
         new("KILN1020", ExitCode.StageFailed, "a stage's code or input does not exist and no upstream stage makes it", "restore the file(s), or run the upstream stage that makes them"),
         new("KILN1021", ExitCode.StageFailed, "an input changed while the run was reading it", "run again once nothing is writing to the project's inputs"),
+        new("KILN1090", ExitCode.DamageFound, "kiln fsck found a corrupt or missing blob", "the report names each blob and the runs it affects; re-run those stages (kiln run --force STAGE) to store good bytes"),
+        new("KILN1101", ExitCode.StageFailed, "a stage output is a symbolic link that leads out of its output (or a file output that is a link)", "write the file itself, or a link that stays inside the declared output folder"),
+        new("KILN1102", ExitCode.StageFailed, "a stage output is a FIFO, socket or device", "write regular files, folders and links that stay inside the output"),
+        new("KILN1103", ExitCode.StageFailed, "a folder on a staged output's path was replaced by a symbolic link", "write the output as a real folder; outputs are never published through links"),
+        new("KILN1104", ExitCode.StageFailed, "a folder on an output's path in the project is a symbolic link, so publishing or restoring would write outside the project", "replace the link in the project with a real folder (or remove it)"),
+        new("KILN1911", ExitCode.StageFailed, "a stage's swarm service was removed from outside while it ran", "run again"),
+        new("KILN1912", ExitCode.StageFailed, "an image has no registry reference the swarm nodes can pull", "kiln run --on swarm pushes every environment it uses; check --cache"),
+        new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),
+        new("KILN1914", ExitCode.StageFailed, "the stage exited 0 on the swarm but its executor reported no outputs", "the last lines of its log say why"),
+        new("KILN1915", ExitCode.StageFailed, "an input is a symbolic link, which cannot go to the swarm yet", "replace the link with the file"),
+        new("KILN1936", ExitCode.StageFailed, "the serving container did not become ready", "fix the predictor's load() or predict(); the message shows its log"),
 
-        // 2nnn: kiln.yaml, its params file or kiln.lock is invalid (exit 2)
+        // 2nnn: kiln.yaml, its params file or kiln.lock is invalid, or a run cannot be reproduced (exit 2)
         new("KILN2001", ExitCode.SpecInvalid, "kiln.yaml (or its params file) has errors, each listed with file:line:column", "fix them; 'kiln validate' checks the spec without running anything", "KILN1001"),
         new("KILN2002", ExitCode.SpecInvalid, "the stages form a cycle", "remove one of the deps that close the cycle", "KILN1002"),
         new("KILN2003", ExitCode.SpecInvalid, "the spec file cannot be read", "check that it exists and is readable by this user", "KILN1003"),
@@ -55,11 +69,15 @@ public static class ErrorCatalog
         new("KILN2023", ExitCode.SpecInvalid, "kiln.yaml no longer matches kiln.lock; nothing was run", "run 'kiln env build' to update kiln.lock (then commit it), or restore kiln.yaml", "KILN4023"),
         new("KILN2030", ExitCode.SpecInvalid, "a 'kiln run -p' override names a param the params file does not have", "override an existing leaf key; 'kiln validate' shows the spec", "KILN1030"),
         new("KILN2050", ExitCode.SpecInvalid, "kiln verify: there is no succeeded run to verify (cannot reproduce)", "run the pipeline first with 'kiln run'", "KILN5004 (kiln verify with no succeeded run)"),
+        new("KILN2301", ExitCode.SpecInvalid, "kiln repro/verify cannot reproduce the run: a blob it needs is missing or corrupt; nothing was run", "run 'kiln fsck' to see what is damaged; a run whose inputs are lost cannot be reproduced from its record"),
+        new("KILN2933", ExitCode.SpecInvalid, "kiln.yaml declares no serve section for the model", "add models: NAME: serve: predictor: FILE with load() and predict(inputs)"),
 
-        // 3nnn: no Docker Engine answers (exit 3)
+        // 3nnn: no Docker Engine (or swarm manager) answers (exit 3)
         new("KILN3001", ExitCode.EngineUnavailable, "no Docker Engine answers", "start the engine ('scripts/setup-engine.sh'), or point DOCKER_HOST at a running one; a non-root user must be in the 'docker' group"),
+        new("KILN3910", ExitCode.EngineUnavailable, "the swarm manager does not answer or is not a manager", "point KILN_SWARM_MANAGER (or DOCKER_HOST) at a swarm manager; scripts/swarm-up.sh makes a test swarm"),
+        new("KILN3940", ExitCode.EngineUnavailable, "the engine published no host port for the serving container", "check that the port is free: kiln serve --port N"),
 
-        // 4nnn: an environment could not be built (exit 4)
+        // 4nnn: an environment (or serving) image could not be built (exit 4)
         new("KILN4001", ExitCode.EnvironmentBuildFailed, "a stage's image is not in the engine", "build the environment again with 'kiln env build'", "KILN3002"),
         new("KILN4002", ExitCode.EnvironmentBuildFailed, "a Dockerfile build failed", "see the build output above"),
         new("KILN4003", ExitCode.EnvironmentBuildFailed, "a Dockerfile build reported no error but produced no image", "build it again; report a bug if it persists"),
@@ -80,6 +98,10 @@ public static class ErrorCatalog
         new("KILN4032", ExitCode.EnvironmentBuildFailed, "the wheelhouse has no wheel for a requirement", "put the wheel and its dependencies' wheels in the wheelhouse (pip runs offline)"),
         new("KILN4033", ExitCode.EnvironmentBuildFailed, "a wheel in the wheelhouse is not the one kiln.lock pins", "restore the locked wheel, or take the new one with 'kiln env build --update'"),
         new("KILN4035", ExitCode.EnvironmentBuildFailed, "pip failed", "see pip's output"),
+        new("KILN4930", ExitCode.EnvironmentBuildFailed, "the environment image reports no layers", "rebuild the environment with 'kiln env build'"),
+        new("KILN4931", ExitCode.EnvironmentBuildFailed, "Kiln's inference server is not where kiln serve looks for it", "run scripts/setup.sh (it publishes it), or set KILN_SERVE_DIR"),
+        new("KILN4932", ExitCode.EnvironmentBuildFailed, "the engine loaded the serving image under another ID than Kiln wrote", "the environment image must be in the engine: 'kiln env build' brings it back"),
+        new("KILN4934", ExitCode.EnvironmentBuildFailed, "the model version's environment image is not in the engine", "rebuild it with 'kiln env build' (the same ID comes back) or 'kiln pull'"),
 
         // 5nnn: a named thing does not exist (exit 5)
         new("KILN5001", ExitCode.NotFound, "no run with that id", "'kiln runs' lists the recorded runs"),
@@ -91,6 +113,15 @@ public static class ErrorCatalog
         new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
         new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
         new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
+        new("KILN5902", ExitCode.NotFound, "the run has no output with that path", "give one of the run's outputs with --path"),
+        new("KILN5903", ExitCode.NotFound, "the stage that makes the output did not succeed, so it cannot be registered", "register an output of a run whose stage succeeded; 'kiln runs' lists them"),
+        new("KILN5904", ExitCode.NotFound, "no model with that name in the registry", "'kiln models list' lists the registered models; 'kiln models register' adds one"),
+        new("KILN5905", ExitCode.NotFound, "the model has no version with that number", "'kiln models show NAME' lists its versions"),
+        new("KILN5906", ExitCode.NotFound, "the alias has no earlier version to roll back to", "'kiln models history NAME' shows how the alias moved"),
+        new("KILN5907", ExitCode.NotFound, "the stage has no recorded environment image, so the model's lineage would be incomplete", "re-run the stage with kiln run, then register the new run's output"),
+        new("KILN5908", ExitCode.NotFound, "the model has no such alias", "'kiln models promote NAME VERSION --to ALIAS' sets it"),
+        new("KILN5911", ExitCode.NotFound, "--from latest: no run has succeeded yet", "'kiln run' makes one"),
+        new("KILN5935", ExitCode.NotFound, "the model version's artifact is neither in the store nor in the project", "'kiln repro RUN' recreates it"),
 
         // 6nnn: the ledger or the store could not be read or written (exit 6)
         new("KILN6001", ExitCode.StorageFailed, "the run ledger cannot be opened, read or written", "the message says why (damaged, locked, read-only, disk full) and what to do"),
@@ -103,8 +134,10 @@ public static class ErrorCatalog
         new("KILN6207", ExitCode.StorageFailed, "a stored tree manifest is not valid", "delete the blob and run the stage that produced it again"),
         new("KILN6208", ExitCode.StorageFailed, "a path is a file where a directory was expected, or the other way round", "name the right kind of path"),
         new("KILN6215", ExitCode.StorageFailed, "recording an imported run in the ledger failed; nothing was imported", "see the ledger error; fix it and import again", "KILN7215"),
+        new("KILN6220", ExitCode.StorageFailed, "the ledger is missing while the content store beside it has content", "restore .kiln/ledger.db from a backup, or run again with --new-ledger to start an empty history"),
+        new("KILN6231", ExitCode.StorageFailed, "a cached output does not hash to the digest it was stored under; the blob is quarantined and the stage re-run", "nothing to do for the run; run 'kiln fsck' to check the rest of the store and the disk"),
 
-        // 7nnn: a push, pull, export or import failed (exit 7)
+        // 7nnn: a push, pull, export, import or remote-cache transfer failed (exit 7)
         new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),
         new("KILN7101", ExitCode.PortabilityFailed, "the registry cannot be reached", "check the address and that the registry is running"),
         new("KILN7102", ExitCode.PortabilityFailed, "the registry refused the push or pull (authentication or permission)", "log in with 'docker login REGISTRY'"),
@@ -128,6 +161,17 @@ public static class ErrorCatalog
         new("KILN7212", ExitCode.PortabilityFailed, "a run cannot be exported: blobs or images it needs are missing", "only a succeeded run whose blobs are still in the store can be exported"),
         new("KILN7213", ExitCode.PortabilityFailed, "a file is too large to carry as capsule metadata", "keep it smaller than the limit the message gives"),
         new("KILN7214", ExitCode.PortabilityFailed, "the engine saved another image than the one asked for", "export again once no tag moves"),
+        new("KILN7921", ExitCode.PortabilityFailed, "the remote cache registry did not answer", "check that it runs and that this machine reaches it"),
+        new("KILN7922", ExitCode.PortabilityFailed, "the remote cache registry refused a request", "the message gives its HTTP status and answer"),
+        new("KILN7923", ExitCode.PortabilityFailed, "bytes from the registry do not match their digest; they were refused", "nothing of them was used; the stage runs instead"),
+        new("KILN7924", ExitCode.PortabilityFailed, "a remote cache entry was refused (another key, an undeclared output, bad bytes)", "nothing of it was used; delete the tag in the registry"),
+        new("KILN7926", ExitCode.PortabilityFailed, "the registry sent more bytes than allowed", "nothing of it was used"),
+
+        // 8nnn: the project is busy (exit 8)
+        new("KILN8202", ExitCode.ProjectBusy, "another kiln command holds the project lock and --no-wait was given", "wait for it (run again without --no-wait), or stop the command named in the message"),
+
+        // 9nnn: a promotion gate refused (exit 9)
+        new("KILN9110", ExitCode.GateRefused, "a promotion gate refused: the version's metrics fail a gate kiln.yaml declares", "the message names the gate and the metric's value; promote a version that passes, or change the gate"),
     ];
 
     /// <summary>Codes that are no longer thrown, and what replaced them (never reuse one).</summary>

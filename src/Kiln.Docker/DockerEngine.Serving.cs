@@ -44,7 +44,7 @@ public sealed partial class DockerEngine
             string? bound = null;
             if (inspect.NetworkSettings?.Ports is { } ports && ports.TryGetValue(port, out var bindings)) bound = bindings?.FirstOrDefault()?.HostPort;
             if (!int.TryParse(bound, out var actual))
-                throw new KilnException("KILN9140", $"the engine published no host port for the serving container {name}",
+                throw new KilnException("KILN3940", $"the engine published no host port for the serving container {name}",
                     "check that the port is free: kiln serve --port N", ExitCode.EngineUnavailable);
             return (created.ID, actual);
         }

@@ -4,14 +4,17 @@ using Kiln.Core.Paths;
 
 namespace Kiln.Engine;
 
-/// <summary>Kiln's output-side security errors (KILN81xx): a stage's output, or the project path it is written to, that
+/// <summary>Kiln's output-side security errors (KILN1101–1104): a stage's output, or the project path it is written to, that
 /// Kiln refuses because storing or writing it would reach outside the stage's staging folder or the project.</summary>
 public static class OutputErrors
 {
-    public const string LinkOutCode = "KILN8101";
-    public const string SpecialFileCode = "KILN8102";
-    public const string LinkedParentCode = "KILN8103";
-    public const string ProjectLinkCode = "KILN8104";
+    public const string LinkOutCode = "KILN1101";
+    public const string SpecialFileCode = "KILN1102";
+    public const string LinkedParentCode = "KILN1103";
+    public const string ProjectLinkCode = "KILN1104";
+
+    /// <summary>True for the codes above: the stage's outputs (or the project path they go to) were refused.</summary>
+    public static bool IsRefusal(string code) => code is LinkOutCode or SpecialFileCode or LinkedParentCode or ProjectLinkCode;
 
     public static KilnException LinkOut(string output, string link, string target, string why) => new(LinkOutCode,
         $"output '{output}' is refused: '{link}' is a symbolic link (-> {target}) and {why}",
@@ -43,7 +46,7 @@ public static class OutputErrors
 /// to keep: nothing on an output's path is a link; a file output is a regular file (not a link, FIFO, socket or device);
 /// in a directory output every link resolves (as the kernel would) to a place inside that directory, and there are no
 /// FIFOs, sockets or devices. Setuid, setgid and sticky bits are cleared, and every entry is given to the invoking user
-/// (when Kiln runs as root, a stage can hand files to others). Throws the first problem as a KILN81xx error.</summary>
+/// (when Kiln runs as root, a stage can hand files to others). Throws the first problem as a KILN110x error.</summary>
 public static class OutputGuard
 {
     public static void Check(string outRoot, IEnumerable<string> outputs)

@@ -18,7 +18,8 @@ public sealed record RunRequest(
     int Jobs = 0,
     StageCache? Cache = null,
     bool ForceAll = false,
-    IReadOnlyCollection<string>? ForceStages = null);
+    IReadOnlyCollection<string>? ForceStages = null,
+    IRemoteCache? Remote = null);
 
 public sealed record RunOutcome(string RunId, RunStatus Status, IReadOnlyList<StageRecord> Stages)
 {
@@ -242,6 +243,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             return Failed(ex.Message, null);
         }
 
+        void Warn(string message) => reporter.StageLog(stage.Name, new LogLine(true, message));
         if (decision.Corrupt is { } corruptEntry)
         {
             // Never restore bytes that are not what the record says: move the blob aside (nothing restores it again, and a
@@ -250,7 +252,16 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             reporter.StageWarning(stage.Name,
                 $"{corruptEntry.Code}: {corruptEntry.Message}; moved the blob to {moved ?? "(already gone)"}; running the stage again");
         }
-        if (decision.Hit is { } hit)
+        var hit = decision.Hit;
+        var from = "the cache";
+        if (hit is not null && request.Remote is { } publishTo)
+            await publishTo.PublishAsync(hit, cache, Warn, ct).ConfigureAwait(false); // a local hit the remote may lack
+        if (!forced && hit is null && request.Remote is { } remote)
+        {
+            hit = await remote.TryFetchAsync(key.Value, keyDoc.Outputs, cache, Warn, ct).ConfigureAwait(false);
+            from = $"the remote cache {remote.Location}";
+        }
+        if (hit is not null)
         {
             try
             {
@@ -259,12 +270,12 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
                 {
                     restored = await cache.RestoreAsync(hit, request.ProjectDir, ct).ConfigureAwait(false);
                 }
-                catch (KilnException ex) when (ex.Code.StartsWith("KILN81", StringComparison.Ordinal))
+                catch (KilnException ex) when (OutputErrors.IsRefusal(ex.Code))
                 {
                     return Failed($"{ex.Code}: {ex.Message}; {ex.Hint}", null);
                 }
                 await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
-                if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from the cache (run {hit.RunId}), every byte checked against its digest"));
+                if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from {from} (run {hit.RunId}), every byte checked against its digest"));
                 return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
                     hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
                     null);
@@ -396,6 +407,8 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         // Into the content store first (so a crash after this point still leaves a usable cache entry), then publish.
         var entry = await cache.StoreAsync(keyDoc, request.Record.Id, sandbox.StagedPath, metrics, CancellationToken.None).ConfigureAwait(false);
         var outputs = entry.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList();
+        if (request.Remote is { } remoteCache)
+            await remoteCache.PublishAsync(entry, cache, Warn, CancellationToken.None).ConfigureAwait(false);
 
         // Publish: each declared output replaces the project's copy by rename.
         try

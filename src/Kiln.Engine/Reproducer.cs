@@ -32,7 +32,7 @@ public sealed record ReproResult(RunOutcome Outcome, IReadOnlyList<OutputVerdict
 public sealed class Reproducer(IContainerRuntime runtime, ILedger ledger, IRunReporter reporter)
 {
     /// <summary>A blob that the recorded run needs is missing or corrupt when it is restored for the re-execution.</summary>
-    public const string CannotReproduceCode = "KILN8301";
+    public const string CannotReproduceCode = "KILN2301";
 
     /// <summary><c>kiln repro</c>'s and <c>kiln verify</c>'s "cannot reproduce" exit code (2), as their --help promises.</summary>
     public const ExitCode CannotReproduceExitCode = (ExitCode)2;

@@ -272,6 +272,20 @@ public sealed class StageCache
         return entry;
     }
 
+    /// <summary>Records an entry whose blobs are already in the store (one fetched from a remote cache).</summary>
+    public Task AddEntryAsync(CacheEntry entry, CancellationToken ct) =>
+        WriteAtomicAsync(EntryPath(entry.Key), JsonSerializer.SerializeToUtf8Bytes(entry, CacheJson.Default.CacheEntry), ct);
+
+    /// <summary>A cache entry as the JSON bytes its local file holds.</summary>
+    public static byte[] EntryBytes(CacheEntry entry) => JsonSerializer.SerializeToUtf8Bytes(entry, CacheJson.Default.CacheEntry);
+
+    /// <summary>Parses <see cref="EntryBytes"/>; null when the bytes are not an entry.</summary>
+    public static CacheEntry? ParseEntry(ReadOnlySpan<byte> bytes)
+    {
+        try { return JsonSerializer.Deserialize(bytes, CacheJson.Default.CacheEntry); }
+        catch (JsonException) { return null; }
+    }
+
     /// <summary>Makes the project's copies of the entry's outputs match it: outputs already equal are left alone,
     /// others are restored from the store (copies: the project never shares an inode with the store). Every restored byte
     /// is hashed while it is copied (no second read): a blob that does not match the digest it is restored for throws
@@ -496,9 +510,9 @@ public sealed class MissingInputException(string stage, IReadOnlyList<string> pa
     public IReadOnlyList<string> Paths { get; } = paths;
 }
 
-/// <summary>KILN8201: a cache hit's stored output does not hash to the digest it was stored under (bit rot, a bad disk, an
+/// <summary>KILN6231: a cache hit's stored output does not hash to the digest it was stored under (bit rot, a bad disk, an
 /// edited store). The run quarantines the blob and runs the stage again; status reports the stage as one that would run.</summary>
-public sealed class CorruptCachedOutputException(string stage, string output, BlobCorruptException blob) : KilnException("KILN8201",
+public sealed class CorruptCachedOutputException(string stage, string output, BlobCorruptException blob) : KilnException("KILN6231",
     $"stage '{stage}': the stored copy of its output '{output}' is corrupt: blob {blob.Expected} hashes to {blob.Actual}",
     "'kiln run' moves the blob to .kiln/store/quarantine/ and runs the stage again; 'kiln fsck' checks the whole store and names the runs affected",
     ExitCode.StorageFailed, blob)

@@ -25,7 +25,7 @@ public sealed record FsckReport(int BlobsChecked, long BytesChecked, int TreesCh
 /// it moves nothing (a later <c>kiln run</c> quarantines what it meets) and takes no lock.</summary>
 public static class StoreChecker
 {
-    public const string DamageCode = "KILN8210";
+    public const string DamageCode = "KILN1090";
 
     public static async Task<FsckReport> CheckAsync(StageCache cache, ILedger ledger, CancellationToken ct)
     {

@@ -131,7 +131,7 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
             if (aliasOrVersion is null) return versions[^1];
             if (int.TryParse(aliasOrVersion, NumberStyles.None, CultureInfo.InvariantCulture, out var n)) return Version(tx, model, n);
             var current = AliasHistory.Current(Events(tx, model), aliasOrVersion)
-                ?? throw new KilnException("KILN9108", $"model '{model}' has no alias '{aliasOrVersion}'",
+                ?? throw new KilnException("KILN5908", $"model '{model}' has no alias '{aliasOrVersion}'",
                     $"'kiln models promote {model} VERSION --to {aliasOrVersion}' sets it", ExitCode.NotFound);
             return versions.First(v => v.Version == current);
         }, ct);

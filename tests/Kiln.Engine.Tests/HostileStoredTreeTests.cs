@@ -33,7 +33,7 @@ public sealed class HostileStoredTreeTests : IDisposable
 
         var ex = await Assert.ThrowsAsync<KilnException>(() => cache.RestoreAsync(entry, _dir, CancellationToken.None));
 
-        Assert.Equal("KILN8101", ex.Code);
+        Assert.Equal("KILN1101", ex.Code);
         Assert.Contains("'models/escape'", ex.Message);
         Assert.False(Directory.Exists(Path.Combine(_dir, "models")));
     }

@@ -46,7 +46,7 @@ public sealed class StoreIntegrityTests : EngineFixture
             Assert.Equal(RunStatus.Succeeded, again.Status);
             Assert.Equal(trainsBefore + 1, Runtime.Executions("train")); // re-run, not restored
             Assert.Equal(StageStatus.Succeeded, again.StatusOf("train"));
-            var warning = Reporter.Logs.Skip(logsBefore).Where(l => l.Stage == "train" && l.Line.Text.Contains("KILN8201")).Select(l => l.Line.Text).SingleOrDefault();
+            var warning = Reporter.Logs.Skip(logsBefore).Where(l => l.Stage == "train" && l.Line.Text.Contains("KILN6231")).Select(l => l.Line.Text).SingleOrDefault();
             Assert.True(warning is not null, "the corruption was not reported");
             Assert.Contains("models/model.bin", warning);
             Assert.Contains(stored.ToString(), warning);

@@ -79,7 +79,7 @@ public sealed class ServingImageTests : IDisposable
     {
         File.Delete(Path.Combine(_dir, "server", ServingImage.ServerExecutable));
         var ex = Assert.Throws<KilnException>(() => Prepare(Request()));
-        Assert.Equal("KILN9131", ex.Code);
+        Assert.Equal("KILN4931", ex.Code);
     }
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);

@@ -65,7 +65,7 @@ public sealed class StoreIntegrityCliTests(DockerFixture docker)
 
             Assert.True(run.ExitCode == 0, run.Describe());
             var text = Flatten(run.StdOut + run.StdErr);
-            Assert.Contains("KILN8201", text);
+            Assert.Contains("KILN6231", text);
             Assert.Contains("out/numbers.txt", text);
             Assert.Contains(stored.ToString(), text);
             Assert.Contains("1 ran, 0 cached", text); // re-run, not restored
@@ -196,7 +196,7 @@ public sealed class StoreIntegrityCliTests(DockerFixture docker)
 
         Assert.True(runs.ExitCode == 6, runs.Describe());
         var err = Flatten(runs.StdErr);
-        Assert.Contains("KILN8220", err);
+        Assert.Contains("KILN6220", err);
         Assert.Contains("--new-ledger", err);
         Assert.False(File.Exists(project.LedgerPath), "an empty ledger was created anyway");
 

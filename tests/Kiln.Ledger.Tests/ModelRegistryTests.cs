@@ -69,7 +69,7 @@ public sealed class ModelRegistryTests : LedgerFixture
     {
         var (_, registry) = await WithTrainedRun();
         var ex = await Assert.ThrowsAsync<KilnException>(() => registry.RegisterAsync("iris", "run-1", "models/nope.pkl", "a", T0));
-        Assert.Equal("KILN9102", ex.Code);
+        Assert.Equal("KILN5902", ex.Code);
         Assert.Contains("models/model.pkl", ex.Hint);
     }
 
@@ -78,7 +78,7 @@ public sealed class ModelRegistryTests : LedgerFixture
     {
         var (_, registry) = await WithTrainedRun(trainStatus: StageStatus.Failed);
         var ex = await Assert.ThrowsAsync<KilnException>(() => registry.RegisterAsync("iris", "run-1", "models/model.pkl", "a", T0));
-        Assert.Equal("KILN9103", ex.Code);
+        Assert.Equal("KILN5903", ex.Code);
     }
 
     [Fact]
@@ -98,7 +98,7 @@ public sealed class ModelRegistryTests : LedgerFixture
     {
         var (_, registry) = await WithTrainedRun();
         var ex = await Assert.ThrowsAnyAsync<Exception>(() => registry.RegisterAsync(name, "run-1", "models/model.pkl", "a", T0));
-        Assert.True(ex is KilnException { Code: "KILN9101" } or ArgumentException, ex.ToString());
+        Assert.True(ex is KilnException { Code: "KILN0901" } or ArgumentException, ex.ToString());
         Assert.Empty(await registry.ModelsAsync());
     }
 
@@ -123,7 +123,7 @@ public sealed class ModelRegistryTests : LedgerFixture
         var again = await registry.RollbackAsync("iris", "production", "carol", null, T0.AddMinutes(4));
         Assert.Equal(1, again.To); // walks back through the promotions, not back to 3
         var none = await Assert.ThrowsAsync<KilnException>(() => registry.RollbackAsync("iris", "production", "carol", null, T0));
-        Assert.Equal("KILN9106", none.Code);
+        Assert.Equal("KILN5906", none.Code);
         Assert.Equal(3, (await registry.AliasesAsync("iris"))["staging"]);
 
         var history = await registry.HistoryAsync("iris");
@@ -137,8 +137,8 @@ public sealed class ModelRegistryTests : LedgerFixture
     {
         var (_, registry) = await WithTrainedRun();
         await registry.RegisterAsync("iris", "run-1", "models/model.pkl", "a", T0);
-        Assert.Equal("KILN9105", (await Assert.ThrowsAsync<KilnException>(() => registry.PromoteAsync("iris", 7, "prod", "a", null, T0))).Code);
-        Assert.Equal("KILN9104", (await Assert.ThrowsAsync<KilnException>(() => registry.PromoteAsync("nope", 1, "prod", "a", null, T0))).Code);
+        Assert.Equal("KILN5905", (await Assert.ThrowsAsync<KilnException>(() => registry.PromoteAsync("iris", 7, "prod", "a", null, T0))).Code);
+        Assert.Equal("KILN5904", (await Assert.ThrowsAsync<KilnException>(() => registry.PromoteAsync("nope", 1, "prod", "a", null, T0))).Code);
     }
 
     [Fact]
@@ -169,7 +169,7 @@ public sealed class ModelRegistryTests : LedgerFixture
         Assert.Equal(2, (await registry.ResolveAsync("iris", null)).Version);
         Assert.Equal(1, (await registry.ResolveAsync("iris", "production")).Version);
         Assert.Equal(2, (await registry.ResolveAsync("iris", "2")).Version);
-        Assert.Equal("KILN9108", (await Assert.ThrowsAsync<KilnException>(() => registry.ResolveAsync("iris", "staging"))).Code);
+        Assert.Equal("KILN5908", (await Assert.ThrowsAsync<KilnException>(() => registry.ResolveAsync("iris", "staging"))).Code);
     }
 
     [Fact]

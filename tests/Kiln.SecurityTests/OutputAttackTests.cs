@@ -21,7 +21,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "steal", "KILN8101", "'out/out.txt'", "symbolic link (-> /etc/passwd)");
+        AssertRefused(result, "steal", "KILN1101", "'out/out.txt'", "symbolic link (-> /etc/passwd)");
         Assert.False(project.Exists("out/out.txt"));
         Assert.False(File.Exists(project.FullPath("out/out.txt")) || new FileInfo(project.FullPath("out/out.txt")).LinkTarget is not null);
         AssertStoreHoldsNo(project, File.ReadAllBytes("/etc/passwd"));
@@ -40,7 +40,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "steal", "KILN8101", "'out/env.txt'", "-> /proc/self/environ");
+        AssertRefused(result, "steal", "KILN1101", "'out/env.txt'", "-> /proc/self/environ");
         Assert.False(project.Exists("out/env.txt"));
         AssertStoreHoldsNo(project, File.ReadAllBytes("/proc/self/environ"));
     }
@@ -58,7 +58,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        var record = AssertRefused(result, "steal", "KILN8101", "'metrics/m.json'");
+        var record = AssertRefused(result, "steal", "KILN1101", "'metrics/m.json'");
         Assert.Empty(record.Metrics);
         Assert.DoesNotContain("PATH=", record.Error);
     }
@@ -75,7 +75,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "steal", "KILN8101", "'models/x'", "-> ../../../x", "leads out of the output folder");
+        AssertRefused(result, "steal", "KILN1101", "'models/x'", "-> ../../../x", "leads out of the output folder");
         Assert.False(project.Exists("models"));
     }
 
@@ -91,7 +91,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "steal", "KILN8101", "'models/etc'", "absolute");
+        AssertRefused(result, "steal", "KILN1101", "'models/etc'", "absolute");
         Assert.False(project.Exists("models"));
     }
 
@@ -108,7 +108,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "steal", "KILN8101", "'models/m'");
+        AssertRefused(result, "steal", "KILN1101", "'models/m'");
         Assert.False(project.Exists("models"));
     }
 
@@ -134,7 +134,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
             var result = await project.RunAsync(docker);
 
-            AssertRefused(result, "steal", "KILN8103", "'a/b'", $"-> {outside}");
+            AssertRefused(result, "steal", "KILN1103", "'a/b'", $"-> {outside}");
             Assert.False(project.Exists("a/b/secret"));
             Assert.False(project.Exists("a/d.txt"));
             Assert.Equal(bytes, File.ReadAllBytes(canary)); // still there, untouched
@@ -248,7 +248,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "fifo", "KILN8102", "'out/pipe'", "FIFO");
+        AssertRefused(result, "fifo", "KILN1102", "'out/pipe'", "FIFO");
         Assert.False(project.Exists("out/pipe"));
     }
 
@@ -265,7 +265,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "fifo", "KILN8102", "FIFO");
+        AssertRefused(result, "fifo", "KILN1102", "FIFO");
     }
 
     [DockerFact]
@@ -280,7 +280,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "fifo", "KILN8102", "'tree/sub/pipe'", "FIFO");
+        AssertRefused(result, "fifo", "KILN1102", "'tree/sub/pipe'", "FIFO");
         Assert.False(project.Exists("tree"));
     }
 
@@ -298,7 +298,7 @@ public sealed class OutputAttackTests(DockerFixture docker)
 
         var result = await project.RunAsync(docker);
 
-        AssertRefused(result, "dev", "KILN8102", "'out/dev'");
+        AssertRefused(result, "dev", "KILN1102", "'out/dev'");
         Assert.False(project.Exists("out/dev"));
     }
 }

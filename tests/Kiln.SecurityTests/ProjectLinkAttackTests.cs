@@ -87,7 +87,7 @@ public sealed class ProjectLinkAttackTests(DockerFixture docker)
 
     private static void AssertFailedWithoutWritingOutside(PipelineResult result, string outside)
     {
-        var record = AssertRefused(result, "make", "KILN8104", "'out'", "symbolic link");
+        var record = AssertRefused(result, "make", "KILN1104", "'out'", "symbolic link");
         Assert.Contains("remove the link", record.Error);
         Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
     }

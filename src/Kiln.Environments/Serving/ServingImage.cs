@@ -35,9 +35,9 @@ public static class ServingImage
     public static ImageConfig Prepare(ServingImageRequest r, string layerPath)
     {
         if (r.BaseImage.DiffIds is not { Count: > 0 } baseLayers)
-            throw new KilnException("KILN9130", $"the environment image {r.BaseImage.Id} reports no layers", "rebuild the environment with 'kiln env build'", ExitCode.EnvironmentBuildFailed);
+            throw new KilnException("KILN4930", $"the environment image {r.BaseImage.Id} reports no layers", "rebuild the environment with 'kiln env build'", ExitCode.EnvironmentBuildFailed);
         if (!File.Exists(Path.Combine(r.ServerDirectory, ServerExecutable)))
-            throw new KilnException("KILN9131", $"Kiln's inference server is not in {r.ServerDirectory} (no {ServerExecutable} there)",
+            throw new KilnException("KILN4931", $"Kiln's inference server is not in {r.ServerDirectory} (no {ServerExecutable} there)",
                 "publish it: dotnet publish src/Kiln.Serving -c Release -r linux-x64 --self-contained -o DIR, then set KILN_SERVE_DIR=DIR", ExitCode.EnvironmentBuildFailed);
         var modelPath = $"/{Root}/model/{r.ArtifactName}";
         var predictorPath = $"/{Root}/predictor/{r.PredictorName}";
@@ -122,7 +122,7 @@ public static class ServingImage
             await engine.LoadImageAsync(f, _ => { }, ct).ConfigureAwait(false);
         var loaded = await engine.InspectImageAsync(tag, ct).ConfigureAwait(false);
         if (loaded?.Id != id)
-            throw new KilnException("KILN9132", $"the engine loaded the serving image {tag} as {loaded?.Id.ToString() ?? "nothing"}, but Kiln wrote {id}",
+            throw new KilnException("KILN4932", $"the engine loaded the serving image {tag} as {loaded?.Id.ToString() ?? "nothing"}, but Kiln wrote {id}",
                 "the environment image must be in the engine: 'kiln env build' (or 'kiln pull') brings it back", ExitCode.EnvironmentBuildFailed);
         File.Delete(archive);
         File.Delete(layerPath);

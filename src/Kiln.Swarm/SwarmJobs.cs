@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using System.Text;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Kiln.Core;
+
+namespace Kiln.Swarm;
+
+/// <summary>One stage handed to the swarm: a one-shot container, image pinned by registry digest.</summary>
+/// <param name="Image"><c>REPOSITORY@sha256:…</c>: the nodes pull exactly these bytes (no tag is resolved).</param>
+/// <param name="Constraints">Placement constraints, e.g. <c>node.labels.gpu == true</c>.</param>
+public sealed record SwarmJob(
+    string Name,
+    string Image,
+    IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string> Env,
+    IReadOnlyDictionary<string, string> Labels,
+    double? Cpus = null,
+    long? MemoryBytes = null,
+    IReadOnlyList<string>? Constraints = null,
+    string? WorkingDir = null,
+    string? User = null,
+    bool ReadOnlyRoot = false,
+    IReadOnlyList<string>? Tmpfs = null);
+
+/// <summary>How a job ended: the node and task that ran it, its exit code (null when it never started: rejected, no node),
+/// the swarm's own error, and the last lines of its log.</summary>
+/// <param name="EndedAt">When the swarm saw the task end (its last status change).</param>
+public sealed record SwarmJobResult(string ServiceId, string? TaskId, string? NodeId, long? ExitCode, string State, string? Error,
+    IReadOnlyList<string> Log, TimeSpan Elapsed, DateTimeOffset EndedAt)
+{
+    /// <summary>The last 15 lines of the log.</summary>
+    public IReadOnlyList<string> LogTail => Log.Count <= 15 ? Log : Log.Skip(Log.Count - 15).ToList();
+
+    public bool Succeeded => ExitCode == 0 && State == "complete";
+}
+
+/// <summary>Runs jobs as Swarm <c>replicated-job</c> services through a manager's Engine API: one replica, restart
+/// condition none (Kiln decides retries; the swarm's default restarts a failing job for ever), no published ports, image
+/// by digest, labelled, and always removed — when it ends, when the caller cancels, and (by label) after a killed run.
+/// It polls the service's tasks instead of waiting on the service: <c>service create --detach=false</c> never returns when
+/// a job fails.</summary>
+public sealed class SwarmJobRunner : IDisposable
+{
+    public const string OwnerLabel = "dev.kiln.swarm";
+    private static readonly HashSet<string> Terminal = ["complete", "failed", "rejected", "shutdown", "orphaned", "remove"];
+
+    private readonly DockerClient _client;
+
+    public Uri Manager { get; }
+
+    /// <summary>How often the tasks are asked for (a failure is seen within this, plus the log fetch).</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    public SwarmJobRunner(Uri manager)
+    {
+        Manager = manager;
+        _client = new DockerClientConfiguration(manager, defaultTimeout: TimeSpan.FromMinutes(5)).CreateClient();
+    }
+
+    /// <summary>The manager named by DOCKER_HOST (or the local socket).</summary>
+    public static Uri DefaultManager() =>
+        Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } host ? new Uri(host) : new Uri("unix:///var/run/docker.sock");
+
+    /// <summary>Checks that the endpoint is a swarm manager (KILN3910 otherwise) and returns the number of ready nodes.</summary>
+    public async Task<int> CheckManagerAsync(CancellationToken ct)
+    {
+        SystemInfoResponse info;
+        try
+        {
+            info = await _client.System.GetSystemInfoAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or DockerApiException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+        {
+            throw new KilnException("KILN3910", $"no Docker Engine answers at {Manager}: {e.Message}",
+                "point DOCKER_HOST at a swarm manager (for a test swarm: sudo scripts/swarm-up.sh 3, then the KILN_SWARM_MANAGER it prints)",
+                ExitCode.EngineUnavailable);
+        }
+        if (info.Swarm?.ControlAvailable != true)
+            throw new KilnException("KILN3910", $"the engine at {Manager} is not a swarm manager (swarm state: {info.Swarm?.LocalNodeState ?? "unknown"})",
+                "point DOCKER_HOST at a manager node of the swarm ('docker node ls' works there)", ExitCode.EngineUnavailable);
+        var nodes = await _client.Swarm.ListNodesAsync(ct).ConfigureAwait(false);
+        return nodes.Count(n => n.Status?.State == "ready");
+    }
+
+    /// <summary>Runs one job to its end and removes its service. Cancelling removes the service (and so its task) too.</summary>
+    public async Task<SwarmJobResult> RunAsync(SwarmJob job, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        var labels = new Dictionary<string, string>(job.Labels) { [OwnerLabel] = "1" };
+        var spec = new ServiceSpec
+        {
+            Name = job.Name,
+            Labels = labels,
+            Mode = new ServiceMode { ReplicatedJob = new ReplicatedJob { MaxConcurrent = 1, TotalCompletions = 1 } },
+            TaskTemplate = new TaskSpec
+            {
+                ContainerSpec = new ContainerSpec
+                {
+                    Image = job.Image,
+                    Command = job.Command.ToList(),
+                    Env = job.Env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+                    Labels = labels,
+                    Dir = job.WorkingDir,
+                    User = job.User,
+                    ReadOnly = job.ReadOnlyRoot,
+                    Mounts = job.Tmpfs?.Select(t => new Docker.DotNet.Models.Mount { Type = "tmpfs", Target = t }).ToList(),
+                },
+                RestartPolicy = new SwarmRestartPolicy { Condition = "none", MaxAttempts = 0 },
+                Resources = new ResourceRequirements
+                {
+                    Limits = new SwarmLimit
+                    {
+                        NanoCPUs = job.Cpus is { } c ? (long)(c * 1e9) : 0,
+                        MemoryBytes = job.MemoryBytes ?? 0,
+                    },
+                    Reservations = new SwarmResources
+                    {
+                        NanoCPUs = job.Cpus is { } r ? (long)(r * 1e9) : 0,
+                        MemoryBytes = job.MemoryBytes ?? 0,
+                    },
+                },
+                Placement = job.Constraints is { Count: > 0 } cs ? new Placement { Constraints = cs.ToList() } : null,
+            },
+            EndpointSpec = new EndpointSpec { Mode = "dnsrr" }, // no IPVS needed, no ports published
+        };
+        var created = await _client.Swarm.CreateServiceAsync(new ServiceCreateParameters { Service = spec }, ct).ConfigureAwait(false);
+        var serviceId = created.ID;
+        try
+        {
+            TaskResponse? last = null;
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                IList<TaskResponse> tasks;
+                try
+                {
+                    tasks = await _client.Tasks.ListAsync(new TasksListParameters
+                    {
+                        Filters = new Dictionary<string, IDictionary<string, bool>> { ["service"] = new Dictionary<string, bool> { [serviceId] = true } },
+                    }, ct).ConfigureAwait(false);
+                }
+                catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+                {
+                    tasks = []; // the service is gone: said below
+                }
+                last = tasks.OrderByDescending(t => t.CreatedAt).FirstOrDefault() ?? last;
+                if (tasks.Count == 0 && !await ServiceExistsAsync(serviceId, ct).ConfigureAwait(false))
+                    throw new KilnException("KILN1911", $"the service of job '{job.Name}' was removed while it ran (not by this run)",
+                        "another kiln run or a person removed it; run again", ExitCode.StageFailed);
+                if (last?.Status is { } status && Terminal.Contains(status.State.ToString().ToLowerInvariant()))
+                    break;
+                await Task.Delay(PollInterval, ct).ConfigureAwait(false);
+            }
+            var state = last!.Status.State.ToString().ToLowerInvariant();
+            if (state is not ("complete" or "failed" or "rejected") && !await ServiceExistsAsync(serviceId, ct).ConfigureAwait(false))
+                throw new KilnException("KILN1911", $"the service of job '{job.Name}' was removed while it ran (not by this run)",
+                    "another kiln run or a person removed it; run again", ExitCode.StageFailed);
+            long? exit = last.Status.ContainerStatus?.ContainerID is { Length: > 0 } ? last.Status.ContainerStatus.ExitCode : null;
+            var tail = await LogAsync(serviceId, ct).ConfigureAwait(false);
+            return new SwarmJobResult(serviceId, last.ID, last.NodeID, exit, state,
+                string.IsNullOrEmpty(last.Status.Err) ? null : last.Status.Err, tail, watch.Elapsed, new DateTimeOffset(last.Status.Timestamp.ToUniversalTime()));
+        }
+        finally
+        {
+            await RemoveServiceAsync(serviceId).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The service's log (stdout, then stderr; at most the last 10000 lines of each), without the stream headers.</summary>
+    private async Task<IReadOnlyList<string>> LogAsync(string serviceId, CancellationToken ct)
+    {
+        try
+        {
+            using var stream = await _client.Swarm.GetServiceLogsAsync(serviceId, false,
+                new ServiceLogsParameters { ShowStdout = true, ShowStderr = true, Tail = "10000" }, ct).ConfigureAwait(false);
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct).ConfigureAwait(false);
+            return (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+        }
+        catch (Exception e) when (e is DockerApiException or IOException)
+        {
+            return [$"(the log could not be read: {e.Message})"];
+        }
+    }
+
+    private async Task<bool> ServiceExistsAsync(string serviceId, CancellationToken ct)
+    {
+        try
+        {
+            await _client.Swarm.InspectServiceAsync(serviceId, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
+    private async Task RemoveServiceAsync(string serviceId)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await _client.Swarm.RemoveServiceAsync(serviceId, timeout.Token).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    /// <summary>Removes every service carrying <paramref name="label"/>=<paramref name="value"/> (a killed run's leftovers).</summary>
+    public async Task<int> RemoveServicesAsync(string label, string value, CancellationToken ct)
+    {
+        var services = await _client.Swarm.ListServicesAsync(new ServicesListParameters
+        {
+            Filters = new ServiceFilter { Label = [$"{label}={value}"] },
+        }, ct).ConfigureAwait(false);
+        foreach (var s in services) await RemoveServiceAsync(s.ID).ConfigureAwait(false);
+        return services.Count();
+    }
+
+    /// <summary>The services carrying a label (for tests and <c>kiln</c>'s leftover sweep).</summary>
+    public async Task<IReadOnlyList<string>> ListServicesAsync(string label, string value, CancellationToken ct) =>
+        (await _client.Swarm.ListServicesAsync(new ServicesListParameters { Filters = new ServiceFilter { Label = [$"{label}={value}"] } }, ct)
+            .ConfigureAwait(false)).Select(s => s.ID).ToList();
+
+    public void Dispose() => _client.Dispose();
+}

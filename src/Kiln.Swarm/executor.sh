@@ -1,0 +1,87 @@
+# Kiln's stage executor inside a swarm task (bash; needs only coreutils, findutils and bash's /dev/tcp). It fetches the
+# stage's inputs by digest from the registry, checks every byte (sha256sum), runs the command in /work, uploads every file
+# of the declared output folders, and prints the digest of the list of what it uploaded as its last line:
+#   KILN-OUTPUTS sha256:<hex>
+# Environment: KILN_EXEC_REGISTRY (host:port), KILN_EXEC_REPO, KILN_EXEC_INPUTS (digest of the input list),
+# KILN_EXEC_COMMAND (run with /bin/sh -c). Input list lines: "F <digest> <mode> <absolute path>", "O <output folder>".
+set -euo pipefail
+host=${KILN_EXEC_REGISTRY%:*}
+port=${KILN_EXEC_REGISTRY##*:}
+repo=$KILN_EXEC_REPO
+die() { echo "kiln-executor: $*" >&2; exit 97; }
+
+# request METHOD PATH [FILE]: sends one HTTP/1.0 request (FILE as its body), leaves the status line in $status, the
+# headers in $headers and fd 3 open at the body.
+request() {
+  exec 3<>"/dev/tcp/$host/$port" || die "cannot connect to the registry $KILN_EXEC_REGISTRY"
+  if [[ -n "${3:-}" ]]; then
+    printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %s\r\n\r\n' "$1" "$2" "$KILN_EXEC_REGISTRY" "$(stat -c %s "$3")" >&3
+    cat "$3" >&3
+  else
+    printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n\r\n' "$1" "$2" "$KILN_EXEC_REGISTRY" >&3
+  fi
+  IFS= read -r status <&3 || die "$1 $2: no answer"
+  status=${status%$'\r'}
+  headers=""
+  local line
+  while IFS= read -r line <&3; do
+    line=${line%$'\r'}
+    [[ -z "$line" ]] && break
+    headers+="$line"$'\n'
+  done
+}
+
+fetch() { # digest destination
+  request GET "/v2/$repo/blobs/$1"
+  [[ "$status" == *" 200 "* ]] || die "GET of blob $1: $status"
+  cat <&3 >"$2"
+  exec 3<&-
+  [[ "sha256:$(sha256sum "$2" | cut -d' ' -f1)" == "$1" ]] || { rm -f "$2"; die "the registry served bytes for $1 that do not match it: refused"; }
+}
+
+upload() { # file -> prints its digest
+  local d loc
+  d="sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+  request HEAD "/v2/$repo/blobs/$d"; exec 3<&-
+  if [[ "$status" != *" 200 "* ]]; then
+    request POST "/v2/$repo/blobs/uploads/"; exec 3<&-
+    [[ "$status" == *" 202 "* ]] || die "starting an upload: $status"
+    loc=$(printf '%s' "$headers" | sed -n 's/^[Ll]ocation: *//p' | head -1)
+    loc="/${loc#*://*/}"
+    if [[ "$loc" == *\?* ]]; then loc+="&digest=$d"; else loc+="?digest=$d"; fi
+    request PUT "$loc" "$1"; exec 3<&-
+    [[ "$status" == *" 201 "* ]] || die "upload of $1: $status"
+  fi
+  printf '%s' "$d"
+}
+
+mkdir -p /tmp/kiln-exec
+fetch "$KILN_EXEC_INPUTS" /tmp/kiln-exec/inputs
+outs=()
+while read -r kind a b c; do
+  case "$kind" in
+    F) mkdir -p "$(dirname "$c")"; fetch "$a" "$c"; chmod "$b" "$c" ;;
+    D) mkdir -p "$a" ;;
+    O) mkdir -p "$a"; outs+=("$a") ;;
+  esac
+done </tmp/kiln-exec/inputs
+
+set +e
+( cd "${KILN_EXEC_WORKDIR:-/work}" && /bin/sh -c "$KILN_EXEC_COMMAND" )
+rc=$?
+set -e
+if [[ $rc -ne 0 ]]; then exit "$rc"; fi
+
+: >/tmp/kiln-exec/outputs
+for o in "${outs[@]}"; do
+  while IFS= read -r -d '' f; do
+    mode=644; [[ -x "$f" ]] && mode=755
+    d=$(upload "$f") || exit 97
+    printf 'F %s %s %s\n' "$d" "$mode" "$f" >>/tmp/kiln-exec/outputs
+  done < <(find "$o" -type f -print0)
+  while IFS= read -r -d '' l; do
+    die "output $l is a symbolic link: not supported on the swarm yet"
+  done < <(find "$o" -type l -print0)
+done
+d=$(upload /tmp/kiln-exec/outputs) || exit 97
+echo "KILN-OUTPUTS $d"
