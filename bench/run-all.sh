@@ -338,7 +338,7 @@ log "wrote $OUT"
 # One line, so that editing this file while it runs cannot make bash read on into the edited text.
 main() {
   if [[ ${1:-} == --startup-section ]]; then # the report into a scratch file; print its section 7
-    OUT=$(mktemp); write_report; sed -n '/^## 7\. Start-up/,/^## How long/p' "$OUT" | sed '$d'; rm -f "$OUT"; return
+    OUT=$(mktemp); set +u; write_report 2>/dev/null; sed -n '/^## 7\. Start-up/,/^## How long/p' "$OUT" | sed '$d'; rm -f "$OUT"; return
   fi
   [[ ${1:-} == --report-only ]] || run_benchmarks; write_report; }
 main "$@"; exit $?
