@@ -5,10 +5,13 @@
 #
 #   bench/run-all.sh                 everything, then BENCHMARKS.md
 #   bench/run-all.sh --report-only   only rewrite BENCHMARKS.md from the figures of the last run
+#   bench/run-all.sh --startup-section   print section 7 (start-up) from the last bench/startup-bench.sh figures, to
+#                                    put into BENCHMARKS.md after running that script alone (it takes a minute or two)
 #
 # What runs (details in each script's header):
 #   bench/pipeline-bench.sh overhead | parallel | noop | envbuild   (figures 1, 4, 2 and 6, 5)
 #   bench/hash-bench.sh                                              (figure 3: hashing; kept by its own author, called as is)
+#   bench/startup-bench.sh                                           (figure 7: start-up of the installed kiln vs docker version)
 # A section that fails is reported as failed in BENCHMARKS.md (with where its log is); the others still run.
 #
 # Environment: KILN_BENCH_DIR (default /tmp/kiln-bench-data), KILN_BENCH_ROUNDS (default 3), and the others
@@ -58,6 +61,7 @@ run_benchmarks() {
     section hash bash "$REPO/bench/hash-bench.sh"
     section envbuild "$REPO/bench/pipeline-bench.sh" envbuild
   fi
+  section startup bash "$REPO/bench/startup-bench.sh"
   {
     echo "R_LOAD_END='$(cut -d' ' -f1-3 /proc/loadavg)'"
     echo "R_TOTAL_SECONDS='$((SECONDS - T0))'"
@@ -67,7 +71,7 @@ run_benchmarks() {
 # ---- the report ----------------------------------------------------------------------------------------------
 
 write_report() {
-for f in run sections overhead noop parallel envbuild; do
+for f in run sections overhead noop parallel envbuild startup; do
   [[ -f "$RESULTS/$f.env" ]] && source "$RESULTS/$f.env"
 done
 
@@ -192,6 +196,8 @@ measured alongside are what to compare.
 | 4 | 8 × \`sleep 2\`, \`--jobs 2\`: wall ÷ ideal 8 s | ${PAR_R}× ($(fig "${PAR_WALL:-}" " s")) | ≤ 1.1× | $(judge parallel "$PAR_R" "<=" 1.1) |
 | 4b | the same, Kiln ÷ the Engine API floor running the 8 containers 2 at a time ($(fig "${PAR_API:-}" " s") = $(ratio "$(med "${PAR_API:-}")" 8)× the ideal) | $(fig "${PAR_R_KILN_API:-}")× | (none) | |
 | 5 | no-op \`kiln env build\` (iris) | $(fig "${EB_NOOP:-}" " s") | < 1 s | $(judge envbuild "$EB_N" "<" 1) |
+| 7a | \`kiln --version\` (the installed executable) | $(fig "${ST_VERSION:-}" " s"); $(fig "${ST_R_VERSION:-}")× \`docker version\` | ≤ 0.15 s | $(judge startup "$(med "${ST_VERSION:-}")" "<=" 0.15) |
+| 7b | no-op \`kiln run\` of iris (every stage cached) | $(fig "${ST_NOOP:-}" " s"); $(fig "${ST_R_NOOP:-}")× \`docker version\` | ≤ 0.6 s | $(judge startup "$(med "${ST_NOOP:-}")" "<=" 0.6) |
 
 ## 1. Per-stage overhead
 
@@ -292,13 +298,33 @@ cat <<EOF
 | tree hashing with a warm stat cache (\`hash-bench.sh\`) | $(mb "${H_WARM_RSS:-}") |
 | \`kiln run\` of $N trivial stages | $(mb "${OH_KILN_RSS:-}") |
 
+## 7. Start-up
+
+$(if [[ -n $(status_of startup) && -z ${ST_VERSION:-} ]]; then echo "Not measured: $(status_of startup)."; else cat <<EOF2
+The executable that \`scripts/setup.sh\` installs (${ST_KIND:-?}), next to \`docker version\` (a Go program that also
+starts and asks the engine), ${ST_ROUNDS:-?} interleaved rounds (\`bench/startup-bench.sh\`); ratios per round. Load average
+(1, 5, 15 min) at the end: ${ST_LOAD:-?}.
+
+| command | wall | ÷ \`docker version\` | target |
+|---|---|---|---|
+| \`docker version\` | $(fig "${ST_DOCKER:-}" " s") | 1 | |
+| \`kiln --version\` | $(fig "${ST_VERSION:-}" " s") | $(fig "${ST_R_VERSION:-}")× | ≤ 0.15 s: $(verdict "$(med "${ST_VERSION:-}")" "<=" 0.15) |
+| \`kiln run -q\` of examples/iris, every stage cached | $(fig "${ST_NOOP:-}" " s") | $(fig "${ST_R_NOOP:-}")× | ≤ 0.6 s: $(verdict "$(med "${ST_NOOP:-}")" "<=" 0.6) |
+
+Where the time goes (\`KILN_PROFILE=1\`, one run each, ms): \`kiln --version\`: runtime start (before Main) ${ST_V_START:-?},
+command line ${ST_V_CMDLINE:-?}. No-op \`kiln run\`: runtime start ${ST_N_START:-?}, command line (building every command)
+${ST_N_CMDLINE:-?}, then the command ${ST_N_COMMAND:-?}: spec (from the spec cache) ${ST_N_SPEC:-?}, engine start and ping (Docker.DotNet)
+${ST_N_PING:-?}, ledger open ${ST_N_LEDGER:-?}, environments ${ST_N_ENVS:-?}, the pipeline (keys, cache look-ups, ledger) ${ST_N_PIPELINE:-?}.
+EOF2
+fi)
+
 ## How long each part took
 
 | section | seconds | |
 |---|---|---|
 EOF
 local s v r st
-for s in setup overhead parallel noop hash envbuild; do
+for s in setup overhead parallel noop hash envbuild startup; do
   v="S_${s}_SECONDS"; r="S_${s}_RC"
   if [[ -z ${!r:-} ]]; then st="not run"; elif [[ ${!r} == 0 ]]; then st=ok; else st="failed (exit ${!r})"; fi
   echo "| $s | ${!v:-—} | $st |"
@@ -310,5 +336,9 @@ log "wrote $OUT"
 }
 
 # One line, so that editing this file while it runs cannot make bash read on into the edited text.
-main() { [[ ${1:-} == --report-only ]] || run_benchmarks; write_report; }
+main() {
+  if [[ ${1:-} == --startup-section ]]; then # the report into a scratch file; print its section 7
+    OUT=$(mktemp); set +u; write_report 2>/dev/null; sed -n '/^## 7\. Start-up/,/^## How long/p' "$OUT" | sed '$d'; rm -f "$OUT"; return
+  fi
+  [[ ${1:-} == --report-only ]] || run_benchmarks; write_report; }
 main "$@"; exit $?

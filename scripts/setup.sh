@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent set-up: a Docker Engine (installed and started when none answers and we are root on Debian),
-# mmdebstrap, the NuGet restore, the kiln CLI (and its inference server) published to artifacts/kiln and linked as /usr/local/bin/kiln
-# (when root; otherwise use scripts/kiln). Safe to run again: it installs nothing that is already there.
+# mmdebstrap, the NuGet restore, the kiln CLI published to artifacts/kiln (a self-contained ReadyToRun executable;
+# published again only when its sources changed: scripts/publish-cli.sh) and linked as /usr/local/bin/kiln (when
+# root; otherwise add artifacts/kiln to PATH), and Kiln's inference server (for kiln serve) to artifacts/kiln-serve.
+# Safe to run again: it installs nothing that is already there.
+# KILN_BIN_DIR names another folder for the kiln link (default /usr/local/bin).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -13,16 +16,18 @@ fi
 
 bash "$here/scripts/setup-engine.sh"
 
-log "restoring NuGet packages and publishing the kiln CLI to artifacts/kiln"
+log "restoring NuGet packages"
 dotnet restore "$here/Kiln.sln" --nologo -v quiet >&2
-dotnet publish "$here/src/Kiln.Cli/Kiln.Cli.csproj" -c Release -o "$here/artifacts/kiln" --nologo -v quiet >&2
+bash "$here/scripts/publish-cli.sh"
 # kiln serve puts Kiln's inference server into serving images: self-contained, since environment images have no .NET.
-log "publishing the inference server (self-contained linux-x64) to artifacts/kiln/kiln-serve"
-dotnet publish "$here/src/Kiln.Serving/Kiln.Serving.csproj" -c Release -r linux-x64 --self-contained -o "$here/artifacts/kiln/kiln-serve" --nologo -v quiet >&2
+log "publishing the inference server (self-contained linux-x64) to artifacts/kiln-serve"
+dotnet publish "$here/src/Kiln.Serving/Kiln.Serving.csproj" -c Release -r linux-x64 --self-contained -o "$here/artifacts/kiln-serve" --nologo -v quiet >&2
 
-if [[ $(id -u) -eq 0 && -d /usr/local/bin ]]; then
-  ln -sf "$here/scripts/kiln" /usr/local/bin/kiln
-  log "kiln is on PATH (/usr/local/bin/kiln → scripts/kiln)"
+bin=${KILN_BIN_DIR:-/usr/local/bin}
+if [[ -n ${KILN_BIN_DIR:-} || ( $(id -u) -eq 0 && -d $bin ) ]]; then
+  mkdir -p "$bin"
+  ln -sfn "$here/artifacts/kiln/kiln" "$bin/kiln.new" && mv -T "$bin/kiln.new" "$bin/kiln"
+  log "kiln is on PATH ($bin/kiln → artifacts/kiln/kiln)"
 else
-  log "not root: use $here/scripts/kiln (or add $here/scripts to PATH)"
+  log "not root: add $here/artifacts/kiln to PATH (or link $here/artifacts/kiln/kiln into a folder on it)"
 fi

@@ -78,9 +78,12 @@ internal static class RunCommand
         var selected = targets.Length > 0 ? graph.WithAncestors(targets) : spec.Stages.Select(s => s.Name).ToHashSet();
 
         var engine = services.Engine;
-        var info = await engine.PingAsync(ct);
+        Kiln.Core.Runtime.RuntimeInfo info;
+        using (Profiler.Time("engine: start and ping"))
+            info = await engine.PingAsync(ct);
         Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
 
+        var ledgerOpen = Profiler.Time("ledger: open, mark abandoned runs");
         using var ledger = services.OpenLedger(project.LedgerPath);
         var host = Environment.MachineName;
         foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
@@ -89,10 +92,16 @@ internal static class RunCommand
             Output.Out.MarkupLine($"[yellow]run {abandoned} had been killed; recorded as interrupted{(removed > 0 ? $", removed {removed} leftover container(s)" : "")}[/]");
         }
 
+        ledgerOpen.Dispose();
+
+        var ensure = Profiler.Time("environments: ensure");
         var images = await EnvironmentSetup.EnsureAsync(services, project,
             spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, jobs, ct);
 
+        ensure.Dispose();
+        var git = Profiler.Time("git: commit and dirty state");
         var (commit, dirty) = Project.GitState(project.Dir);
+        git.Dispose();
         var record = new RunRecord(
             Id: RunIds.NewRunId(DateTimeOffset.UtcNow),
             Project: spec.Name,
@@ -122,9 +131,11 @@ internal static class RunCommand
             runtime = await SwarmRuntimeAsync(engine, swarmJobs, registry!, images, quiet, ct);
         var runner = new PipelineRunner(runtime, ledger, new ConsoleReporter(Output.Out, quiet));
         var cache = services.OpenStageCache(project.StateDir, rehash);
-        var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
-            ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null,
-            Remote: registry is null ? null : new Kiln.Remote.RemoteCache(registry)), ct);
+        RunOutcome outcome;
+        using (Profiler.Time("pipeline: run (keys, cache, containers, ledger)"))
+            outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, targets, jobs, cache,
+                ForceAll: force && targets.Length == 0, ForceStages: force ? targets : null,
+                Remote: registry is null ? null : new Kiln.Remote.RemoteCache(registry)), ct);
 
         PrintSummary(outcome);
         return outcome.Status switch

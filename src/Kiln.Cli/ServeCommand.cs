@@ -19,7 +19,7 @@ internal static class ServeCommand
         var port = new Option<int>("--port", "-p") { Description = "The port on 127.0.0.1 (default 8080; 0 picks a free one).", DefaultValueFactory = _ => 8080 };
         var detach = new Option<bool>("--detach", "-d") { Description = "Start the server and return; 'kiln serve --stop NAME' removes it." };
         var stop = new Option<bool>("--stop") { Description = "Remove the model's serving containers that kiln serve started, and record the deployments stopped." };
-        var server = new Option<string?>("--server") { Description = "The folder with Kiln's published inference server (default: $KILN_SERVE_DIR, else kiln-serve/ beside kiln)." };
+        var server = new Option<string?>("--server") { Description = "The folder with Kiln's published inference server (default: $KILN_SERVE_DIR, else kiln-serve/ beside kiln or in a folder above it, where scripts/setup.sh publishes it: artifacts/kiln-serve)." };
         var cmd = new Command("serve",
             "Serve a registered model: build its serving image (bit-for-bit reproducible: the model's own environment image + Kiln's " +
             "Open Inference Protocol v2 server + the artifact + the predictor named in kiln.yaml's models: section), run it with its port " +
@@ -48,7 +48,7 @@ internal static class ServeCommand
             var baseImage = await engine.InspectImageAsync(version.ImageId.ToString(), ct)
                 ?? throw new KilnException("KILN4934", $"the environment image {version.ImageId} of {name} version {version.Version} is not in the engine",
                     "rebuild it with 'kiln env build' (it is reproducible: the same ID comes back) or 'kiln pull'", ExitCode.EnvironmentBuildFailed);
-            var serverDir = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("KILN_SERVE_DIR") ?? Path.Combine(AppContext.BaseDirectory, "kiln-serve");
+            var serverDir = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("KILN_SERVE_DIR") ?? DefaultServerDir();
             var request = new ServingImageRequest(name, version.Version, version.ArtifactDigest, artifact, Path.GetFileName(version.ArtifactPath),
                 Path.Combine(project.Dir, spec.Predictor), Path.GetFileName(spec.Predictor), serverDir, baseImage,
                 long.TryParse(baseImage.Labels.GetValueOrDefault("dev.kiln.source-date-epoch"), out var epoch) ? epoch : 0);
@@ -138,5 +138,18 @@ internal static class ServeCommand
             await registry.RecordDeploymentAsync(name, d.Version, d.Alias, d.ImageId, DeploymentOutcome.Stopped, "kiln serve --stop", DateTimeOffset.UtcNow, ct);
         Output.Out.WriteLine($"removed {removed} serving container{(removed == 1 ? "" : "s")} of {name}");
         return 0;
+    }
+
+    /// <summary>kiln-serve/ beside kiln, or in a folder above it: scripts/setup.sh publishes the server to artifacts/kiln-serve,
+    /// and kiln itself to artifacts/kiln-builds/STAMP (linked as artifacts/kiln).</summary>
+    private static string DefaultServerDir()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        for (var i = 0; i < 4 && dir is not null; i++, dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "kiln-serve");
+            if (Directory.Exists(candidate)) return candidate;
+        }
+        return Path.Combine(AppContext.BaseDirectory, "kiln-serve");
     }
 }
