@@ -96,7 +96,7 @@ public sealed class Reproducer(IContainerRuntime runtime, ILedger ledger, IRunRe
                     // A blob the record needs is gone or damaged: the run cannot be reproduced (nothing has run yet), which is
                     // exit 2, not a storage failure of this command.
                     throw new KilnException(CannotReproduceCode,
-                        $"cannot reproduce run {plan.Original.Run.Id}: stage '{s.Record.Name}' needs '{path}' ({digest}), and {e.Message}; nothing was run",
+                        $"cannot reproduce run {plan.Original.Run.Id}: stage '{s.Record.Name}' needs '{path}' ({digest}), and {e.Code}: {e.Message}; nothing was run",
                         e.Hint, CannotReproduceExitCode, e);
                 }
             }
