@@ -230,18 +230,33 @@ public sealed class RegistryClient : IDisposable
     private async Task<HttpResponseMessage> SendAsync(Func<HttpRequestMessage> request, CancellationToken ct,
         HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
     {
-        using var message = request();
-        try
+        // A HEAD or GET that the registry answers with a server error is asked again (up to 3 times): Debian's registry
+        // answers 500 now and then when several stages upload and look up the same blob at once. Nothing else is retried.
+        for (var attempt = 1; ; attempt++)
         {
-            return await _http.SendAsync(message, completion, ct).ConfigureAwait(false);
-        }
-        catch (HttpRequestException e)
-        {
-            throw RemoteErrors.Unreachable(Where, e.Message);
-        }
-        catch (OperationCanceledException e) when (!ct.IsCancellationRequested || e.InnerException is TimeoutException)
-        {
-            throw RemoteErrors.Unreachable(Where, "timed out");
+            var message = request();
+            try
+            {
+                var response = await _http.SendAsync(message, completion, ct).ConfigureAwait(false);
+                if (attempt < 3 && (int)response.StatusCode >= 500 && (message.Method == HttpMethod.Head || message.Method == HttpMethod.Get))
+                {
+                    response.Dispose();
+                    message.Dispose();
+                    await Task.Delay(100 * attempt, ct).ConfigureAwait(false);
+                    continue;
+                }
+                return response;
+            }
+            catch (HttpRequestException e)
+            {
+                message.Dispose();
+                throw RemoteErrors.Unreachable(Where, e.Message);
+            }
+            catch (OperationCanceledException e) when (!ct.IsCancellationRequested || e.InnerException is TimeoutException)
+            {
+                message.Dispose();
+                throw RemoteErrors.Unreachable(Where, "timed out");
+            }
         }
     }
 
