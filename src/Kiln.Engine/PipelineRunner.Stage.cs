@@ -24,13 +24,12 @@ public sealed partial class PipelineRunner
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            return new StageRecord(stage.Name, StageStatus.Failed, request.Images.GetValueOrDefault(stage.Env), stage.Run, null, null,
-                DateTimeOffset.UtcNow, null, [], [], null, "interrupted");
+            return StageRecord.Failed(stage.Name, request.Images.GetValueOrDefault(stage.Env), stage.Run, null, DateTimeOffset.UtcNow, "interrupted");
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or KilnException or InvalidOperationException or System.Text.Json.JsonException)
         {
-            return new StageRecord(stage.Name, StageStatus.Failed, request.Images.GetValueOrDefault(stage.Env), stage.Run, null, null,
-                DateTimeOffset.UtcNow, null, [], [], null, $"{ex.GetType().Name}: {ex.Message}");
+            return StageRecord.Failed(stage.Name, request.Images.GetValueOrDefault(stage.Env), stage.Run, null, DateTimeOffset.UtcNow,
+                $"{ex.GetType().Name}: {ex.Message}");
         }
     }
 
@@ -40,14 +39,14 @@ public sealed partial class PipelineRunner
         await Task.Yield();
         var spec = request.Spec;
         var image = request.Images[stage.Env];
-        var command = Interpolate(stage.Run, spec.Params);
+        var command = StageCommand.Interpolate(stage.Run, spec.Params);
         var logPath = Path.Combine(runDir, stage.Name + ".log");
         var started = DateTimeOffset.UtcNow;
         var sandboxDir = Path.Combine(request.ProjectDir, ".kiln", "sandbox", request.Record.Id, stage.Name);
 
         Digest? key = null;
         StageRecord Failed(string error, long? exitCode) =>
-            new(stage.Name, StageStatus.Failed, image, command, exitCode, started, DateTimeOffset.UtcNow, key, [], [], logPath, error);
+            StageRecord.Failed(stage.Name, image, command, started, DateTimeOffset.UtcNow, error, exitCode, key, logPath);
 
         // The decision kiln status predicts (StageDecision), with the outputs this run recorded for the upstream stages.
         var forced = request.ForceAll || (request.ForceStages?.Contains(stage.Name) ?? false);
@@ -78,14 +77,7 @@ public sealed partial class PipelineRunner
         }
 
         void Warn(string message) => reporter.StageLog(stage.Name, new LogLine(true, message));
-        if (decision.Corrupt is { } corruptEntry)
-        {
-            // Never restore bytes that are not what the record says: move the blob aside (nothing restores it again, and a
-            // re-run can store good bytes under its digest) and run the stage as if the cache had nothing.
-            var moved = cache.Store.Quarantine(corruptEntry.Blob.Expected);
-            reporter.StageWarning(stage.Name,
-                $"{corruptEntry.Code}: {corruptEntry.Message}; moved the blob to {moved ?? "(already gone)"}; running the stage again");
-        }
+        if (decision.Corrupt is { } corruptEntry) Quarantine(cache, stage.Name, corruptEntry);
         var hit = decision.Hit;
         var from = "the cache";
         if (hit is not null && request.Remote is { } publishTo)
@@ -110,17 +102,12 @@ public sealed partial class PipelineRunner
                 }
                 await cache.RememberAsync(keyDoc, ct).ConfigureAwait(false);
                 if (restored > 0) reporter.StageLog(stage.Name, new LogLine(false, $"restored {restored} output(s) from {from} (run {hit.RunId}), every byte checked against its digest"));
-                return new StageRecord(stage.Name, StageStatus.Cached, image, command, null, started, DateTimeOffset.UtcNow, key,
-                    hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics, null,
-                    null);
+                return StageRecord.Cached(stage.Name, image, command, started, DateTimeOffset.UtcNow, key.Value,
+                    hit.Outputs.Select(o => new OutputRecord(o.Path, o.Digest, o.Size)).ToList(), hit.Metrics);
             }
             catch (CorruptCachedOutputException corrupt)
             {
-                // Never restore bytes that are not what the record says: move the blob aside (nothing restores it again, and a
-                // re-run can store good bytes under its digest) and run the stage as if the cache had nothing.
-                var moved = cache.Store.Quarantine(corrupt.Blob.Expected);
-                reporter.StageWarning(stage.Name,
-                    $"{corrupt.Code}: {corrupt.Message}; moved the blob to {moved ?? "(already gone)"}; running the stage again");
+                Quarantine(cache, stage.Name, corrupt);
             }
         }
 
@@ -131,7 +118,7 @@ public sealed partial class PipelineRunner
         // A 'running' row before the container starts: if this process is killed (kill -9, power loss), the next run
         // finds it and records the stage as interrupted, instead of the run's record silently lacking it.
         await ledger.RecordStageAsync(request.Record.Id,
-            new StageRecord(stage.Name, StageStatus.Running, image, command, null, started, null, key, [], [], logPath), CancellationToken.None)
+            StageRecord.Running(stage.Name, image, command, started, key, logPath), CancellationToken.None)
             .ConfigureAwait(false);
         reporter.StageStarted(stage.Name, $"{stage.Env} ({image.Short})");
 
@@ -257,8 +244,17 @@ public sealed partial class PipelineRunner
             Publish(sandbox.StagedPath(o), Path.Combine(request.ProjectDir, o.TrimEnd('/')));
         TryDelete(sandboxDir);
 
-        return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
-            key, outputs, metrics, logPath);
+        return StageRecord.Succeeded(stage.Name, image, command, result.ExitCode, started, DateTimeOffset.UtcNow, key.Value,
+            outputs, metrics, logPath);
+    }
+
+    /// <summary>Never restore bytes that are not what the record says: moves the blob aside (nothing restores it again, and a
+    /// re-run can store good bytes under its digest), says so, and the stage runs as if the cache had nothing.</summary>
+    private void Quarantine(StageCache cache, string stage, CorruptCachedOutputException corrupt)
+    {
+        var moved = cache.Store.Quarantine(corrupt.Blob.Expected);
+        reporter.StageWarning(stage,
+            $"{corrupt.Code}: {corrupt.Message}; moved the blob to {moved ?? "(already gone)"}; running the stage again");
     }
 
     /// <summary>The first declared output that the stage wrote as the other kind (a directory where a file was declared, or

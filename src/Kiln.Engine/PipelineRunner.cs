@@ -89,8 +89,8 @@ public sealed partial class PipelineRunner(IContainerRuntime runtime, ILedger le
                         if (blocked is null) continue;
                         pending.Remove(stage);
                         ready.Remove(positions[stage.Name]);
-                        var skipped = new StageRecord(stage.Name, StageStatus.Skipped, request.Images.GetValueOrDefault(stage.Env), stage.Run,
-                            null, null, null, null, [], [], null, $"not run: upstream stage '{blocked}' did not succeed");
+                        var skipped = StageRecord.Skipped(stage.Name, request.Images.GetValueOrDefault(stage.Env), stage.Run,
+                            $"not run: upstream stage '{blocked}' did not succeed");
                         results[stage.Name] = skipped;
                         await ledger.RecordStageAsync(runId, skipped, CancellationToken.None).ConfigureAwait(false);
                         reporter.StageFinished(skipped);
@@ -145,7 +145,7 @@ public sealed partial class PipelineRunner(IContainerRuntime runtime, ILedger le
                 }
                 catch (Exception)
                 {
-                    record = new StageRecord(name, StageStatus.Failed, null, spec.Stage(name).Run, null, null, DateTimeOffset.UtcNow, null, [], [], null, "interrupted");
+                    record = StageRecord.Failed(name, null, spec.Stage(name).Run, null, DateTimeOffset.UtcNow, "interrupted");
                 }
                 results[name] = record;
                 await ledger.RecordStageAsync(runId, record, CancellationToken.None).ConfigureAwait(false);
@@ -153,8 +153,8 @@ public sealed partial class PipelineRunner(IContainerRuntime runtime, ILedger le
             // Stages that never started get a row too, so the record says what happened to every stage.
             foreach (var stage in pending)
             {
-                var skipped = new StageRecord(stage.Name, StageStatus.Skipped, request.Images.GetValueOrDefault(stage.Env), stage.Run,
-                    null, null, null, null, [], [], null, "not run: the run was interrupted before it started");
+                var skipped = StageRecord.Skipped(stage.Name, request.Images.GetValueOrDefault(stage.Env), stage.Run,
+                    "not run: the run was interrupted before it started");
                 results[stage.Name] = skipped;
                 await ledger.RecordStageAsync(runId, skipped, CancellationToken.None).ConfigureAwait(false);
             }
@@ -179,16 +179,11 @@ public sealed partial class PipelineRunner(IContainerRuntime runtime, ILedger le
         return new RunOutcome(runId, status, order.Where(s => results.ContainsKey(s.Name)).Select(s => results[s.Name]).ToList());
     }
 
-    /// <summary>The command a stage runs (with <c>sh -c</c>): each <c>${params.key}</c> becomes the value as one shell word,
-    /// single-quoted, so that a value such as <c>x$(id -u)</c> or <c>a; rm -rf b</c> is data, never shell syntax;
-    /// <c>${raw:params.key}</c> pastes the value as it is (for a value that is meant to be shell text). The result is part
-    /// of the stage key, so status, run and repro agree because all of them call this.</summary>
-    public static string Interpolate(string run, ParamSet parameters) =>
-        SpecLoader.ParamReference().Replace(run, m => !parameters.TryGet(m.Groups["key"].Value, out var v) ? m.Value
-            : m.Groups["raw"].Success ? ParamSet.Render(v) : ShellQuote(ParamSet.Render(v)));
+    /// <summary>Kept for callers of the old place: the rule is <see cref="StageCommand.Interpolate"/> in Kiln.Core.</summary>
+    public static string Interpolate(string run, ParamSet parameters) => StageCommand.Interpolate(run, parameters);
 
-    /// <summary>One POSIX shell word that stands for exactly <paramref name="value"/>: single quotes, with each ' written '\''.</summary>
-    public static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''") + "'";
+    /// <summary>Kept for callers of the old place: see <see cref="StageCommand.ShellQuote"/>.</summary>
+    public static string ShellQuote(string value) => StageCommand.ShellQuote(value);
 
     private static void TryDelete(string dir)
     {

@@ -121,7 +121,7 @@ public sealed partial class StageCache
         return new StageKeyDocument(
             stage.Name,
             image,
-            PipelineRunner.Interpolate(stage.Run, spec.Params),
+            StageCommand.Interpolate(stage.Run, spec.Params),
             stage.Vars,
             spec.Params.Select(stage.Params),
             stage.Code.ToDictionary(c => c, c => hashed[c], StringComparer.Ordinal),
