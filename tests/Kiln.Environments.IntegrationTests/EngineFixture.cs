@@ -28,31 +28,9 @@ public sealed class EngineFixture : IAsyncLifetime
     }
 }
 
-// One collection per independent stream of builds, and the collections run in parallel (xunit.runner.json): each test's
-// builds depend on each other (built, removed, rebuilt from nothing, changed), so a test runs its own builds one after the
-// other, but nothing ties one test's builds to another's (each has its own repositories or project name). Most of a build
-// is mmdebstrap waiting on the mirror and on dpkg, so four streams at once take far less than four times one.
-
 [CollectionDefinition(Name)]
-public sealed class ReproducibilityCollection : ICollectionFixture<EngineFixture>
+public sealed class EngineCollection : ICollectionFixture<EngineFixture>
 {
-    public const string Name = "engine: reproducibility";
-}
-
-[CollectionDefinition(Name)]
-public sealed class LockCliCollection : ICollectionFixture<EngineFixture>
-{
-    public const string Name = "engine: lock through the CLI";
-}
-
-[CollectionDefinition(Name)]
-public sealed class PipBuildCollection : ICollectionFixture<EngineFixture>
-{
-    public const string Name = "engine: pip rebuilt from nothing";
-}
-
-[CollectionDefinition(Name)]
-public sealed class PipCliCollection : ICollectionFixture<EngineFixture>
-{
-    public const string Name = "engine: pip through the CLI";
+    /// <summary>One collection: the tests run one at a time (each runs mmdebstrap, which is heavy).</summary>
+    public const string Name = "engine";
 }

@@ -5,7 +5,7 @@ namespace Kiln.Environments.IntegrationTests;
 
 /// <summary>kiln.lock through the CLI: env build writes it, a second build is a no-op, run refuses a spec that no longer
 /// matches it, env verify rebuilds from nothing and compares, env diff names the changed package.</summary>
-[Collection(LockCliCollection.Name)]
+[Collection(EngineCollection.Name)]
 public sealed class LockCliTests(EngineFixture engine, ITestOutputHelper output)
 {
     private static string Spec(string project, string apt) => $$"""

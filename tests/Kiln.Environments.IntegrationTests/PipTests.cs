@@ -9,10 +9,10 @@ namespace Kiln.Environments.IntegrationTests;
 
 /// <summary>pip requirements from a local wheelhouse, against the real engine and mmdebstrap (Debian bookworm's python3-pip)
 /// and a tiny wheel the test writes itself: no index is reachable, and none is asked.</summary>
-[Collection(PipBuildCollection.Name)]
+[Collection(EngineCollection.Name)]
 public sealed class PipTests(EngineFixture engine, ITestOutputHelper output)
 {
-    internal static string Spec(string project, string requirement) => $$"""
+    private static string Spec(string project, string requirement) => $$"""
         name: {{project}}
         environments:
           py:
@@ -107,25 +107,6 @@ public sealed class PipTests(EngineFixture engine, ITestOutputHelper output)
         }
     }
 
-    private async Task<(long Exit, List<string> Lines)> RunAsync(Digest image, string script)
-    {
-        var lines = new List<string>();
-        var result = await engine.Engine.RunAsync(new ContainerSpec(image.ToString(), ["/bin/sh", "-c", script], "/", [],
-            new Dictionary<string, string>(), new Dictionary<string, string> { ["dev.kiln.purpose"] = "test" }, Network: false), l => lines.Add(l.Text));
-        return (result.ExitCode, lines);
-    }
-
-    private static string Sha256(string path)
-    {
-        using var f = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(f));
-    }
-}
-
-/// <summary>pip through the CLI, in its own collection so that it builds beside <see cref="PipTests"/>.</summary>
-[Collection(PipCliCollection.Name)]
-public sealed class PipCliTests(EngineFixture engine, ITestOutputHelper output)
-{
     /// <summary>Through the CLI: env build locks the wheel, run uses it, a changed requirement is refused before anything
     /// runs, a locked wheel with other bytes makes the lock stale, and env diff of the two locks names the new version.</summary>
     [DockerFact]
@@ -133,7 +114,7 @@ public sealed class PipCliTests(EngineFixture engine, ITestOutputHelper output)
     {
         var name = "pip-" + Guid.NewGuid().ToString("N")[..8];
         using var project = new Scratch();
-        project.Write("kiln.yaml", PipTests.Spec(name, "tinypkg==1.0"));
+        project.Write("kiln.yaml", Spec(name, "tinypkg==1.0"));
         var wheel = TinyWheel.Write(project.Path("wheels"), "tinypkg", "1.0");
         var images = new List<string>();
         try
@@ -165,7 +146,7 @@ public sealed class PipCliTests(EngineFixture engine, ITestOutputHelper output)
             // A changed requirement: refused before anything runs, and named.
             File.Copy(project.Path("kiln.lock"), project.Path("old.lock"));
             TinyWheel.Write(project.Path("wheels"), "tinypkg", "1.1");
-            project.Write("kiln.yaml", PipTests.Spec(name, "tinypkg==1.1"));
+            project.Write("kiln.yaml", Spec(name, "tinypkg==1.1"));
             var refused = Kiln(project, "run");
             Assert.Equal(2, refused.ExitCode); // KILN2023: kiln.yaml and kiln.lock disagree
             Assert.Contains("pip +tinypkg==1.1 -tinypkg==1.0", refused.Err);
@@ -211,5 +192,19 @@ public sealed class PipCliTests(EngineFixture engine, ITestOutputHelper output)
         var r = project.Kiln(args);
         output.WriteLine($"$ kiln {string.Join(' ', args)}\n{r}");
         return r;
+    }
+
+    private async Task<(long Exit, List<string> Lines)> RunAsync(Digest image, string script)
+    {
+        var lines = new List<string>();
+        var result = await engine.Engine.RunAsync(new ContainerSpec(image.ToString(), ["/bin/sh", "-c", script], "/", [],
+            new Dictionary<string, string>(), new Dictionary<string, string> { ["dev.kiln.purpose"] = "test" }, Network: false), l => lines.Add(l.Text));
+        return (result.ExitCode, lines);
+    }
+
+    private static string Sha256(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(f));
     }
 }

@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 
 namespace Kiln.Environments.IntegrationTests;
 
-[Collection(ReproducibilityCollection.Name)]
+[Collection(EngineCollection.Name)]
 public sealed class ReproducibilityTests(EngineFixture engine, ITestOutputHelper output)
 {
     /// <summary>The acceptance test of bit-for-bit reproducible environments: the same spec, built twice from nothing
