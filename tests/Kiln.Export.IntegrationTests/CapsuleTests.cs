@@ -13,8 +13,8 @@ namespace Kiln.Export.IntegrationTests;
 [Collection(EngineCollection.Name)]
 public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output)
 {
-    /// <summary>A two-stage pipeline on the base image, with an environment unique to this test (its own env var), a code file,
-    /// a plain input file, an input folder (with a link inside it), a params file and a metrics output.</summary>
+    /// <summary>A two-stage pipeline in two environments on the one base image, each unique to this test (its own env vars), a
+    /// code file, a plain input file, an input folder (with a link inside it), a params file and a metrics output.</summary>
     private static TempDir Project(out string testId)
     {
         testId = Guid.NewGuid().ToString("N")[..12];
@@ -26,6 +26,9 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
               base:
                 distro: debian:bookworm
                 env: { KILN_TEST_ID: "{{testId}}" }
+              counter:
+                distro: debian:bookworm
+                env: { KILN_TEST_ID: "{{testId}}", KILN_ROLE: counter }
             params: params.yaml
             stages:
               make:
@@ -36,7 +39,7 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
                 params: [make.n]
                 outs: [out/all.txt]
               count:
-                env: base
+                env: counter
                 run: sh src/count.sh
                 code: [src/count.sh]
                 deps: [out/all.txt]
@@ -53,11 +56,11 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
     }
 
     [DockerFact]
-    public async Task ExportImportIntoAnEmptyFolderWithoutTheImageAndReproVerifyReproduces()
+    public async Task ExportImportIntoAnEmptyFolderWithoutTheImagesAndReproVerifyReproduces()
     {
         using var dir = Project(out var testId);
         var source = Path.Combine(dir.Path, "source");
-        Digest? imageId = null;
+        List<Digest> imageIds = [];
         try
         {
             var run = await KilnCli.RunAsync(source, "run", "--quiet");
@@ -67,9 +70,9 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
             {
                 var details = (await ledger.GetRunAsync((await ledger.ListRunsAsync()).Single().Id))!;
                 runId = details.Run.Id;
-                imageId = details.Stages.Select(s => s.ImageId).Distinct().Single();
+                imageIds = details.Stages.Select(s => s.ImageId ?? throw new Xunit.Sdk.XunitException("a stage recorded no image")).Distinct().ToList();
             }
-            var image = imageId ?? throw new Xunit.Sdk.XunitException("the run recorded no image");
+            Assert.Equal(2, imageIds.Count);
 
             var capsule = Path.Combine(dir.Path, "run.kiln");
             var export = await KilnCli.RunAsync(source, "export", runId, "-o", capsule);
@@ -77,16 +80,42 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
             var size = new FileInfo(capsule).Length;
             output.WriteLine($"export: {export.Elapsed.TotalSeconds:F1}s, capsule {size / 1e6:F1} MB");
 
-            // Another machine: the image is not in the engine, the folder is empty, and there is no network in the stages.
-            Assert.True(await fixture.Engine.RemoveImageAsync(image.ToString(), force: true));
-            Assert.Null(await fixture.Engine.InspectImageAsync(image.ToString()));
+            // The two environments share the base image's layer(s): the capsule holds each layer once, and is smaller than the two
+            // images as 'docker save' writes them by at least the shared layers.
+            var entries = new List<(string Name, long Size)>();
+            await using (var file = File.OpenRead(capsule))
+            await using (var reader = new TarReader(file))
+                while (await reader.GetNextEntryAsync() is { } entry)
+                    entries.Add((entry.Name, entry.Length));
+            var manifest = await ReadManifestAsync(capsule);
+            Assert.Equal(imageIds.ToHashSet(), manifest.Images.Select(i => i.Id).ToHashSet());
+            var shared = manifest.Images[0].Layers.Intersect(manifest.Images[1].Layers).ToList();
+            Assert.NotEmpty(shared);
+            foreach (var layer in manifest.Images.SelectMany(i => i.Layers).Distinct())
+                Assert.Single(entries, e => e.Name == CapsuleFormat.ImageBlobMember(layer));
+            var sharedBytes = entries.Where(e => shared.Any(l => CapsuleFormat.ImageBlobMember(l) == e.Name)).Sum(e => e.Size);
+            long saved = 0;
+            foreach (var id in imageIds)
+                await using (var archive = await fixture.Engine.SaveImageAsync(id.ToString()))
+                    saved += await CountAsync(archive);
+            var carried = entries.Where(e => MemberPath.KindOf(e.Name, out _) == MemberKind.ImageBlob).Sum(e => e.Size);
+            output.WriteLine($"images: {carried / 1e6:F1} MB in the capsule, {saved / 1e6:F1} MB as two docker-archives; shared layers {sharedBytes / 1e6:F1} MB");
+            Assert.True(carried + sharedBytes <= saved, $"the capsule carries {carried} bytes of image blobs; the two archives are {saved}, the shared layers {sharedBytes}");
+
+            // Another machine: the images are not in the engine, the folder is empty, and there is no network in the stages.
+            foreach (var image in imageIds)
+            {
+                Assert.True(await fixture.Engine.RemoveImageAsync(image.ToString(), force: true));
+                Assert.Null(await fixture.Engine.InspectImageAsync(image.ToString()));
+            }
             var target = dir.Sub("elsewhere");
 
             var import = await KilnCli.RunAsync(target, "import", capsule);
             Assert.True(import.ExitCode == 0, import.Describe());
             Assert.Contains($"imported run {runId}", import.Text);
-            Assert.Contains("1 image(s) loaded", import.Text);
-            Assert.NotNull(await fixture.Engine.InspectImageAsync(image.ToString()));
+            Assert.Contains("2 image(s) loaded", import.Text);
+            foreach (var image in imageIds)
+                Assert.NotNull(await fixture.Engine.InspectImageAsync(image.ToString()));
             output.WriteLine($"import: {import.Elapsed.TotalSeconds:F1}s");
             foreach (var file in new[] { "kiln.yaml", "params.yaml", "src/make.sh", "src/count.sh", "data/input.txt", "data/dir/a.txt" })
                 Assert.Equal(File.ReadAllText(Path.Combine(source, file)), File.ReadAllText(Path.Combine(target, file)));
@@ -113,8 +142,27 @@ public sealed class CapsuleTests(EngineFixture fixture, ITestOutputHelper output
         }
         finally
         {
-            if (imageId is { } id) await fixture.Engine.RemoveImageAsync(id.ToString(), force: true);
+            foreach (var id in imageIds) await fixture.Engine.RemoveImageAsync(id.ToString(), force: true);
         }
+    }
+
+    private static async Task<CapsuleManifest> ReadManifestAsync(string capsule)
+    {
+        await using var file = File.OpenRead(capsule);
+        await using var reader = new TarReader(file);
+        var first = (await reader.GetNextEntryAsync())!;
+        var bytes = new byte[first.Length];
+        await first.DataStream!.ReadExactlyAsync(bytes);
+        return CapsuleManifest.Parse(bytes);
+    }
+
+    private static async Task<long> CountAsync(Stream stream)
+    {
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        int n;
+        while ((n = await stream.ReadAsync(buffer)) > 0) total += n;
+        return total;
     }
 
     [DockerFact]

@@ -46,7 +46,10 @@ public sealed class CapsuleRoundTripTests
         foreach (var d in new[] { s.Key, s.CodeDigest, s.TreeDigest, s.OutputDigest }
                      .Concat(tree.Entries.Where(e => e.Kind == TreeEntryKind.File).Select(e => e.Digest)))
             Assert.Contains(CapsuleFormat.BlobMember(d), names);
-        Assert.Contains(CapsuleFormat.ImageMember(s.ImageId), names);
+        Assert.Contains(CapsuleFormat.ImageBlobMember(s.ImageId), names);
+        var image = Assert.Single(CapsuleManifest.Parse(CapsuleTar.Read(capsule)[0].Data).Images);
+        Assert.NotEmpty(image.Layers);
+        foreach (var layer in image.Layers) Assert.Contains(CapsuleFormat.ImageBlobMember(layer), names);
     }
 
     [Fact]

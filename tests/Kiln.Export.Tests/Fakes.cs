@@ -21,7 +21,11 @@ public sealed class FakeEngine : IImageRuntime, IRegistryRuntime
 
     public IReadOnlyCollection<Digest> Images => _images.Keys;
 
-    /// <summary>A docker-archive of one image with the given tags and a small layer; returns its ID (sha256 of the config).</summary>
+    /// <summary>The first layer of every image this engine makes, as a base image's layer is shared by the environments on it.</summary>
+    public static readonly byte[] BaseLayer = Encoding.UTF8.GetBytes("the shared base layer");
+
+    /// <summary>A docker-archive of one image with the given tags and two small layers (<see cref="BaseLayer"/>, then one of its
+    /// own); returns its ID (sha256 of the config).</summary>
     public static (Digest Id, byte[] Archive) MakeArchive(string uniqueness, params string[] tags)
     {
         var layer = Encoding.UTF8.GetBytes("layer of " + uniqueness);
@@ -29,17 +33,18 @@ public sealed class FakeEngine : IImageRuntime, IRegistryRuntime
         {
             architecture = "amd64", os = "linux", created = "2023-11-14T22:13:20Z",
             config = new { Env = new[] { "PATH=/usr/bin:/bin", "TEST=" + uniqueness } },
-            rootfs = new { type = "layers", diff_ids = new[] { "sha256:" + Convert.ToHexStringLower(SHA256.HashData(layer)) } },
+            rootfs = new { type = "layers", diff_ids = new[] { "sha256:" + Convert.ToHexStringLower(SHA256.HashData(BaseLayer)), "sha256:" + Convert.ToHexStringLower(SHA256.HashData(layer)) } },
         }));
         var id = Digest.Sha256(config);
         var manifest = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new[]
         {
-            new { Config = id.Hex + ".json", RepoTags = tags, Layers = new[] { "abc/layer.tar" } },
+            new { Config = id.Hex + ".json", RepoTags = tags, Layers = new[] { "base/layer.tar", "abc/layer.tar" } },
         }));
         var ms = new MemoryStream();
         using (var tar = new TarWriter(ms, TarEntryFormat.Ustar, leaveOpen: true))
         {
             void Add(string name, byte[] data) => tar.WriteEntry(new UstarTarEntry(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(data) });
+            Add("base/layer.tar", BaseLayer);
             Add("abc/layer.tar", layer);
             Add(id.Hex + ".json", config);
             Add("manifest.json", manifest);

@@ -51,9 +51,11 @@ public sealed class MemberPathTests
         var d = Digest.Sha256("x");
         Assert.Equal(MemberKind.Blob, MemberPath.KindOf(CapsuleFormat.BlobMember(d), out var blob));
         Assert.Equal(d, blob);
-        Assert.Equal(MemberKind.Image, MemberPath.KindOf(CapsuleFormat.ImageMember(d), out var image));
+        Assert.Equal(MemberKind.ImageBlob, MemberPath.KindOf(CapsuleFormat.ImageBlobMember(d), out var image));
         Assert.Equal(d, image);
         Assert.Null(MemberPath.KindOf("blobs/sha256/nothex", out _));
+        Assert.Null(MemberPath.KindOf("images/sha256/nothex", out _));
+        Assert.Null(MemberPath.KindOf("images/" + d.Hex + ".tar", out _)); // a format-1 image archive is no member of format 2
         Assert.Null(MemberPath.KindOf("logs/a/b.log", out _));
         Assert.Null(MemberPath.KindOf("other.txt", out _));
     }
@@ -68,9 +70,10 @@ public sealed class CapsuleManifestTests
     public void AManifestSurvivesARoundTrip()
     {
         var image = Digest.Sha256("config");
-        var manifest = Valid(new CapsuleMember(CapsuleFormat.ImageMember(image), Digest.Sha256("archive"), 123)) with
+        var layer = Digest.Sha256("layer");
+        var manifest = Valid(new CapsuleMember(CapsuleFormat.ImageBlobMember(image), image, 6), new CapsuleMember(CapsuleFormat.ImageBlobMember(layer), layer, 5)) with
         {
-            Images = [new CapsuleImage(image, ["kiln-env/x:1"])],
+            Images = [new CapsuleImage(image, ["kiln-env/x:1"], [layer, layer])],
         };
 
         var parsed = CapsuleManifest.Parse(manifest.ToBytes());
@@ -79,6 +82,8 @@ public sealed class CapsuleManifestTests
         Assert.Equal(manifest.RunId, parsed.RunId);
         Assert.Equal(image, Assert.Single(parsed.Images).Id);
         Assert.Equal(["kiln-env/x:1"], parsed.Images[0].Tags);
+        Assert.Equal([layer, layer], parsed.Images[0].Layers);
+        Assert.Contains("\"schema\": \"kiln.capsule/v2\"", Encoding.UTF8.GetString(manifest.ToBytes()));
     }
 
     [Fact]
@@ -98,8 +103,28 @@ public sealed class CapsuleManifestTests
     [Fact]
     public void AnImageWithoutItsMemberIsIncomplete()
     {
-        var m = Valid() with { Images = [new CapsuleImage(Digest.Sha256("c"), [])] };
+        var m = Valid() with { Images = [new CapsuleImage(Digest.Sha256("c"), [], [])] };
         Assert.Equal(CapsuleProblem.Incomplete, Assert.Throws<CapsuleException>(() => CapsuleManifest.Parse(m.ToBytes())).Problem);
+    }
+
+    [Fact]
+    public void AnImageBlobThatNoImageNamesIsRefused()
+    {
+        var stray = Digest.Sha256("stray");
+        var m = Valid(new CapsuleMember(CapsuleFormat.ImageBlobMember(stray), stray, 5));
+        var e = Assert.Throws<CapsuleException>(() => CapsuleManifest.Parse(m.ToBytes()));
+        Assert.Equal(CapsuleProblem.Unlisted, e.Problem);
+        Assert.Contains(stray.Hex, e.Message);
+    }
+
+    [Fact]
+    public void AnImageBlobListedUnderAnotherDigestThanItsNameIsRefused()
+    {
+        var image = Digest.Sha256("config");
+        var m = Valid(new CapsuleMember(CapsuleFormat.ImageBlobMember(image), Digest.Sha256("other"), 6)) with { Images = [new CapsuleImage(image, [], [])] };
+        var e = Assert.Throws<CapsuleException>(() => CapsuleManifest.Parse(m.ToBytes()));
+        Assert.Equal(CapsuleProblem.DigestMismatch, e.Problem);
+        Assert.Contains("a blob's name is its digest", e.Message);
     }
 
     [Fact]

@@ -156,8 +156,10 @@ public sealed class HostileCapsuleTests
     public async Task AnImageArchiveHoldingAnotherImageIsRefused()
     {
         using var s = await Scenario.CreateAsync();
-        var member = CapsuleFormat.ImageMember(s.ImageId);
-        var other = FakeEngine.MakeArchive("a trojan", "kiln-env/test-hello:0123456789ab").Archive;
+        // Format 2 carries an image as its config (named by the image ID) and layers: the config replaced by another image's.
+        var member = CapsuleFormat.ImageBlobMember(s.ImageId);
+        var (trojan, parts) = CapsuleTar.ImageEntries(FakeEngine.MakeArchive("a trojan", "kiln-env/test-hello:0123456789ab").Archive);
+        var other = parts.Single(p => p.Name == CapsuleFormat.ImageBlobMember(trojan.Id)).Data;
         var capsule = CapsuleTar.Rewrite(await s.ExportAsync(), e => e.Select(x => x.Name == member ? x with { Data = other } : x).ToList(),
             relist: true, "evil.kiln");
 
@@ -216,7 +218,7 @@ public sealed class HostileCapsuleTests
 
         var e = await RefusedAsync(s, capsule, CapsuleProblem.Truncated);
 
-        Assert.Contains(CapsuleFormat.ImageMember(s.ImageId), e.Message);
+        Assert.Contains(CapsuleFormat.ImageBlobMember(s.ImageId), e.Message);
     }
 
     [Fact]
@@ -322,6 +324,103 @@ public sealed class HostileCapsuleTests
         Assert.Contains("run id", e.Message);
     }
 
+    // Format 2: each layer once, by its digest, shared by the images that have it.
+
+    [Fact]
+    public async Task ASharedLayerWithOtherBytesUnderItsDigestIsRefused()
+    {
+        using var s = await Scenario.CreateAsync(twoEnvironments: true);
+        var shared = CapsuleFormat.ImageBlobMember(Digest.Sha256(FakeEngine.BaseLayer));
+        var capsule = CapsuleTar.Rewrite(await s.ExportAsync(), e => e.Select(x => x.Name == shared ? x with { Data = Flip(x.Data) } : x).ToList(),
+            relist: false, "evil.kiln");
+
+        var e = await RefusedAsync(s, capsule, CapsuleProblem.DigestMismatch);
+
+        Assert.Contains(shared, e.Message);
+        Assert.Contains("hashes to", e.Message);
+    }
+
+    [Fact]
+    public async Task ASharedLayerRelistedUnderItsNewDigestIsRefusedBecauseALayersNameIsItsDigest()
+    {
+        using var s = await Scenario.CreateAsync(twoEnvironments: true);
+        var shared = CapsuleFormat.ImageBlobMember(Digest.Sha256(FakeEngine.BaseLayer));
+        var capsule = CapsuleTar.Rewrite(await s.ExportAsync(), e => e.Select(x => x.Name == shared ? x with { Data = Flip(x.Data) } : x).ToList(),
+            relist: true, "evil.kiln");
+
+        var e = await RefusedAsync(s, capsule, CapsuleProblem.DigestMismatch);
+
+        Assert.Contains(shared, e.Message);
+        Assert.Contains("a blob's name is its digest", e.Message);
+    }
+
+    [Fact]
+    public async Task ALayerThatIsNotTheOneTheImagesConfigNamesIsRefused()
+    {
+        // Every name and digest consistent, but the second image's manifest entry points at a planted layer: its config
+        // (which hashes to the image ID) names another.
+        using var s = await Scenario.CreateAsync(twoEnvironments: true);
+        var exported = await s.ExportAsync();
+        var images = CapsuleManifest.Parse(CapsuleTar.Read(exported)[0].Data).Images;
+        var planted = Encoding.UTF8.GetBytes("a planted layer");
+        var second = images.Single(i => i.Id == s.SecondImageId);
+        var lying = images.Select(i => i.Id == s.SecondImageId ? i with { Layers = [second.Layers[0], Digest.Sha256(planted)] } : i).ToList();
+        var entries = CapsuleTar.Read(exported).Skip(1).Where(e => e.Name != CapsuleFormat.ImageBlobMember(second.Layers[1]))
+            .Append(new Entry(CapsuleFormat.ImageBlobMember(Digest.Sha256(planted)), planted)).ToList();
+        var capsule = Path.Combine(s.Root, "evil.kiln");
+        CapsuleTar.Write(capsule, [CapsuleTar.ManifestFor(entries, images: lying), .. entries]);
+
+        var e = await RefusedAsync(s, capsule, CapsuleProblem.DigestMismatch);
+
+        Assert.Contains($"layer 2 of the image {s.SecondImageId}", e.Message);
+        Assert.Contains(second.Layers[1].ToString(), e.Message);
+    }
+
+    [Fact]
+    public async Task AManifestNamingALayerThatIsNotInTheCapsuleIsRefused()
+    {
+        using var s = await Scenario.CreateAsync(twoEnvironments: true);
+        var shared = CapsuleFormat.ImageBlobMember(Digest.Sha256(FakeEngine.BaseLayer));
+        var capsule = CapsuleTar.Rewrite(await s.ExportAsync(), e => e.Where(x => x.Name != shared).ToList(), relist: true, "evil.kiln");
+
+        var e = await RefusedAsync(s, capsule, CapsuleProblem.Incomplete);
+
+        Assert.Contains(shared, e.Message);
+        Assert.Contains("names the layer", e.Message);
+    }
+
+    [Theory]
+    [InlineData("images/sha256/../../../escape.txt")]
+    [InlineData("images/sha256/./0000")]
+    [InlineData("images/../blobs/sha256/0000")]
+    public async Task APathTraversingLayerNameIsRefused(string evil)
+    {
+        using var s = await Scenario.CreateAsync();
+        var capsule = CapsuleTar.Rewrite(await s.ExportAsync(), e => [.. e, new Entry(evil, Encoding.UTF8.GetBytes("escaped"))], relist: true, "evil.kiln");
+
+        var e = await RefusedAsync(s, capsule, CapsuleProblem.UnsafePath);
+
+        Assert.Contains(evil, e.Message);
+        Assert.False(File.Exists(Path.Combine(s.Root, "escape.txt")));
+    }
+
+    [Fact]
+    public async Task AManifestNamingALayerByATraversingPathIsRefused()
+    {
+        using var s = await Scenario.CreateAsync();
+        var exported = CapsuleTar.Read(await s.ExportAsync());
+        var manifest = System.Text.Encoding.UTF8.GetString(exported[0].Data);
+        var layer = CapsuleManifest.Parse(exported[0].Data).Images[0].Layers[1];
+        var evil = manifest.Replace($"\"{layer}\"", "\"sha256:../../../etc/passwd\"", StringComparison.Ordinal);
+        Assert.NotEqual(manifest, evil);
+        var capsule = Path.Combine(s.Root, "evil.kiln");
+        CapsuleTar.Write(capsule, [new Entry(CapsuleFormat.ManifestMember, Encoding.UTF8.GetBytes(evil)), .. exported.Skip(1)]);
+
+        var e = await RefusedAsync(s, capsule, CapsuleProblem.Malformed);
+
+        Assert.Contains("not a sha256 digest", e.Message);
+    }
+
     private static byte[] Flip(byte[] data)
     {
         var copy = (byte[])data.Clone();
@@ -357,9 +456,10 @@ public sealed class HostileCapsuleTests
             new(CapsuleFormat.SpecMember, Encoding.UTF8.GetBytes("name: test\n")),
         };
         members.AddRange(blobs.Select(b => new Entry(CapsuleFormat.BlobMember(Digest.Sha256(b)), b)).DistinctBy(e => e.Name));
-        members.Add(new Entry(CapsuleFormat.ImageMember(s.ImageId), image!.ToArray()));
+        var (capsuleImage, imageEntries) = CapsuleTar.ImageEntries(image!.ToArray());
+        members.AddRange(imageEntries);
         var path = Path.Combine(s.Root, $"crafted-{Guid.NewGuid():N}.kiln");
-        CapsuleTar.Write(path, [CapsuleTar.ManifestFor(members), .. members]);
+        CapsuleTar.Write(path, [CapsuleTar.ManifestFor(members, images: [capsuleImage]), .. members]);
         return path;
     }
 }

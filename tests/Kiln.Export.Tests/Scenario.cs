@@ -1,4 +1,5 @@
 using System.Formats.Tar;
+using System.Text.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using Kiln.Content;
@@ -33,11 +34,32 @@ public sealed class Scenario : IDisposable
         SourceStore = new ContentStore(Path.Combine(SourceDir, ".kiln", "store"), flushToDisk: false);
     }
 
-    public static async Task<Scenario> CreateAsync()
+    /// <summary>The second stage's image when the scenario has two environments (it shares <see cref="FakeEngine.BaseLayer"/>).</summary>
+    public Digest SecondImageId { get; private set; }
+
+    /// <summary>A recorded run of the stage 'hello'; with <paramref name="twoEnvironments"/>, also of a stage 'world' in a second
+    /// environment on the same base.</summary>
+    public static async Task<Scenario> CreateAsync(bool twoEnvironments = false)
     {
         var s = new Scenario();
         await s.RecordAsync();
+        if (twoEnvironments) await s.RecordSecondStageAsync();
         return s;
+    }
+
+    private async Task RecordSecondStageAsync()
+    {
+        SecondImageId = SourceEngine.Add("second environment " + Root, "kiln-env/test-world:0123456789ab");
+        var output = await SourceStore.PutBytesAsync(Encoding.UTF8.GetBytes("world\n"));
+        var doc = new StageKeyDocument("world", SecondImageId, "sh src/hello.sh", new Dictionary<string, string>(), new JsonObject { ["n"] = 1 },
+            new Dictionary<string, Digest> { ["src/hello.sh"] = CodeDigest }, new Dictionary<string, Digest> { ["data/in"] = TreeDigest },
+            ["out/world.txt"], false, 0, "params.yaml");
+        var key = await SourceStore.PutBytesAsync(doc.CanonicalBytes());
+        var first = Run.Stages[0];
+        Run = Run with
+        {
+            Stages = [first, first with { Name = "world", ImageId = SecondImageId, Key = key, Outputs = [new OutputRecord("out/world.txt", output, 6)], Metrics = [], LogPath = null }],
+        };
     }
 
     private async Task RecordAsync()
@@ -162,24 +184,64 @@ public static class CapsuleTar
         }
     }
 
-    /// <summary>A manifest.json that lists exactly these entries (so that the reader gets past the listing checks).</summary>
+    /// <summary>A manifest.json that lists exactly these entries (so that the reader gets past the listing checks). Without
+    /// <paramref name="images"/>, every image config among them (an image blob whose JSON has rootfs.diff_ids) is an image whose
+    /// layers are those diff IDs.</summary>
     public static Entry ManifestFor(IEnumerable<Entry> members, string runId = Scenario.RunId, IEnumerable<CapsuleImage>? images = null)
     {
         var list = members.Where(m => m.Name != CapsuleFormat.ManifestMember).ToList();
         var manifest = new CapsuleManifest(runId, "test", DateTimeOffset.UnixEpoch, "test",
             list.Select(m => new CapsuleMember(m.Name, Digest.Sha256(m.Data), m.Data.LongLength)).ToList(),
-            (images ?? list.Select(m => MemberPath.KindOf(m.Name, out var id) == MemberKind.Image ? new CapsuleImage(id, []) : null).OfType<CapsuleImage>()).ToList());
+            (images ?? list.Select(ImageOf).OfType<CapsuleImage>()).ToList());
         return new Entry(CapsuleFormat.ManifestMember, manifest.ToBytes());
+    }
+
+    /// <summary>The image whose config <paramref name="e"/> is, or null when it is not an image config.</summary>
+    private static CapsuleImage? ImageOf(Entry e)
+    {
+        if (MemberPath.KindOf(e.Name, out var id) != MemberKind.ImageBlob) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(e.Data);
+            var layers = doc.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(x => Digest.Parse(x.GetString()!)).ToList();
+            return new CapsuleImage(id, [], layers);
+        }
+        catch (Exception x) when (x is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or KilnException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A docker-archive taken apart as a capsule carries it: its config and layers as image-blob entries, and the image.</summary>
+    public static (CapsuleImage Image, List<Entry> Entries) ImageEntries(byte[] dockerArchive)
+    {
+        var files = new Dictionary<string, byte[]>();
+        using (var reader = new TarReader(new MemoryStream(dockerArchive)))
+            while (reader.GetNextEntry(copyData: true) is { } e)
+            {
+                var ms = new MemoryStream();
+                e.DataStream?.CopyTo(ms);
+                files[e.Name] = ms.ToArray();
+            }
+        using var doc = JsonDocument.Parse(files["manifest.json"]);
+        var config = files[doc.RootElement[0].GetProperty("Config").GetString()!];
+        var layers = doc.RootElement[0].GetProperty("Layers").EnumerateArray().Select(l => files[l.GetString()!]).ToList();
+        var tags = doc.RootElement[0].GetProperty("RepoTags").EnumerateArray().Select(t => t.GetString()!).ToList();
+        var image = new CapsuleImage(Digest.Sha256(config), tags, layers.Select(l => Digest.Sha256(l)).ToList());
+        var entries = layers.Prepend(config).Select(b => new Entry(CapsuleFormat.ImageBlobMember(Digest.Sha256(b)), b)).DistinctBy(e => e.Name).ToList();
+        return (image, entries);
     }
 
     /// <summary>Rewrites a capsule: mutate its entries, and (when <paramref name="relist"/>) make manifest.json list the result.</summary>
     public static string Rewrite(string capsule, Func<List<Entry>, List<Entry>> mutate, bool relist, string name)
     {
-        var entries = mutate(Read(capsule));
+        var original = Read(capsule);
+        var images = CapsuleManifest.Parse(original[0].Data).Images;
+        var entries = mutate(original);
         if (relist)
         {
             var rest = entries.Where(e => e.Name != CapsuleFormat.ManifestMember).ToList();
-            entries = [ManifestFor(rest.Where(e => e.Type == TarEntryType.RegularFile)), .. rest];
+            entries = [ManifestFor(rest.Where(e => e.Type == TarEntryType.RegularFile), images: images), .. rest];
         }
         var path = Path.Combine(Path.GetDirectoryName(capsule)!, name);
         Write(path, entries);

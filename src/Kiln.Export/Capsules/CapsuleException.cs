@@ -25,6 +25,8 @@ public enum CapsuleProblem
     Incomplete,
     /// <summary>The import would overwrite something in the target (a run with the same id, a project file).</summary>
     Conflict,
+    /// <summary>A capsule of a format version this Kiln does not read (version 1, or a newer one).</summary>
+    UnsupportedFormat,
 }
 
 /// <summary>A capsule that is refused. Nothing has been imported when this is thrown.</summary>
@@ -45,6 +47,7 @@ public sealed class CapsuleException(CapsuleProblem problem, string message, str
         CapsuleProblem.Unlisted => "KILN7208",
         CapsuleProblem.Incomplete => "KILN7209",
         CapsuleProblem.Conflict => "KILN7210",
+        CapsuleProblem.UnsupportedFormat => "KILN7301",
         _ => "KILN7200",
     };
 

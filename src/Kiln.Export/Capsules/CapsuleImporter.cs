@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.IO.Pipelines;
 using Kiln.Content;
 using Kiln.Core;
 using Kiln.Core.Ledger;
@@ -59,13 +60,13 @@ public sealed class CapsuleImporter(ImportTarget target)
                     present.Add(image.Id);
                     continue;
                 }
-                progress($"loading image {image.Id.Short} ({new FileInfo(staged.FileOf(image.Member)).Length / (1024.0 * 1024):F0} MiB)");
+                var bytes = image.Layers.Distinct().Sum(l => new FileInfo(staged.FileOfImageBlob(l)).Length);
+                progress($"loading image {image.Id.Short} ({image.Layers.Count} layer(s), {bytes / (1024.0 * 1024):F0} MiB)");
                 var id = image.Id;
                 undo.Push(async () => await target.Images.RemoveImageAsync(id.ToString(), force: true, CancellationToken.None).ConfigureAwait(false));
-                await using (var archive = new FileStream(staged.FileOf(image.Member), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
-                    await target.Images.LoadImageAsync(archive, _ => { }, ct).ConfigureAwait(false);
+                await LoadAsync(image, staged, ct).ConfigureAwait(false);
                 if (await target.Images.InspectImageAsync(id.ToString(), ct).ConfigureAwait(false) is null)
-                    throw new CapsuleException(CapsuleProblem.DigestMismatch, $"the engine loaded {image.Member} but has no image {id} afterwards");
+                    throw new CapsuleException(CapsuleProblem.DigestMismatch, $"the engine loaded the image {id} from its config and layers but has no such image afterwards");
                 loaded.Add(id);
             }
 
@@ -132,6 +133,38 @@ public sealed class CapsuleImporter(ImportTarget target)
         finally
         {
             TryDeleteDirectory(staging);
+        }
+    }
+
+    /// <summary>Loads one image: a docker-archive is put together from its verified config and layers and streamed to the engine
+    /// through a pipe (bounded in memory; nothing is written to disk).</summary>
+    private async Task LoadAsync(CapsuleImage image, StagedCapsule staged, CancellationToken ct)
+    {
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 1 << 20, resumeWriterThreshold: 1 << 19));
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var writer = Task.Run(async () =>
+        {
+            try
+            {
+                await using (var stream = pipe.Writer.AsStream(leaveOpen: true))
+                    await DockerArchive.WriteAsync(stream, image, staged.FileOfImageBlob, cancel.Token).ConfigureAwait(false);
+                await pipe.Writer.CompleteAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
+            }
+        }, CancellationToken.None);
+        try
+        {
+            await using var archive = pipe.Reader.AsStream(leaveOpen: true);
+            await target.Images.LoadImageAsync(archive, _ => { }, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await cancel.CancelAsync().ConfigureAwait(false);
+            await pipe.Reader.CompleteAsync().ConfigureAwait(false);
+            await writer.ConfigureAwait(false);
         }
     }
 

@@ -5,16 +5,19 @@ using Kiln.Core;
 
 namespace Kiln.Export.Capsules;
 
-/// <summary>The fixed names and limits of the capsule format (a plain tar, <c>manifest.json</c> first).</summary>
+/// <summary>The fixed names and limits of the capsule format (a plain tar, <c>manifest.json</c> first). Version 2 stores each image
+/// as its config and its layers, each once under <c>images/sha256/&lt;hex&gt;</c> (content-addressed), so environments that share
+/// a base layer carry it once; version 1 (a whole docker-archive per image) is refused with KILN7301.</summary>
 public static class CapsuleFormat
 {
-    public const string Schema = "kiln.capsule/v1";
+    public const string Schema = "kiln.capsule/v2";
+    public const string SchemaV1 = "kiln.capsule/v1";
     public const string ManifestMember = "manifest.json";
     public const string RunMember = "run.json";
     public const string SpecMember = "kiln.yaml";
     public const string LockMember = "kiln.lock";
     public const string BlobPrefix = "blobs/sha256/";
-    public const string ImagePrefix = "images/";
+    public const string ImageBlobPrefix = "images/sha256/";
     public const string FilePrefix = "files/";
     public const string LogPrefix = "logs/";
 
@@ -26,13 +29,17 @@ public static class CapsuleFormat
 
     public static string BlobMember(Digest digest) => BlobPrefix + digest.Hex;
 
-    public static string ImageMember(Digest imageId) => ImagePrefix + imageId.Hex + ".tar";
+    /// <summary>An image's config (named by the image ID, which is its digest) or one of its layers (named by its digest).</summary>
+    public static string ImageBlobMember(Digest digest) => ImageBlobPrefix + digest.Hex;
+
+    /// <summary>An image has at most this many layers (the engine allows 127).</summary>
+    public const int MaxLayers = 1000;
 
     public static string LogMember(string stage) => LogPrefix + stage + ".log";
 }
 
 /// <summary>What a member of the capsule is, by its path.</summary>
-public enum MemberKind { Run, Spec, Lock, Blob, Image, File, Log }
+public enum MemberKind { Run, Spec, Lock, Blob, ImageBlob, File, Log }
 
 /// <summary>Checks member paths: relative, '/'-separated, no empty, '.' or '..' segment, no backslash, NUL or control
 /// character. This is the first line against path traversal; the reader never uses a member's name as a file name anyway.</summary>
@@ -66,7 +73,7 @@ public static class MemberPath
         path is { Length: > 1 } && path[^1] == '/' ? Problem(path[..^1]) : Problem(path);
 
     /// <summary>The kind of a member, or null when the capsule format has no such member. <paramref name="digest"/> is the blob's
-    /// digest or the image's ID, taken from the name.</summary>
+    /// or the image blob's digest, taken from the name.</summary>
     public static MemberKind? KindOf(string path, out Digest digest)
     {
         digest = default;
@@ -78,8 +85,8 @@ public static class MemberPath
         }
         if (path.StartsWith(CapsuleFormat.BlobPrefix, StringComparison.Ordinal))
             return Digest.TryParse("sha256:" + path[CapsuleFormat.BlobPrefix.Length..], out digest) ? MemberKind.Blob : null;
-        if (path.StartsWith(CapsuleFormat.ImagePrefix, StringComparison.Ordinal) && path.EndsWith(".tar", StringComparison.Ordinal))
-            return Digest.TryParse("sha256:" + path[CapsuleFormat.ImagePrefix.Length..^4], out digest) ? MemberKind.Image : null;
+        if (path.StartsWith(CapsuleFormat.ImageBlobPrefix, StringComparison.Ordinal))
+            return Digest.TryParse("sha256:" + path[CapsuleFormat.ImageBlobPrefix.Length..], out digest) ? MemberKind.ImageBlob : null;
         if (path.StartsWith(CapsuleFormat.FilePrefix, StringComparison.Ordinal) && path.Length > CapsuleFormat.FilePrefix.Length)
             return MemberKind.File;
         if (path.StartsWith(CapsuleFormat.LogPrefix, StringComparison.Ordinal) && path.EndsWith(".log", StringComparison.Ordinal)
@@ -92,10 +99,11 @@ public static class MemberPath
 /// <summary>One member of a capsule: its path in the tar, the SHA-256 of its content and its size in bytes.</summary>
 public sealed record CapsuleMember(string Path, Digest Digest, long Size);
 
-/// <summary>An environment image in the capsule: its ID (the sha256 of its config) and the tags it carries.</summary>
-public sealed record CapsuleImage(Digest Id, IReadOnlyList<string> Tags)
+/// <summary>An environment image in the capsule: its ID (the sha256 of its config, carried as the member
+/// <c>images/sha256/&lt;id hex&gt;</c>), the tags it carries and its layers in order, each carried once by its digest.</summary>
+public sealed record CapsuleImage(Digest Id, IReadOnlyList<string> Tags, IReadOnlyList<Digest> Layers)
 {
-    public string Member => CapsuleFormat.ImageMember(Id);
+    public string ConfigMember => CapsuleFormat.ImageBlobMember(Id);
 }
 
 /// <summary><c>manifest.json</c>, the first member: the run, and every other member with its digest and size.
@@ -124,9 +132,12 @@ public sealed record CapsuleManifest(
             {
                 w.WriteStartObject();
                 w.WriteString("id", image.Id.ToString());
-                w.WriteString("member", image.Member);
+                w.WriteString("config", image.ConfigMember);
                 w.WriteStartArray("tags");
                 foreach (var t in image.Tags) w.WriteStringValue(t);
+                w.WriteEndArray();
+                w.WriteStartArray("layers");
+                foreach (var l in image.Layers) w.WriteStringValue(l.ToString());
                 w.WriteEndArray();
                 w.WriteEndObject();
             }
@@ -160,9 +171,14 @@ public sealed record CapsuleManifest(
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("schema", out var schema) || schema.ValueKind != JsonValueKind.String)
                 throw Malformed("manifest.json is not a capsule manifest (no 'schema')");
             if (schema.GetString() != CapsuleFormat.Schema)
-                throw new CapsuleException(CapsuleProblem.Malformed,
-                    $"the capsule is of format '{schema.GetString()}', and this Kiln reads '{CapsuleFormat.Schema}'",
-                    "import it with the Kiln version that wrote it (manifest.json says which)");
+            {
+                var writer = root.TryGetProperty("kiln", out var k) && k.ValueKind == JsonValueKind.String ? Printable(k.GetString()) : "unknown";
+                throw new CapsuleException(CapsuleProblem.UnsupportedFormat,
+                    $"the capsule is of format '{Printable(schema.GetString())}' (written by Kiln {writer}), and this Kiln reads only '{CapsuleFormat.Schema}'",
+                    schema.GetString() == CapsuleFormat.SchemaV1
+                        ? $"'{CapsuleFormat.SchemaV1}' capsules (one whole image archive per environment) are no longer read: export the run again with this Kiln where it was recorded, or import this capsule with Kiln {writer}; nothing was imported"
+                        : $"import it with the Kiln version that wrote it ({writer}), or a newer one; nothing was imported");
+            }
             var members = new List<CapsuleMember>();
             foreach (var m in Array(root, "members"))
             {
@@ -180,7 +196,15 @@ public sealed record CapsuleManifest(
                 var tags = i.TryGetProperty("tags", out var t) && t.ValueKind == JsonValueKind.Array
                     ? t.EnumerateArray().Select(x => x.GetString() ?? throw Malformed("an image tag is not a string")).ToList()
                     : [];
-                images.Add(new CapsuleImage(id, tags));
+                var layers = new List<Digest>();
+                foreach (var l in Array(i, "layers"))
+                {
+                    if (l.ValueKind != JsonValueKind.String || !Digest.TryParse(l.GetString(), out var layer))
+                        throw Malformed($"the image {id} in manifest.json names a layer that is not a sha256 digest");
+                    layers.Add(layer);
+                    if (layers.Count > CapsuleFormat.MaxLayers) throw Malformed($"the image {id} in manifest.json has more than {CapsuleFormat.MaxLayers} layers");
+                }
+                images.Add(new CapsuleImage(id, tags, layers));
             }
             manifest = new CapsuleManifest(Str(root, "run"), Str(root, "project"),
                 DateTimeOffset.TryParse(Str(root, "created"), out var created) ? created : throw Malformed("manifest.json has no valid 'created' time"),
@@ -208,22 +232,33 @@ public sealed record CapsuleManifest(
             if (m.Size < 0) throw Malformed($"the member '{m.Path}' has a negative size");
             var kind = MemberPath.KindOf(m.Path, out var named);
             if (kind is null) throw new CapsuleException(CapsuleProblem.Unlisted, $"manifest.json lists '{m.Path}', which is not a kind of member a capsule has");
-            if (kind == MemberKind.Blob && named != m.Digest)
-                throw new CapsuleException(CapsuleProblem.DigestMismatch, $"the blob member '{m.Path}' is listed with the digest {m.Digest}; a blob's name is its digest");
+            if (kind is MemberKind.Blob or MemberKind.ImageBlob && named != m.Digest)
+                throw new CapsuleException(CapsuleProblem.DigestMismatch, $"the blob member '{m.Path}' ({named}) is listed with the digest {m.Digest}; a blob's name is its digest");
             if (kind is MemberKind.Run or MemberKind.Spec or MemberKind.Lock or MemberKind.Log && m.Size > CapsuleFormat.MaxMetadataSize)
                 throw Malformed($"the member '{m.Path}' is {m.Size} bytes; at most {CapsuleFormat.MaxMetadataSize} are allowed");
         }
         if (!seen.Contains(CapsuleFormat.RunMember)) throw new CapsuleException(CapsuleProblem.Incomplete, "the capsule has no run.json");
         if (!seen.Contains(CapsuleFormat.SpecMember)) throw new CapsuleException(CapsuleProblem.Incomplete, "the capsule has no kiln.yaml");
         var imageIds = new HashSet<Digest>();
+        var referenced = new HashSet<Digest>();
         foreach (var i in Images)
         {
             if (!imageIds.Add(i.Id)) throw new CapsuleException(CapsuleProblem.Duplicate, $"manifest.json lists the image {i.Id} twice");
-            if (!seen.Contains(i.Member)) throw new CapsuleException(CapsuleProblem.Incomplete, $"manifest.json names the image {i.Id} but lists no member {i.Member}");
+            if (!seen.Contains(i.ConfigMember))
+                throw new CapsuleException(CapsuleProblem.Incomplete, $"manifest.json names the image {i.Id} but lists no member {i.ConfigMember} (its config)");
+            referenced.Add(i.Id);
+            for (var n = 0; n < i.Layers.Count; n++)
+            {
+                var member = CapsuleFormat.ImageBlobMember(i.Layers[n]);
+                if (!seen.Contains(member))
+                    throw new CapsuleException(CapsuleProblem.Incomplete,
+                        $"the image {i.Id} names the layer {i.Layers[n]} (layer {n + 1} of {i.Layers.Count}), but the capsule lists no member {member}");
+                referenced.Add(i.Layers[n]);
+            }
         }
         foreach (var m in Members)
-            if (MemberPath.KindOf(m.Path, out var id) == MemberKind.Image && !imageIds.Contains(id))
-                throw new CapsuleException(CapsuleProblem.Unlisted, $"the member '{m.Path}' is not one of the capsule's images");
+            if (MemberPath.KindOf(m.Path, out var id) == MemberKind.ImageBlob && !referenced.Contains(id))
+                throw new CapsuleException(CapsuleProblem.Unlisted, $"the member '{m.Path}' is neither the config nor a layer of any of the capsule's images");
         if (string.IsNullOrEmpty(RunId)) throw Malformed("manifest.json names no run");
     }
 

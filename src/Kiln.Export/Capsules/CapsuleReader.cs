@@ -32,6 +32,9 @@ public sealed class StagedCapsule : IBlobReader
 
     public bool Has(string member) => _files.ContainsKey(member);
 
+    /// <summary>The staged file of an image's config or layer.</summary>
+    public string FileOfImageBlob(Digest digest) => _files[CapsuleFormat.ImageBlobMember(digest)];
+
     /// <summary>The project files carried under files/ (project-relative path → staged file).</summary>
     public IEnumerable<(string Path, string File)> ProjectFiles() =>
         _files.Where(kv => kv.Key.StartsWith(CapsuleFormat.FilePrefix, StringComparison.Ordinal))
@@ -58,7 +61,8 @@ public sealed class StagedCapsule : IBlobReader
 /// well formed; every other entry a regular file (no links, directories or devices) with a safe name, listed in the manifest,
 /// seen once, of the listed size and SHA-256; no listed member missing (a truncated archive); run.json readable; the run's
 /// closure complete (key documents, inputs, outputs, images), with no symbolic link in a stored tree pointing out of it; each
-/// image archive holding exactly the image its name says (its config hashes to the image ID).
+/// image's config and layers present, each hashing to its name (the config's name is the image ID), and the layers, in order,
+/// the ones the config names (<c>rootfs.diff_ids</c>).
 /// Any failure throws <see cref="CapsuleException"/> and removes the staging folder.</summary>
 public static class CapsuleReader
 {
@@ -195,12 +199,15 @@ public static class CapsuleReader
         foreach (var id in closure.Images)
             if (!carried.Contains(id))
                 throw new CapsuleException(CapsuleProblem.Incomplete, $"the capsule does not carry the image {id} that its run needs");
+        // Each image blob already hashed to its name (the config's digest is the image ID); the layers must also be the ones the
+        // config names, in order.
         foreach (var image in manifest.Images)
         {
-            var archive = await DockerArchive.InspectAsync(staged.FileOf(image.Member), image.Member, ct).ConfigureAwait(false);
-            if (archive.ConfigDigest != image.Id)
-                throw new CapsuleException(CapsuleProblem.DigestMismatch,
-                    $"the image archive {image.Member} holds the image {archive.ConfigDigest}, not {image.Id}");
+            var config = staged.FileOf(image.ConfigMember);
+            if (new FileInfo(config).Length > CapsuleFormat.MaxMetadataSize)
+                throw new CapsuleException(CapsuleProblem.Malformed, $"the config of the image {image.Id} is larger than {CapsuleFormat.MaxMetadataSize} bytes");
+            await DockerArchive.VerifyLayersAsync(image, await File.ReadAllBytesAsync(config, ct).ConfigureAwait(false), staged.FileOfImageBlob, ct)
+                .ConfigureAwait(false);
         }
     }
 

@@ -26,8 +26,9 @@ public sealed record ExportSummary(string Path, long Bytes, int Members, int Blo
 
 /// <summary>Writes one offline capsule of a recorded run: a plain tar whose first member, <c>manifest.json</c>, lists every other
 /// member with its SHA-256 and size; then <c>run.json</c>, <c>kiln.yaml</c>, <c>kiln.lock</c>, <c>files/…</c>, <c>logs/…</c>,
-/// <c>blobs/sha256/&lt;hex&gt;</c> and <c>images/&lt;image-id-hex&gt;.tar</c> (docker-archives). Images are streamed from the
-/// engine into a spool folder beside the output (hashed on the way, never held in memory), then copied into the tar; the tar
+/// <c>blobs/sha256/&lt;hex&gt;</c> and <c>images/sha256/&lt;hex&gt;</c> (each image's config and layers, each layer once however
+/// many images share it). Images are streamed from the engine into a spool folder beside the output, taken apart there into
+/// their config and layers (hashed on the way, never held in memory), then copied into the tar; the tar
 /// is written under a temporary name and renamed into place, so a failed export leaves nothing behind.</summary>
 public sealed class CapsuleWriter(ContentStore store, IImageRuntime images, IRegistryRuntime registry)
 {
@@ -92,8 +93,11 @@ public sealed class CapsuleWriter(ContentStore store, IImageRuntime images, IReg
                     blobMembers.Add((digest, size));
                 }
 
-                // Images: streamed from the engine into the spool, hashed on the way.
-                var imageMembers = new List<(CapsuleImage Image, string File, Digest Digest, long Size)>();
+                // Images: streamed from the engine into the spool, then taken apart into their config and layers, each stored once
+                // by its digest (environments built on one base share its layer).
+                var imageBlobs = Path.Combine(spool, "sha256");
+                Directory.CreateDirectory(imageBlobs);
+                var imageList = new List<CapsuleImage>();
                 foreach (var id in closure.Images)
                 {
                     var info = await images.InspectImageAsync(id.ToString(), ct).ConfigureAwait(false)
@@ -104,27 +108,32 @@ public sealed class CapsuleWriter(ContentStore store, IImageRuntime images, IReg
                     progress($"saving image {id.Short}{(tags.Count > 0 ? $" ({string.Join(", ", tags)})" : "")}");
                     var file = Path.Combine(spool, id.Hex + ".tar");
                     var saving = Stopwatch.StartNew();
-                    Digest digest;
                     long size;
                     await using (var saved = tags.Count > 0
                                      ? await registry.SaveImagesAsync(tags, ct).ConfigureAwait(false)
                                      : await images.SaveImageAsync(id.ToString(), ct).ConfigureAwait(false))
                     await using (var target = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-                        (digest, size) = await HashAsync(saved, target, buffer, ct).ConfigureAwait(false);
+                        (_, size) = await HashAsync(saved, target, buffer, ct).ConfigureAwait(false);
                     progress($"saved image {id.Short}: {size / (1024.0 * 1024):F0} MiB in {saving.Elapsed.TotalSeconds:F1}s");
-                    var archive = await DockerArchive.InspectAsync(file, CapsuleFormat.ImageMember(id), ct).ConfigureAwait(false);
-                    if (archive.ConfigDigest != id)
-                        throw new KilnException("KILN7214", $"the engine saved image {archive.ConfigDigest.Short} where {id.Short} was asked for (a tag moved while exporting?)",
+                    var split = await DockerArchive.SplitAsync(file, imageBlobs, $"of image {id.Short}", ct).ConfigureAwait(false);
+                    File.Delete(file);
+                    if (split.ConfigDigest != id)
+                        throw new KilnException("KILN7214", $"the engine saved image {split.ConfigDigest.Short} where {id.Short} was asked for (a tag moved while exporting?)",
                             "export again", ExitCode.PortabilityFailed);
-                    imageMembers.Add((new CapsuleImage(id, tags), file, digest, size));
+                    var image = new CapsuleImage(id, tags, split.Layers);
+                    await DockerArchive.VerifyLayersAsync(image, await File.ReadAllBytesAsync(Path.Combine(imageBlobs, id.Hex), ct).ConfigureAwait(false),
+                        d => Path.Combine(imageBlobs, d.Hex), ct).ConfigureAwait(false);
+                    imageList.Add(image);
                 }
+                var imageMembers = imageList.SelectMany(i => i.Layers.Prepend(i.Id)).Distinct().OrderBy(d => d.Hex, StringComparer.Ordinal)
+                    .Select(d => (Digest: d, File: Path.Combine(imageBlobs, d.Hex), Size: new FileInfo(Path.Combine(imageBlobs, d.Hex)).Length))
+                    .ToList();
 
                 var members = small.Select(s => new CapsuleMember(s.Path, Digest.Sha256(s.Content), s.Content.LongLength))
                     .Concat(blobMembers.Select(b => new CapsuleMember(CapsuleFormat.BlobMember(b.Digest), b.Digest, b.Size)))
-                    .Concat(imageMembers.Select(i => new CapsuleMember(i.Image.Member, i.Digest, i.Size)))
+                    .Concat(imageMembers.Select(i => new CapsuleMember(CapsuleFormat.ImageBlobMember(i.Digest), i.Digest, i.Size)))
                     .ToList();
-                var manifest = new CapsuleManifest(run.Run.Id, run.Run.Project, DateTimeOffset.UtcNow, source.KilnVersion, members,
-                    imageMembers.Select(i => i.Image).ToList());
+                var manifest = new CapsuleManifest(run.Run.Id, run.Run.Project, DateTimeOffset.UtcNow, source.KilnVersion, members, imageList);
 
                 progress($"writing {Path.GetFileName(output)}: {members.Count + 1} members");
                 var writing = Stopwatch.StartNew();
@@ -143,9 +152,9 @@ public sealed class CapsuleWriter(ContentStore store, IImageRuntime images, IReg
                         }
                         foreach (var image in imageMembers)
                         {
-                            await using var archive = new FileStream(image.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-                            await WriteEntryAsync(tar, image.Image.Member, archive, mtime, ct).ConfigureAwait(false);
-                            File.Delete(image.File); // keep the spool small: each image is on disk twice for as short a time as possible
+                            await using (var blob = new FileStream(image.File, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
+                                await WriteEntryAsync(tar, CapsuleFormat.ImageBlobMember(image.Digest), blob, mtime, ct).ConfigureAwait(false);
+                            File.Delete(image.File); // keep the spool small: each layer is on disk twice for as short a time as possible
                         }
                     }
                     await file.FlushAsync(ct).ConfigureAwait(false);
@@ -154,7 +163,7 @@ public sealed class CapsuleWriter(ContentStore store, IImageRuntime images, IReg
                 File.Move(temp, output, overwrite);
                 progress($"wrote {Path.GetFileName(output)} in {writing.Elapsed.TotalSeconds:F1}s");
                 return new ExportSummary(output, new FileInfo(output).Length, members.Count + 1, blobMembers.Count, blobMembers.Sum(b => b.Size),
-                    imageMembers.Count, imageMembers.Sum(i => i.Size), started.Elapsed);
+                    imageList.Count, imageMembers.Sum(i => i.Size), started.Elapsed);
             }
             finally
             {
