@@ -36,7 +36,7 @@ public static class Profiler
     }
 
     /// <summary>Writes every phase (in the order first seen) with its total milliseconds and count, then the process's
-    /// time before Main (runtime start) and its whole life so far.</summary>
+    /// time before Main (runtime start) and its whole life so far, and the assemblies loaded.</summary>
     public static void Report(TextWriter writer)
     {
         if (!Enabled) return;
@@ -51,6 +51,9 @@ public static class Profiler
                 var (ticks, count) = Phases[name];
                 writer.WriteLine($"[profile] {name,-40} {ticks * 1000.0 / Stopwatch.Frequency,8:F1} ms{(count > 1 ? $"  ×{count}" : "")}");
             }
+            // Which assemblies this command loaded (a no-op run must not load Docker.DotNet: a test reads this line).
+            var loaded = AppDomain.CurrentDomain.GetAssemblies().Select(a => a.GetName().Name ?? "?").Order(StringComparer.Ordinal).ToList();
+            writer.WriteLine($"[profile] assemblies loaded: {loaded.Count}: {string.Join(' ', loaded)}");
         }
     }
 }
