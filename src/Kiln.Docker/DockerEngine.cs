@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
@@ -62,8 +63,14 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
     public void Dispose()
     {
         lock (_clientGate)
-            _clientValue?.Dispose();
+            if (_clientValue is not null) DisposeClient();
     }
+
+    // The members that touch Docker.DotNet's types are kept apart from the fast paths and never inlined into them: the
+    // JIT (and ReadyToRun's fixups) load the types a method refers to before it first runs, so a Dispose or a PingAsync
+    // that named DockerClient would load Docker.DotNet even when no client was ever started.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void DisposeClient() => _clientValue!.Dispose();
 
     public async Task<RuntimeInfo> PingAsync(CancellationToken ct = default)
     {
@@ -82,8 +89,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         return await PingThroughClientAsync(ct).ConfigureAwait(false);
     }
 
-    // Apart from PingAsync so that the fast path's code does not refer to Docker.DotNet's types (ReadyToRun resolves a
-    // method's type references before it first runs).
+    [MethodImpl(MethodImplOptions.NoInlining)] // see DisposeClient
     private async Task<RuntimeInfo> PingThroughClientAsync(CancellationToken ct)
     {
         try
@@ -274,6 +280,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         return await InspectThroughClientAsync(reference, ct).ConfigureAwait(false);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)] // see DisposeClient
     private async Task<ImageInfo?> InspectThroughClientAsync(string reference, CancellationToken ct)
     {
         try
