@@ -14,7 +14,12 @@ namespace Kiln.Docker;
 public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
 {
     private readonly Lock _clientGate = new();
-    private DockerClient? _clientValue;
+
+    /// <summary>The Docker.DotNet client once started (a DockerClient). Typed IDisposable on purpose: the JIT (and
+    /// ReadyToRun's fixups) load the type of every field and callee a method names before it first runs, so a field
+    /// typed DockerClient read by Dispose or ClientStarted would load Docker.DotNet even when no client was started.
+    /// For the same reason the members that call Docker.DotNet are kept apart from the fast paths, never inlined.</summary>
+    private IDisposable? _clientValue;
 
     /// <summary>The engine's Unix socket, asked directly for what a no-op command needs (ping, image inspection); null
     /// for another kind of endpoint (tcp://), where everything goes through Docker.DotNet.</summary>
@@ -39,7 +44,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         get
         {
             lock (_clientGate)
-                return _clientValue ??= new DockerClientConfiguration(Endpoint, defaultTimeout: TimeSpan.FromMinutes(30)).CreateClient();
+                return (DockerClient)(_clientValue ??= new DockerClientConfiguration(Endpoint, defaultTimeout: TimeSpan.FromMinutes(30)).CreateClient());
         }
     }
 
@@ -63,14 +68,8 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
     public void Dispose()
     {
         lock (_clientGate)
-            if (_clientValue is not null) DisposeClient();
+            _clientValue?.Dispose();
     }
-
-    // The members that touch Docker.DotNet's types are kept apart from the fast paths and never inlined into them: the
-    // JIT (and ReadyToRun's fixups) load the types a method refers to before it first runs, so a Dispose or a PingAsync
-    // that named DockerClient would load Docker.DotNet even when no client was ever started.
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void DisposeClient() => _clientValue!.Dispose();
 
     public async Task<RuntimeInfo> PingAsync(CancellationToken ct = default)
     {
@@ -89,7 +88,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         return await PingThroughClientAsync(ct).ConfigureAwait(false);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)] // see DisposeClient
+    [MethodImpl(MethodImplOptions.NoInlining)] // see _clientValue
     private async Task<RuntimeInfo> PingThroughClientAsync(CancellationToken ct)
     {
         try
@@ -280,7 +279,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         return await InspectThroughClientAsync(reference, ct).ConfigureAwait(false);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)] // see DisposeClient
+    [MethodImpl(MethodImplOptions.NoInlining)] // see _clientValue
     private async Task<ImageInfo?> InspectThroughClientAsync(string reference, CancellationToken ct)
     {
         try
