@@ -77,6 +77,12 @@ internal static class RunCommand
         var graph = new PipelineGraph(spec.Stages);
         var selected = targets.Length > 0 ? graph.WithAncestors(targets) : spec.Stages.Select(s => s.Name).ToHashSet();
 
+        // The commit and dirty state (two git processes) are asked for beside the engine, ledger and environment checks.
+        var gitState = Task.Run(() =>
+        {
+            using var _ = Profiler.Time("git: commit and dirty state (beside the above)");
+            return Project.GitState(project.Dir);
+        }, ct);
         var engine = services.Engine;
         Kiln.Core.Runtime.RuntimeInfo info;
         using (Profiler.Time("engine: start and ping"))
@@ -99,8 +105,8 @@ internal static class RunCommand
             spec.Stages.Where(s => selected.Contains(s.Name)).Select(s => s.Env), verbose: !quiet, jobs, ct);
 
         ensure.Dispose();
-        var git = Profiler.Time("git: commit and dirty state");
-        var (commit, dirty) = Project.GitState(project.Dir);
+        var git = Profiler.Time("git: wait for the commit and dirty state");
+        var (commit, dirty) = await gitState;
         git.Dispose();
         var record = new RunRecord(
             Id: RunIds.NewRunId(DateTimeOffset.UtcNow),

@@ -149,7 +149,7 @@ internal static class StatusCommand
             {
                 return await EnvironmentSetup.ResolveAsync(services, inspector, project, ct);
             }
-            catch (SocketImageInspector.EngineAnswerUnclear ex)
+            catch (EngineAnswerUnclear ex)
             {
                 if (Profiler.Enabled) Console.Error.WriteLine($"[profile] engine: plain socket answer unclear ({ex.Message}); asking through Docker.DotNet");
             }

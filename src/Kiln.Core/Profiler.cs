@@ -12,6 +12,19 @@ public static class Profiler
     private static readonly object Gate = new();
     private static readonly List<string> Names = [];
     private static readonly Dictionary<string, (long Ticks, int Count)> Phases = new(StringComparer.Ordinal);
+    private static readonly List<string> Loads = [];
+
+    /// <summary>With <c>KILN_PROFILE_LOAD=AssemblyName</c> too, the report says where that assembly was first loaded
+    /// (the stack at the time): how to find what pulls, say, Docker.DotNet into a command that should not need it.</summary>
+    static Profiler()
+    {
+        if (Enabled && Environment.GetEnvironmentVariable("KILN_PROFILE_LOAD") is { Length: > 0 } watched)
+            AppDomain.CurrentDomain.AssemblyLoad += (_, e) =>
+            {
+                if (e.LoadedAssembly.GetName().Name == watched)
+                    lock (Gate) Loads.Add($"{watched} loaded at:\n{Environment.StackTrace}");
+            };
+    }
 
     /// <summary>Times the phase until the returned scope is disposed: <c>using var _ = Profiler.Time("spec: parse");</c></summary>
     public static Scope Time(string phase) => Enabled ? new Scope(phase, Stopwatch.GetTimestamp()) : default;
@@ -36,7 +49,7 @@ public static class Profiler
     }
 
     /// <summary>Writes every phase (in the order first seen) with its total milliseconds and count, then the process's
-    /// time before Main (runtime start) and its whole life so far.</summary>
+    /// time before Main (runtime start) and its whole life so far, and the assemblies loaded.</summary>
     public static void Report(TextWriter writer)
     {
         if (!Enabled) return;
@@ -51,6 +64,10 @@ public static class Profiler
                 var (ticks, count) = Phases[name];
                 writer.WriteLine($"[profile] {name,-40} {ticks * 1000.0 / Stopwatch.Frequency,8:F1} ms{(count > 1 ? $"  ×{count}" : "")}");
             }
+            // Which assemblies this command loaded (a no-op run must not load Docker.DotNet: a test reads this line).
+            var loaded = AppDomain.CurrentDomain.GetAssemblies().Select(a => a.GetName().Name ?? "?").Order(StringComparer.Ordinal).ToList();
+            writer.WriteLine($"[profile] assemblies loaded: {loaded.Count}: {string.Join(' ', loaded)}");
+            foreach (var load in Loads) writer.WriteLine($"[profile] {load}");
         }
     }
 }

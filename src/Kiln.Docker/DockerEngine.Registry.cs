@@ -19,7 +19,7 @@ public sealed partial class DockerEngine : IRegistryRuntime
         var reference = $"{repository}:{tag}";
         try
         {
-            await _client.Images.TagImageAsync(imageId.ToString(), new ImageTagParameters { RepositoryName = repository, Tag = tag, Force = true }, ct)
+            await Client.Images.TagImageAsync(imageId.ToString(), new ImageTagParameters { RepositoryName = repository, Tag = tag, Force = true }, ct)
                 .ConfigureAwait(false);
         }
         catch (DockerImageNotFoundException ex)
@@ -34,7 +34,7 @@ public sealed partial class DockerEngine : IRegistryRuntime
 
         Digest? pushed = null;
         var auth = AuthFor(RegistryOf(repository));
-        var error = await StreamProgressAsync(p => _client.Images.PushImageAsync(repository, new ImagePushParameters { Tag = tag }, auth, p, ct),
+        var error = await StreamProgressAsync(p => Client.Images.PushImageAsync(repository, new ImagePushParameters { Tag = tag }, auth, p, ct),
             m =>
             {
                 if (m.Aux?.ExtensionData is { } aux && aux.TryGetValue("Digest", out var d) && Digest.TryParse(d?.ToString(), out var digest))
@@ -50,7 +50,7 @@ public sealed partial class DockerEngine : IRegistryRuntime
     public async Task<Digest> PullImageAsync(string repository, Digest manifestDigest, Action<string> progress, CancellationToken ct = default)
     {
         var reference = $"{repository}@{manifestDigest}";
-        var error = await StreamProgressAsync(p => _client.Images.CreateImageAsync(
+        var error = await StreamProgressAsync(p => Client.Images.CreateImageAsync(
             new ImagesCreateParameters { FromImage = repository, Tag = manifestDigest.ToString() }, AuthFor(RegistryOf(repository)), p, ct),
             null, progress).ConfigureAwait(false);
         if (error is not null) throw RegistryFailed("pull", reference, error);
@@ -93,7 +93,7 @@ public sealed partial class DockerEngine : IRegistryRuntime
         SystemInfoResponse info;
         try
         {
-            info = await _client.System.GetSystemInfoAsync(ct).ConfigureAwait(false);
+            info = await Client.System.GetSystemInfoAsync(ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is HttpRequestException or SocketException or DockerApiException || ex.InnerException is SocketException)
         {
@@ -123,7 +123,7 @@ public sealed partial class DockerEngine : IRegistryRuntime
         if (references.Count == 0) throw new ArgumentException("name at least one image", nameof(references));
         try
         {
-            return await _client.Images.SaveImagesAsync(references.ToArray(), ct).ConfigureAwait(false);
+            return await Client.Images.SaveImagesAsync(references.ToArray(), ct).ConfigureAwait(false);
         }
         catch (DockerImageNotFoundException ex)
         {

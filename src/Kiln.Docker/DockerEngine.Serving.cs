@@ -31,7 +31,7 @@ public sealed partial class DockerEngine
         CreateContainerResponse created;
         try
         {
-            created = await _client.Containers.CreateContainerAsync(create, CancellationToken.None).ConfigureAwait(false);
+            created = await Client.Containers.CreateContainerAsync(create, CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is HttpRequestException or System.Net.Sockets.SocketException || ex.InnerException is System.Net.Sockets.SocketException)
         {
@@ -39,8 +39,8 @@ public sealed partial class DockerEngine
         }
         try
         {
-            await _client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), ct).ConfigureAwait(false);
-            var inspect = await _client.Containers.InspectContainerAsync(created.ID, ct).ConfigureAwait(false);
+            await Client.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), ct).ConfigureAwait(false);
+            var inspect = await Client.Containers.InspectContainerAsync(created.ID, ct).ConfigureAwait(false);
             string? bound = null;
             if (inspect.NetworkSettings?.Ports is { } ports && ports.TryGetValue(port, out var bindings)) bound = bindings?.FirstOrDefault()?.HostPort;
             if (!int.TryParse(bound, out var actual))
@@ -60,13 +60,13 @@ public sealed partial class DockerEngine
     {
         try
         {
-            await _client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)(grace ?? TimeSpan.FromSeconds(5)).TotalSeconds },
+            await Client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)(grace ?? TimeSpan.FromSeconds(5)).TotalSeconds },
                 CancellationToken.None).ConfigureAwait(false);
         }
         catch (global::Docker.DotNet.DockerApiException) { }
         try
         {
-            await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, CancellationToken.None)
+            await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, CancellationToken.None)
                 .ConfigureAwait(false);
         }
         catch (global::Docker.DotNet.DockerContainerNotFoundException) { }
@@ -77,7 +77,7 @@ public sealed partial class DockerEngine
     {
         try
         {
-            using var stream = await _client.Containers.GetContainerLogsAsync(id, tty: false,
+            using var stream = await Client.Containers.GetContainerLogsAsync(id, tty: false,
                 new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Tail = lines.ToString(System.Globalization.CultureInfo.InvariantCulture) },
                 CancellationToken.None).ConfigureAwait(false);
             var (stdout, stderr) = await stream.ReadOutputToEndAsync(CancellationToken.None).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
@@ -12,14 +13,49 @@ namespace Kiln.Docker;
 /// <summary>The Docker Engine API behind Kiln's runtime interfaces. The only place in Kiln that knows Docker.</summary>
 public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDisposable
 {
-    private readonly DockerClient _client;
+    private readonly Lock _clientGate = new();
+
+    /// <summary>The Docker.DotNet client once started (a DockerClient). Typed IDisposable on purpose: the JIT (and
+    /// ReadyToRun's fixups) load the type of every field and callee a method names before it first runs, so a field
+    /// typed DockerClient read by Dispose or ClientStarted would load Docker.DotNet even when no client was started.
+    /// For the same reason the members that call Docker.DotNet are kept apart from the fast paths, never inlined.</summary>
+    private IDisposable? _clientValue;
+
+    /// <summary>The engine's Unix socket, asked directly for what a no-op command needs (ping, image inspection); null
+    /// for another kind of endpoint (tcp://), where everything goes through Docker.DotNet.</summary>
+    private readonly EngineSocket? _socket;
+    private readonly SocketImageInspector? _inspector;
 
     public Uri Endpoint { get; }
 
+    /// <summary>An adapter for <paramref name="endpoint"/> (default: DOCKER_HOST or the standard socket). Nothing is
+    /// started here: Docker.DotNet is set up on the first call that needs it (a container, a build, a push), so a
+    /// command that only pings and inspects images never pays for it (~0.3 s of start-up).</summary>
     public DockerEngine(Uri? endpoint = null)
     {
         Endpoint = endpoint ?? DefaultEndpoint();
-        _client = new DockerClientConfiguration(Endpoint, defaultTimeout: TimeSpan.FromMinutes(30)).CreateClient();
+        _socket = EngineSocket.For(Endpoint);
+        _inspector = SocketImageInspector.For(Endpoint);
+    }
+
+    /// <summary>The Docker.DotNet client, created on first use.</summary>
+    private DockerClient Client
+    {
+        get
+        {
+            lock (_clientGate)
+                return (DockerClient)(_clientValue ??= new DockerClientConfiguration(Endpoint, defaultTimeout: TimeSpan.FromMinutes(30)).CreateClient());
+        }
+    }
+
+    /// <summary>Whether Docker.DotNet was started by this adapter (for tests of the fast paths).</summary>
+    internal bool ClientStarted
+    {
+        get
+        {
+            lock (_clientGate)
+                return _clientValue is not null;
+        }
     }
 
     /// <summary>DOCKER_HOST when set, else the standard Unix socket.</summary>
@@ -29,14 +65,36 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         return string.IsNullOrWhiteSpace(host) ? new Uri("unix:///var/run/docker.sock") : new Uri(host);
     }
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        lock (_clientGate)
+            _clientValue?.Dispose();
+    }
 
     public async Task<RuntimeInfo> PingAsync(CancellationToken ct = default)
     {
+        if (_socket is not null)
+        {
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                return PingOverSocket(_socket);
+            }
+            catch (EngineAnswerUnclear)
+            {
+                // No socket, a refusal or an odd answer: Docker.DotNet asks again and reports the engine's error as always.
+            }
+        }
+        return await PingThroughClientAsync(ct).ConfigureAwait(false);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // see _clientValue
+    private async Task<RuntimeInfo> PingThroughClientAsync(CancellationToken ct)
+    {
         try
         {
-            var version = await _client.System.GetVersionAsync(ct).ConfigureAwait(false);
-            var info = await _client.System.GetSystemInfoAsync(ct).ConfigureAwait(false);
+            var version = await Client.System.GetVersionAsync(ct).ConfigureAwait(false);
+            var info = await Client.System.GetSystemInfoAsync(ct).ConfigureAwait(false);
             return new RuntimeInfo(version.Version, version.APIVersion, $"{info.OperatingSystem} ({version.Arch})", (int)info.NCPU, info.MemTotal);
         }
         catch (Exception ex) when (ex is HttpRequestException or SocketException or DockerApiException or TimeoutException or IOException
@@ -99,7 +157,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         CreateContainerResponse created;
         try
         {
-            created = await _client.Containers.CreateContainerAsync(create, CancellationToken.None).ConfigureAwait(false); // not ct: a create cancelled in flight still makes a container whose ID we would never learn, so never remove; Start below honours ct
+            created = await Client.Containers.CreateContainerAsync(create, CancellationToken.None).ConfigureAwait(false); // not ct: a create cancelled in flight still makes a container whose ID we would never learn, so never remove; Start below honours ct
         }
         catch (DockerImageNotFoundException ex)
         {
@@ -115,11 +173,11 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         Task? logs = null;
         try
         {
-            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct).ConfigureAwait(false);
+            await Client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct).ConfigureAwait(false);
             logs = StreamLogsAsync(id, log, ct);
-            var wait = await _client.Containers.WaitContainerAsync(id, ct).ConfigureAwait(false);
+            var wait = await Client.Containers.WaitContainerAsync(id, ct).ConfigureAwait(false);
             await logs.ConfigureAwait(false);
-            var inspect = await _client.Containers.InspectContainerAsync(id, ct).ConfigureAwait(false);
+            var inspect = await Client.Containers.InspectContainerAsync(id, ct).ConfigureAwait(false);
             return new ContainerResult(wait.StatusCode, inspect.State?.OOMKilled ?? false, id);
         }
         finally
@@ -127,7 +185,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
             // Always removed: on success, failure and Ctrl-C alike (hence no cancellation token here).
             try
             {
-                await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true },
+                await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true },
                     CancellationToken.None).ConfigureAwait(false);
             }
             catch (DockerContainerNotFoundException)
@@ -152,7 +210,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
 
     private async Task StreamLogsAsync(string id, Action<LogLine> log, CancellationToken ct)
     {
-        using var stream = await _client.Containers.GetContainerLogsAsync(id, false,
+        using var stream = await Client.Containers.GetContainerLogsAsync(id, false,
             new ContainerLogsParameters { Follow = true, ShowStdout = true, ShowStderr = true }, ct).ConfigureAwait(false);
         var buffer = new byte[64 * 1024];
         var pending = new[] { new StringBuilder(), new StringBuilder() };
@@ -182,7 +240,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
 
     public async Task<int> RemoveContainersAsync(string labelKey, string labelValue, CancellationToken ct = default)
     {
-        var list = await _client.Containers.ListContainersAsync(new ContainersListParameters
+        var list = await Client.Containers.ListContainersAsync(new ContainersListParameters
         {
             All = true,
             Filters = new Dictionary<string, IDictionary<string, bool>>
@@ -194,7 +252,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
         {
             try
             {
-                await _client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, ct).ConfigureAwait(false);
+                await Client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, ct).ConfigureAwait(false);
             }
             catch (DockerContainerNotFoundException)
             {
@@ -207,9 +265,26 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
 
     public async Task<ImageInfo?> InspectImageAsync(string reference, CancellationToken ct = default)
     {
+        if (_inspector is not null)
+        {
+            try
+            {
+                return await _inspector.InspectImageAsync(reference, ct).ConfigureAwait(false);
+            }
+            catch (EngineAnswerUnclear)
+            {
+                // Asked again through Docker.DotNet, which reports the engine's errors as always.
+            }
+        }
+        return await InspectThroughClientAsync(reference, ct).ConfigureAwait(false);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)] // see _clientValue
+    private async Task<ImageInfo?> InspectThroughClientAsync(string reference, CancellationToken ct)
+    {
         try
         {
-            var image = await _client.Images.InspectImageAsync(reference, ct).ConfigureAwait(false);
+            var image = await Client.Images.InspectImageAsync(reference, ct).ConfigureAwait(false);
             return new ImageInfo(Digest.Parse(image.ID),
                 image.Config?.Labels is { } labels ? new Dictionary<string, string>(labels) : new Dictionary<string, string>(),
                 image.Size, new DateTimeOffset(image.Created, TimeSpan.Zero),
@@ -243,7 +318,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
                 foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
                     progress(line.TrimEnd('\r'));
         });
-        await _client.Images.BuildImageFromDockerfileAsync(new ImageBuildParameters
+        await Client.Images.BuildImageFromDockerfileAsync(new ImageBuildParameters
         {
             Dockerfile = request.Dockerfile,
             Tags = request.Tags.ToList(),
@@ -266,7 +341,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
     {
         var (repo, tag) = SplitReference(reference);
         string? error = null;
-        await _client.Images.CreateImageAsync(new ImagesCreateParameters
+        await Client.Images.CreateImageAsync(new ImagesCreateParameters
         {
             FromSrc = "-",
             Repo = repo,
@@ -285,14 +360,14 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
     }
 
     public Task TagImageAsync(string imageId, string repository, string tag, CancellationToken ct = default) =>
-        _client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = repository, Tag = tag, Force = true }, ct);
+        Client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = repository, Tag = tag, Force = true }, ct);
 
     public async Task LoadImageAsync(Stream archive, Action<string> progress, CancellationToken ct = default)
     {
         string? error = null;
         try
         {
-            await _client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, new SyncProgress<JSONMessage>(m =>
+            await Client.Images.LoadImageAsync(new ImageLoadParameters { Quiet = true }, archive, new SyncProgress<JSONMessage>(m =>
             {
                 if (m.Error is not null || !string.IsNullOrEmpty(m.ErrorMessage)) error = m.Error?.Message ?? m.ErrorMessage;
                 var text = m.Stream ?? m.Status;
@@ -317,7 +392,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
     {
         try
         {
-            return await _client.Images.SaveImageAsync(reference, ct).ConfigureAwait(false);
+            return await Client.Images.SaveImageAsync(reference, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is HttpRequestException or SocketException || ex.InnerException is SocketException)
         {
@@ -329,7 +404,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
     {
         try
         {
-            await _client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { Force = force, NoPrune = false }, ct).ConfigureAwait(false);
+            await Client.Images.DeleteImageAsync(reference, new ImageDeleteParameters { Force = force, NoPrune = false }, ct).ConfigureAwait(false);
             return true;
         }
         catch (DockerImageNotFoundException)

@@ -104,6 +104,9 @@ public sealed partial class CliTests(DockerFixture docker)
     internal static Task<CliResult> KilnAsync(string projectDir, params string[] args) =>
         KilnAsync(projectDir, TimeSpan.FromMinutes(3), args);
 
+    /// <summary>Environment variables added to the kiln processes started from this async flow (e.g. KILN_PROFILE=1).</summary>
+    internal static readonly AsyncLocal<Dictionary<string, string>?> ExtraEnvironment = new();
+
     /// <summary>Starts <c>kiln -C projectDir args…</c> with its output redirected; the caller waits for it or kills it.</summary>
     internal static Process StartKiln(string projectDir, params string[] args)
     {
@@ -121,6 +124,7 @@ public sealed partial class CliTests(DockerFixture docker)
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (key, value) in ExtraEnvironment.Value ?? []) psi.Environment[key] = value;
         var process = Process.Start(psi)!;
         process.StandardInput.Close();
         return process;
