@@ -5,6 +5,9 @@
 #
 #   bench/run-all.sh                 everything, then BENCHMARKS.md
 #   bench/run-all.sh --report-only   only rewrite BENCHMARKS.md from the figures of the last run
+#   bench/run-all.sh --only overhead,noop,envbuild   setup and only the sections named (figures 1, 2 and 5 here; the
+#                                    names are those below); the report goes to $KILN_BENCH_DIR/results/partial-report.md
+#                                    (or $KILN_BENCH_REPORT), not BENCHMARKS.md, since the other sections were not run
 #   bench/run-all.sh --startup-section   print section 7 (start-up) from the last bench/startup-bench.sh figures, to
 #                                    put into BENCHMARKS.md after running that script alone (it takes a minute or two)
 #
@@ -24,6 +27,8 @@ ROOT=$KILN_BENCH_DIR
 RESULTS="$ROOT/results"
 OUT=${KILN_BENCH_REPORT:-$REPO/BENCHMARKS.md}
 mkdir -p "$RESULTS"
+ONLY="" # --only: the sections to run, comma-separated; empty: all
+want() { [[ -z $ONLY || ",$ONLY," == *",$1,"* ]]; }
 log() { printf '[run-all %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 # ---- running -------------------------------------------------------------------------------------------------
@@ -55,13 +60,13 @@ run_benchmarks() {
   section setup "$REPO/bench/pipeline-bench.sh" setup
   export KILN_BENCH_SKIP_SETUP=1 # every section uses the CLI that setup published
   if grep -q "S_setup_RC='0'" "$RESULTS/sections.env"; then
-    section overhead "$REPO/bench/pipeline-bench.sh" overhead
-    section parallel "$REPO/bench/pipeline-bench.sh" parallel
-    section noop "$REPO/bench/pipeline-bench.sh" noop
-    section hash bash "$REPO/bench/hash-bench.sh"
-    section envbuild "$REPO/bench/pipeline-bench.sh" envbuild
+    if want overhead; then section overhead "$REPO/bench/pipeline-bench.sh" overhead; fi
+    if want parallel; then section parallel "$REPO/bench/pipeline-bench.sh" parallel; fi
+    if want noop; then section noop "$REPO/bench/pipeline-bench.sh" noop; fi
+    if want hash; then section hash bash "$REPO/bench/hash-bench.sh"; fi
+    if want envbuild; then section envbuild "$REPO/bench/pipeline-bench.sh" envbuild; fi
   fi
-  section startup bash "$REPO/bench/startup-bench.sh"
+  if want startup; then section startup bash "$REPO/bench/startup-bench.sh"; fi
   {
     echo "R_LOAD_END='$(cut -d' ' -f1-3 /proc/loadavg)'"
     echo "R_TOTAL_SECONDS='$((SECONDS - T0))'"
@@ -340,5 +345,6 @@ main() {
   if [[ ${1:-} == --startup-section ]]; then # the report into a scratch file; print its section 7
     OUT=$(mktemp); set +u; write_report 2>/dev/null; sed -n '/^## 7\. Start-up/,/^## How long/p' "$OUT" | sed '$d'; rm -f "$OUT"; return
   fi
+  if [[ ${1:-} == --only ]]; then ONLY=${2:?--only needs the sections, e.g. overhead,noop,envbuild}; OUT=${KILN_BENCH_REPORT:-$RESULTS/partial-report.md}; fi
   [[ ${1:-} == --report-only ]] || run_benchmarks; write_report; }
 main "$@"; exit $?

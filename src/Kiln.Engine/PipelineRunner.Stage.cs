@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Kiln.Core;
-using Kiln.Core.Caching;
-using Kiln.Core.Graph;
 using Kiln.Core.Ledger;
 using Kiln.Core.Runtime;
 using Kiln.Core.Specs;

@@ -1,7 +1,4 @@
-using System.Diagnostics;
-using System.Text.Json;
 using Kiln.Core;
-using Kiln.Core.Caching;
 using Kiln.Core.Graph;
 using Kiln.Core.Ledger;
 using Kiln.Core.Runtime;

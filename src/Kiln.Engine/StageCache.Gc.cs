@@ -1,11 +1,9 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Kiln.Content;
 using Kiln.Core;
 using Kiln.Core.Caching;
 using Kiln.Core.Ledger;
-using Kiln.Core.Specs;
 
 namespace Kiln.Engine;
 

@@ -1,11 +1,6 @@
 using System.Diagnostics;
-using System.Formats.Tar;
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using Kiln.Core;
-using Kiln.Core.Runtime;
 using Kiln.Core.Specs;
 using Kiln.Environments.Bootstrap;
 using Kiln.Environments.Images;

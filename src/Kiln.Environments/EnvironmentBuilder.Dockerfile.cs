@@ -1,17 +1,8 @@
 using System.Diagnostics;
-using System.Formats.Tar;
-using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using Kiln.Core;
 using Kiln.Core.Runtime;
 using Kiln.Core.Specs;
-using Kiln.Environments.Bootstrap;
-using Kiln.Environments.Images;
-using Kiln.Environments.Layers;
 using Kiln.Environments.Locking;
-using Kiln.Environments.Pip;
 
 namespace Kiln.Environments;
 

@@ -82,23 +82,13 @@ public sealed partial class CliTests(DockerFixture docker)
     [GeneratedRegex(@"kiln\.yaml:\d+:\d+")]
     private static partial Regex FileLineColumn();
 
-    /// <summary>The CLI's text without ANSI escapes (Spectre.Console emits them when TERM says the terminal can take them,
-    /// even into a pipe) and with every whitespace run made one space (it wraps long lines at 80 columns in a pipe).</summary>
-    internal static string Flatten(string text) => Regex.Replace(Regex.Replace(text, @"\x1b\[[0-9;?]*[A-Za-z]", ""), @"\s+", " ");
+    /// <summary>See <see cref="KilnProcess.Flatten"/>.</summary>
+    internal static string Flatten(string text) => KilnProcess.Flatten(text);
 
-    internal sealed record CliResult(int ExitCode, string StdOut, string StdErr, string[] Args)
+    /// <summary>The shared <see cref="KilnResult"/> under the name these tests have used.</summary>
+    internal sealed record CliResult : KilnResult
     {
-        public string Describe() => $"kiln {string.Join(' ', Args)} exited {ExitCode}\n--- stdout\n{StdOut}\n--- stderr\n{StdErr}";
-    }
-
-    private static string KilnDll
-    {
-        get
-        {
-            var path = Path.Combine(AppContext.BaseDirectory, "kiln.dll");
-            Assert.True(File.Exists(path), $"{path} is missing: the test project references Kiln.Cli so that the build copies it there");
-            return path;
-        }
+        public CliResult(KilnResult result) : base(result) { }
     }
 
     internal static Task<CliResult> KilnAsync(string projectDir, params string[] args) =>
@@ -108,43 +98,8 @@ public sealed partial class CliTests(DockerFixture docker)
     internal static readonly AsyncLocal<Dictionary<string, string>?> ExtraEnvironment = new();
 
     /// <summary>Starts <c>kiln -C projectDir args…</c> with its output redirected; the caller waits for it or kills it.</summary>
-    internal static Process StartKiln(string projectDir, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = projectDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(KilnDll);
-        psi.ArgumentList.Add("-C");
-        psi.ArgumentList.Add(projectDir);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["NO_COLOR"] = "1";
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        foreach (var (key, value) in ExtraEnvironment.Value ?? []) psi.Environment[key] = value;
-        var process = Process.Start(psi)!;
-        process.StandardInput.Close();
-        return process;
-    }
+    internal static Process StartKiln(string projectDir, params string[] args) => KilnProcess.Start(projectDir, ExtraEnvironment.Value, null, args);
 
-    internal static async Task<CliResult> KilnAsync(string projectDir, TimeSpan limit, params string[] args)
-    {
-        using var process = StartKiln(projectDir, args);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(limit);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in {limit.TotalMinutes:F0} minutes\n{await stdout}\n{await stderr}");
-        }
-        return new CliResult(process.ExitCode, await stdout, await stderr, args);
-    }
+    internal static async Task<CliResult> KilnAsync(string projectDir, TimeSpan limit, params string[] args) =>
+        new(await KilnProcess.RunAsync(projectDir, limit, ExtraEnvironment.Value, null, args));
 }

@@ -7,35 +7,20 @@ using Kiln.Environments;
 
 namespace Kiln.IntegrationTests;
 
-/// <summary>One Docker Engine connection for all integration tests: pinged once, with Kiln's base image made sure of once.
-/// No engine is a failure (with how to start one), never a silent skip.</summary>
-public sealed class DockerFixture : IAsyncLifetime
+/// <summary>The shared engine fixture (<see cref="SharedEngineFixture"/>), with a raw Docker.DotNet client beside it.</summary>
+public sealed class DockerFixture : SharedEngineFixture
 {
-    public const string Distro = "debian:bookworm";
-
-    private DockerEngine? _engine;
     private DockerClient? _client;
 
-    /// <summary>Kiln's own engine adapter, shared by the tests.</summary>
-    public DockerEngine Engine => _engine ?? throw new InvalidOperationException("the fixture was not initialized");
+    protected override string Who => "Docker integration tests";
 
     /// <summary>A raw Docker.DotNet client, to look at the engine behind Kiln's back (leftover containers, images).</summary>
     public DockerClient Client => _client ?? throw new InvalidOperationException("the fixture was not initialized");
 
-    public RuntimeInfo Info { get; private set; } = null!;
-    public Digest BaseImageId { get; private set; }
-
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        if (DockerFactAttribute.SkipRequested) return; // every test is skipped; do not touch the engine
-
-        _engine = new DockerEngine();
-        _client = new DockerClientConfiguration(_engine.Endpoint).CreateClient();
-        Info = await EngineCheck.PingOrExplainAsync(_engine, "Docker integration tests");
-
-        // Bootstraps kiln/debian:bookworm with mmdebstrap when it is missing (about a minute, once per machine).
-        using var baseTimeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
-        BaseImageId = await new EnvironmentBuilder(_engine, (_, _) => { }).EnsureBaseImageAsync(Distro, baseTimeout.Token);
+        await base.InitializeAsync();
+        if (!DockerFactAttribute.SkipRequested) _client = new DockerClientConfiguration(Engine.Endpoint).CreateClient();
     }
 
     /// <summary>The containers that carry <paramref name="label"/>=<paramref name="value"/>, running or not.</summary>
@@ -49,11 +34,10 @@ public sealed class DockerFixture : IAsyncLifetime
             },
         });
 
-    public Task DisposeAsync()
+    public override Task DisposeAsync()
     {
         _client?.Dispose();
-        _engine?.Dispose();
-        return Task.CompletedTask;
+        return base.DisposeAsync();
     }
 }
 

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Kiln.Testing;
+
+/// <summary>What one run of the built CLI did.</summary>
+public record KilnResult(int ExitCode, string StdOut, string StdErr, string[] Args, TimeSpan Elapsed)
+{
+    public string Describe() => $"kiln {string.Join(' ', Args)} exited {ExitCode} after {Elapsed.TotalSeconds:F1}s\n--- stdout\n{StdOut}\n--- stderr\n{StdErr}";
+
+    /// <summary>stdout and stderr, <see cref="KilnProcess.Flatten"/>ed.</summary>
+    public string Text => KilnProcess.Flatten(StdOut + "\n" + StdErr);
+}
+
+/// <summary>The one runner of the built CLI in tests: <c>dotnet kiln.dll -C DIR args…</c> from the test's output folder (the
+/// test project references Kiln.Cli so that the build copies it there), no colour, stdin closed, with a time limit after
+/// which the process tree is killed. Shared by the integration test projects (linked from tests/Shared); the old runners
+/// (CliTests.KilnAsync, Cli.KilnAsync, KilnCli.RunAsync) call this.</summary>
+public static partial class KilnProcess
+{
+    public static string Dll
+    {
+        get
+        {
+            var path = Path.Combine(AppContext.BaseDirectory, "kiln.dll");
+            Assert.True(File.Exists(path), $"{path} is missing: the test project references Kiln.Cli so that the build copies it there");
+            return path;
+        }
+    }
+
+    /// <summary>Starts <c>kiln -C projectDir args…</c> with its output redirected; the caller waits for it or kills it.
+    /// <paramref name="unset"/> are removed from the environment the test runs in, then <paramref name="env"/> is set.</summary>
+    public static Process Start(string projectDir, IReadOnlyDictionary<string, string>? env, IEnumerable<string>? unset, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = projectDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Dll);
+        psi.ArgumentList.Add("-C");
+        psi.ArgumentList.Add(projectDir);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var v in unset ?? []) psi.Environment.Remove(v);
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+        var process = Process.Start(psi)!;
+        process.StandardInput.Close();
+        return process;
+    }
+
+    /// <summary>Runs <c>kiln -C projectDir args…</c> to the end (at most <paramref name="limit"/>; then a <see cref="TimeoutException"/>
+    /// with what it printed).</summary>
+    public static async Task<KilnResult> RunAsync(string projectDir, TimeSpan limit, IReadOnlyDictionary<string, string>? env,
+        IEnumerable<string>? unset, params string[] args)
+    {
+        var watch = Stopwatch.StartNew();
+        using var process = Start(projectDir, env, unset, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"kiln {string.Join(' ', args)} did not finish in {limit.TotalMinutes:F0} minutes\n{await stdout}\n{await stderr}");
+        }
+        return new KilnResult(process.ExitCode, await stdout, await stderr, args, watch.Elapsed);
+    }
+
+    /// <summary>The CLI's text without ANSI escapes (Spectre.Console emits them when TERM says the terminal can take them,
+    /// even into a pipe) and with every whitespace run made one space (it wraps long lines at 80 columns in a pipe).</summary>
+    public static string Flatten(string text) => Whitespace().Replace(Ansi().Replace(text, ""), " ");
+
+    [GeneratedRegex(@"\x1b\[[0-9;?]*[A-Za-z]")]
+    private static partial Regex Ansi();
+
+    [GeneratedRegex(@"\s+")]
+    private static partial Regex Whitespace();
+}
