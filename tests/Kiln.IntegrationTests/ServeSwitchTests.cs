@@ -55,7 +55,8 @@ public sealed class ServeSwitchTests(DockerFixture docker, ITestOutputHelper out
             Assert.Equal("1", await ServedVersionAsync(infer));
             await Task.Delay(1000);
 
-            Assert.False(wrk.HasExited, "wrk ended before the switches were done: " + await wrkErr);
+            // (not "+ await wrkErr" in the message: that would wait for wrk's end, i.e. forever)
+            Assert.False(wrk.HasExited, "wrk ended before the switches were done");
             Assert.Equal(0, Interrupt(wrk.Id));
             await wrk.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
             var report = await wrkOut + await wrkErr;
