@@ -4,26 +4,24 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/scripts/setup.sh"
+# need COMMAND PACKAGE FOR CONSEQUENCE: installs a Debian package the tests use when its command is missing (root on Debian).
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing $2 (Debian package) for $3" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$2" >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$2" >&2; }
+  else
+    echo "[test] warning: $1 is missing and cannot be installed here (not root on Debian); $4" >&2
+  fi
+}
 # skopeo: the environment integration tests check that Kiln's image archives read as OCI/docker archives with it.
-if ! command -v skopeo >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing skopeo (Debian package) for the environment integration tests" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo >&2; }
-  else
-    echo "[test] warning: skopeo is missing and cannot be installed here (not root on Debian); the archive check will fail" >&2
-  fi
-fi
-# promtool (Debian package prometheus): the serving tests check /metrics with 'promtool check metrics'.
-if ! command -v promtool >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing prometheus (Debian package, for promtool) for the serving tests" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2; }
-  else
-    echo "[test] warning: promtool is missing and cannot be installed here (not root on Debian); the metrics check will fail" >&2
-  fi
-fi
+need skopeo skopeo "the environment integration tests" "the archive check will fail"
+# wrk: the serving switch test promotes and rolls back a served model under wrk load on 127.0.0.1.
+need wrk wrk "the serving switch test" "the serving switch test will fail"
+# prometheus (promtool and the server): the serving tests check /metrics with 'promtool check metrics' and have a real
+# Prometheus server scrape the served model.
+need promtool prometheus "the serving tests" "the metrics checks will fail"
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"

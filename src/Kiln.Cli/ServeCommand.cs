@@ -1,29 +1,31 @@
 using System.CommandLine;
-using Kiln.Content;
 using Kiln.Core;
 using Kiln.Core.Ledger;
 using Kiln.Docker;
-using Kiln.Environments.Serving;
+using Kiln.Front;
 using Kiln.Ledger;
 using Spectre.Console;
 
 namespace Kiln.Cli;
 
-/// <summary>kiln serve NAME[@ALIAS|@VERSION]: builds the model's serving image (its environment image + Kiln's inference server +
-/// the artifact + the predictor) and runs it on the engine with its port on 127.0.0.1; records the deployment.</summary>
+/// <summary>kiln serve NAME[@ALIAS|@VERSION]: deploys the model's serving container (<see cref="ServeDeployer"/>) behind a front
+/// on 127.0.0.1 (<see cref="ServeFront"/>); with an alias, follows it in the ledger and switches versions live (ready first,
+/// then drain); records every deployment.</summary>
 internal static class ServeCommand
 {
     public static Command Create(KilnServices services)
     {
         var model = new Argument<string>("model") { Description = "NAME, NAME@ALIAS (e.g. iris@production) or NAME@VERSION; a bare NAME serves its newest version." };
-        var port = new Option<int>("--port", "-p") { Description = "The port on 127.0.0.1 (default 8080; 0 picks a free one).", DefaultValueFactory = _ => 8080 };
-        var detach = new Option<bool>("--detach", "-d") { Description = "Start the server and return; 'kiln serve --stop NAME' removes it." };
-        var stop = new Option<bool>("--stop") { Description = "Remove the model's serving containers that kiln serve started, and record the deployments stopped." };
+        var port = new Option<int>("--port", "-p") { Description = "The front's port on 127.0.0.1 (default 8080; 0 picks a free one); the serving containers get free ports of their own behind it.", DefaultValueFactory = _ => 8080 };
+        var detach = new Option<bool>("--detach", "-d") { Description = "Run the front in the background (log: .kiln/serve/NAME.log) and return once the model is ready; 'kiln serve NAME --stop' stops it." };
+        var stop = new Option<bool>("--stop") { Description = "Stop the model's front (it drains and removes its containers), remove any serving container of the model left over, and record the deployments stopped." };
         var server = new Option<string?>("--server") { Description = "The folder with Kiln's published inference server (default: $KILN_SERVE_DIR, else kiln-serve/ beside kiln or in a folder above it, where scripts/setup.sh publishes it: artifacts/kiln-serve)." };
         var cmd = new Command("serve",
             "Serve a registered model: build its serving image (bit-for-bit reproducible: the model's own environment image + Kiln's " +
             "Open Inference Protocol v2 server + the artifact + the predictor named in kiln.yaml's models: section), run it with its port " +
-            "on 127.0.0.1, wait until /v2/health/ready says 200, and record the deployment in the ledger.")
+            "on the engine, wait until /v2/health/ready says 200, and serve it through a front on 127.0.0.1. With NAME@ALIAS the front follows " +
+            "the alias: after 'kiln models promote' or 'rollback' it deploys the new version, switches to it once it is ready, lets the old " +
+            "one finish its requests and removes it. Every deployment is recorded in the ledger (version, image digest, time, outcome).")
         {
             model, port, detach, stop, server,
         };
@@ -38,104 +40,92 @@ internal static class ServeCommand
             var engine = services.Engine;
             await engine.PingAsync(ct);
             if (parse.GetValue(stop))
-                return await StopAsync(engine, registry, name, ct);
+                return await StopAsync(engine, registry, project, name, ct);
             var version = await registry.ResolveAsync(name, selector, ct);
-            var spec = ModelsCommands.ModelSpecs(project).GetValueOrDefault(name)?.Serve
-                ?? throw new KilnException("KILN2933", $"kiln.yaml declares no 'serve' for model '{name}'",
-                    $"add  models: {{ {name}: {{ serve: {{ predictor: src/predict.py }} }} }}  with load() and predict(inputs) in that file", ExitCode.SpecInvalid);
+            ServeProcess.RefuseSecondFront(project, name);
+            if (parse.GetValue(detach))
+                return await ServeProcess.DetachAsync(project, name, ct);
 
-            var artifact = ArtifactFile(project, version);
-            var baseImage = await engine.InspectImageAsync(version.ImageId.ToString(), ct)
-                ?? throw new KilnException("KILN4934", $"the environment image {version.ImageId} of {name} version {version.Version} is not in the engine",
-                    "rebuild it with 'kiln env build' (it is reproducible: the same ID comes back) or 'kiln pull'", ExitCode.EnvironmentBuildFailed);
             var serverDir = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("KILN_SERVE_DIR") ?? DefaultServerDir();
-            var request = new ServingImageRequest(name, version.Version, version.ArtifactDigest, artifact, Path.GetFileName(version.ArtifactPath),
-                Path.Combine(project.Dir, spec.Predictor), Path.GetFileName(spec.Predictor), serverDir, baseImage,
-                long.TryParse(baseImage.Labels.GetValueOrDefault("dev.kiln.source-date-epoch"), out var epoch) ? epoch : 0);
-            var work = Path.Combine(project.StateDir, "tmp", "serve-" + Guid.NewGuid().ToString("N"));
-            Digest imageId;
+            var alias = selector is not null && !int.TryParse(selector, out _) ? selector : null;
+            var deployer = new ServeDeployer(engine, registry, project, name, selector, serverDir);
+            var live = await deployer.DeployAsync(version, ct);
+            ServeFront front;
             try
             {
-                imageId = await ServingImage.BuildAsync(engine, request, work, $"kiln-serve/{name}:{version.Version}", ct);
+                front = await ServeFront.StartAsync(parse.GetValue(port), live.Backend(), ct);
             }
-            finally
+            catch (Exception e) when (e is IOException or InvalidOperationException)
             {
-                if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+                await deployer.RetireAsync(live, "the front could not listen");
+                throw new KilnException("KILN3501", $"kiln serve's front cannot listen on 127.0.0.1:{parse.GetValue(port)}: {e.Message}",
+                    "give a free port: kiln serve --port N (0 picks one)", ExitCode.EngineUnavailable);
             }
-            Output.Out.WriteLine($"serving image {imageId} for {name} version {version.Version}");
-
-            var labels = new Dictionary<string, string> { ["dev.kiln.serving"] = name, ["dev.kiln.serving.version"] = version.Version.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            var (id, hostPort) = await engine.StartServerAsync(imageId.ToString(), ServingImage.Port, parse.GetValue(port),
-                $"kiln-serve-{name}-{version.Version}-{Guid.NewGuid().ToString("N")[..8]}", labels, ct);
-            var deployment = await registry.RecordDeploymentAsync(name, version.Version, selector, imageId, DeploymentOutcome.Started,
-                $"container {id[..12]} on 127.0.0.1:{hostPort}", DateTimeOffset.UtcNow, ct);
+            await using var frontScope = front;
+            using var pid = ServeProcess.WritePidFile(project, name, front.Port);
+            await deployer.RecordAsync(live, DeploymentOutcome.Serving, $"behind the front on 127.0.0.1:{front.Port}", ct);
+            Output.Out.WriteLine($"{name} version {version.Version} is ready: POST http://127.0.0.1:{front.Port}/v2/models/{name}/infer");
+            Output.Out.WriteLine(alias is null
+                ? "press Ctrl-C to stop"
+                : $"following {name}@{alias}: 'kiln models promote' or 'rollback' switches the served version without dropping a request; press Ctrl-C to stop");
             try
             {
-                await WaitReadyAsync(engine, id, hostPort, ct);
-            }
-            catch (Exception e) when (e is KilnException or OperationCanceledException)
-            {
-                await registry.RecordDeploymentAsync(name, version.Version, selector, imageId, DeploymentOutcome.Failed, e.Message, DateTimeOffset.UtcNow, CancellationToken.None);
-                await engine.RemoveServerAsync(id);
-                throw;
-            }
-            await registry.RecordDeploymentAsync(name, version.Version, selector, imageId, DeploymentOutcome.Serving,
-                $"container {id[..12]} on 127.0.0.1:{hostPort} (deployment {deployment})", DateTimeOffset.UtcNow, ct);
-            Output.Out.WriteLine($"{name} version {version.Version} is ready: POST http://127.0.0.1:{hostPort}/v2/models/{name}/infer");
-            if (parse.GetValue(detach)) return 0;
-
-            Output.Out.WriteLine("press Ctrl-C to stop");
-            try
-            {
-                await Task.Delay(Timeout.Infinite, ct);
+                live = await FollowAsync(registry, deployer, front, live, name, alias, ct);
             }
             catch (OperationCanceledException) { }
-            await engine.RemoveServerAsync(id);
-            await registry.RecordDeploymentAsync(name, version.Version, selector, imageId, DeploymentOutcome.Stopped, null, DateTimeOffset.UtcNow, CancellationToken.None);
+            await deployer.RetireAsync(front.Current.Tag as Deployment ?? live, "kiln serve stopped");
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>The artifact's bytes: from the content store by digest, else the project's file when its digest still matches.</summary>
-    private static string ArtifactFile(Project project, ModelVersion version)
+    /// <summary>Until cancelled: every half second, reads the alias from the ledger; when it points to another version, deploys
+    /// that version, switches the front to it once it is ready, drains the old container and removes it. A version that fails
+    /// to become ready is recorded as failed and the old one keeps serving. Only a writer of the project's ledger (kiln models
+    /// promote / rollback) moves the alias: the front has no control endpoint for an HTTP client to switch versions with.</summary>
+    private static async Task<Deployment> FollowAsync(SqliteModelRegistry registry, ServeDeployer deployer, ServeFront front, Deployment live,
+        string name, string? alias, CancellationToken ct)
     {
-        var store = new ContentStore(Path.Combine(project.StateDir, "store"));
-        if (store.Contains(version.ArtifactDigest)) return store.BlobPath(version.ArtifactDigest);
-        var file = Path.Combine(project.Dir, version.ArtifactPath);
-        if (File.Exists(file))
+        int? failed = null;
+        while (true)
         {
-            using var f = File.OpenRead(file);
-            if (Digest.FromSha256Bytes(System.Security.Cryptography.SHA256.HashData(f)) == version.ArtifactDigest) return file;
-        }
-        throw new KilnException("KILN5935", $"the artifact of {version.Model} version {version.Version} ({version.ArtifactDigest}) is neither in the store nor at {version.ArtifactPath}",
-            $"'kiln repro {version.RunId}' recreates it", ExitCode.NotFound);
-    }
-
-    private static async Task WaitReadyAsync(DockerEngine engine, string id, int port, CancellationToken ct)
-    {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var until = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-        while (DateTime.UtcNow < until)
-        {
-            ct.ThrowIfCancellationRequested();
+            await Task.Delay(500, ct);
+            if (alias is null) continue;
+            var wanted = await registry.ResolveAsync(name, alias, ct);
+            if (wanted.Version == live.Version.Version || wanted.Version == failed) continue;
+            Output.Out.WriteLine($"{name}@{alias} moved to version {wanted.Version}: deploying it");
+            Deployment next;
             try
             {
-                if ((await http.GetAsync($"http://127.0.0.1:{port}/v2/health/ready", ct)).IsSuccessStatusCode) return;
+                next = await deployer.DeployAsync(wanted, ct);
             }
-            catch (HttpRequestException) { }
-            catch (TaskCanceledException) when (!ct.IsCancellationRequested) { }
-            await Task.Delay(200, ct);
+            catch (KilnException e)
+            {
+                failed = wanted.Version;
+                Output.Err.WriteLine($"version {wanted.Version} is not served ({e.Code}: {e.Message}); version {live.Version.Version} keeps serving");
+                continue;
+            }
+            failed = null;
+            var (old, drained) = await front.SwitchAsync(next.Backend(), TimeSpan.FromSeconds(60), CancellationToken.None);
+            await deployer.RecordAsync(next, DeploymentOutcome.Serving, $"behind the front on 127.0.0.1:{front.Port}, replacing version {live.Version.Version}", CancellationToken.None);
+            await deployer.RetireAsync((Deployment)old.Tag!, drained
+                ? $"drained, replaced by version {next.Version.Version}"
+                : $"replaced by version {next.Version.Version}; {old.InFlight} requests still in flight after 60 s were cut");
+            Output.Out.WriteLine($"{name} version {next.Version.Version} is serving on 127.0.0.1:{front.Port}; version {live.Version.Version} drained and removed");
+            live = next;
         }
-        throw new KilnException("KILN1936", $"the serving container did not become ready within 3 minutes; its last log lines:\n{await engine.TailLogsAsync(id)}",
-            "fix the predictor's load() or predict() (the log above says why), then kiln serve again", ExitCode.StageFailed);
     }
 
-    private static async Task<int> StopAsync(DockerEngine engine, SqliteModelRegistry registry, string name, CancellationToken ct)
+    private static async Task<int> StopAsync(DockerEngine engine, SqliteModelRegistry registry, Project project, string name, CancellationToken ct)
     {
-        var removed = await engine.RemoveContainersAsync("dev.kiln.serving", name, ct);
-        foreach (var d in (await registry.DeploymentsAsync(name, ct)).GroupBy(d => d.Detail?.Split(' ').ElementAtOrDefault(1)).Select(g => g.Last()).Where(d => d.Outcome == DeploymentOutcome.Serving))
-            await registry.RecordDeploymentAsync(name, d.Version, d.Alias, d.ImageId, DeploymentOutcome.Stopped, "kiln serve --stop", DateTimeOffset.UtcNow, ct);
+        static IEnumerable<DeploymentRecord> Open(IEnumerable<DeploymentRecord> all) =>
+            all.GroupBy(d => d.Detail?.Split(' ').ElementAtOrDefault(1)).Select(g => g.Last()).Where(d => d.Outcome is DeploymentOutcome.Serving or DeploymentOutcome.Started);
+        var open = Open(await registry.DeploymentsAsync(name, ct)).Count();
+        await ServeProcess.StopFrontAsync(project, name, ct); // the front removes its containers and records them stopped
+        var left = await engine.RemoveContainersAsync("dev.kiln.serving", name, ct);
+        foreach (var d in Open(await registry.DeploymentsAsync(name, ct)))
+            await registry.RecordDeploymentAsync(name, d.Version, d.Alias, d.ImageId, DeploymentOutcome.Stopped, $"{string.Join(' ', (d.Detail ?? "").Split(' ').Take(2))}: kiln serve --stop", DateTimeOffset.UtcNow, ct);
+        var removed = Math.Max(open, left);
         Output.Out.WriteLine($"removed {removed} serving container{(removed == 1 ? "" : "s")} of {name}");
         return 0;
     }

@@ -52,6 +52,7 @@ public static class ErrorCatalog
         new("KILN1102", ExitCode.StageFailed, "a stage output is a FIFO, socket or device", "write regular files, folders and links that stay inside the output"),
         new("KILN1103", ExitCode.StageFailed, "a folder on a staged output's path was replaced by a symbolic link", "write the output as a real folder; outputs are never published through links"),
         new("KILN1104", ExitCode.StageFailed, "a folder on an output's path in the project is a symbolic link, so publishing or restoring would write outside the project", "replace the link in the project with a real folder (or remove it)"),
+        new("KILN1504", ExitCode.StageFailed, "kiln serve in the background did not say ready in time", "read .kiln/serve/NAME.log, then kiln serve NAME --stop"),
         new("KILN1911", ExitCode.StageFailed, "a stage's swarm service was removed from outside while it ran", "run again"),
         new("KILN1912", ExitCode.StageFailed, "an image has no registry reference the swarm nodes can pull", "kiln run --on swarm pushes every environment it uses; check --cache"),
         new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),
@@ -74,6 +75,8 @@ public static class ErrorCatalog
 
         // 3nnn: no Docker Engine (or swarm manager) answers (exit 3)
         new("KILN3001", ExitCode.EngineUnavailable, "no Docker Engine answers", "start the engine ('scripts/setup-engine.sh'), or point DOCKER_HOST at a running one; a non-root user must be in the 'docker' group"),
+        new("KILN3501", ExitCode.EngineUnavailable, "kiln serve's front cannot listen on the port", "give a free port: kiln serve --port N (0 picks one)"),
+        new("KILN3503", ExitCode.EngineUnavailable, "kiln serve --detach could not start its background process", "run kiln serve without --detach and read its error"),
         new("KILN3910", ExitCode.EngineUnavailable, "the swarm manager does not answer or is not a manager", "point KILN_SWARM_MANAGER (or DOCKER_HOST) at a swarm manager; scripts/swarm-up.sh makes a test swarm"),
         new("KILN3940", ExitCode.EngineUnavailable, "the engine published no host port for the serving container", "check that the port is free: kiln serve --port N"),
 
@@ -170,6 +173,7 @@ public static class ErrorCatalog
 
         // 8nnn: the project is busy (exit 8)
         new("KILN8202", ExitCode.ProjectBusy, "another kiln command holds the project lock and --no-wait was given", "wait for it (run again without --no-wait), or stop the command named in the message"),
+        new("KILN8502", ExitCode.ProjectBusy, "kiln serve already serves this model from this project (its front is running)", "use the running one (its port is in the message), or stop it first: kiln serve NAME --stop"),
 
         // 9nnn: a promotion gate refused (exit 9)
         new("KILN9110", ExitCode.GateRefused, "a promotion gate refused: the version's metrics fail a gate kiln.yaml declares", "the message names the gate and the metric's value; promote a version that passes, or change the gate"),

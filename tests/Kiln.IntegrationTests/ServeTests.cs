@@ -10,10 +10,13 @@ namespace Kiln.IntegrationTests;
 
 /// <summary>The iris example from run to served model on the real engine: register (lineage), a failing gate (exit 9),
 /// promote, kiln serve (a real serving image with the self-contained server), inference equal to the model's own
-/// prediction in its environment, v2 error bodies, /metrics checked by promtool, --stop.</summary>
+/// prediction in its environment, v2 error bodies, /metrics checked by promtool and scraped by a real Prometheus server, --stop.</summary>
 [Collection(DockerCollection.Name)]
 public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
 {
+    /// <summary>Prometheus's port: in the serving tests' block (18100-18199), 127.0.0.1 only.</summary>
+    private const int PrometheusPort = 18190;
+
     [DockerFact]
     public async Task IrisGoesFromRunToRegisteredGatedPromotedAndServedModel()
     {
@@ -24,7 +27,7 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
         var serverDir = Path.Combine(project.Dir, ".server");
         try
         {
-            var publish = PublishServerAsync(serverDir);
+            var publish = PublishServerAsync(output, serverDir);
             var run = await CliTests.KilnAsync(project.Dir, TimeSpan.FromMinutes(45), "run");
             Assert.True(run.ExitCode == 0, run.Describe());
 
@@ -95,6 +98,10 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
             Assert.Contains($"kiln_inference_requests_total{{model=\"{model}\",version=\"1\",digest=\"{train.Outputs.Single().Digest}\",status=\"200\"}} 1", metrics);
             Assert.Equal(0, await PromtoolCheckAsync(metrics));
 
+            // A real Prometheus server scrapes the model (through kiln serve's front) and answers a PromQL query for the request count.
+            await using (var prometheus = PrometheusServer.Start(Path.Combine(project.Dir, ".prometheus"), $"127.0.0.1:{port}", PrometheusPort))
+                Assert.Equal(1, await prometheus.QueryUntilAsync($"sum(kiln_inference_requests_total{{model=\"{model}\",status=\"200\"}})", TimeSpan.FromSeconds(90)));
+
             var stop = await CliTests.KilnAsync(project.Dir, "serve", model, "--stop");
             Assert.True(stop.ExitCode == 0, stop.Describe());
             Assert.Contains("removed 1 serving container", stop.StdOut);
@@ -112,17 +119,17 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
         }
     }
 
-    private async Task PublishServerAsync(string dir)
+    internal static async Task PublishServerAsync(ITestOutputHelper output, string dir)
     {
         var root = RepoRoot();
-        var (code, text) = await RunAsync("dotnet", "publish", Path.Combine(root, "src", "Kiln.Serving", "Kiln.Serving.csproj"),
+        var (code, text) = await RunAsync(output, "dotnet", "publish", Path.Combine(root, "src", "Kiln.Serving", "Kiln.Serving.csproj"),
             "-c", "Release", "-r", "linux-x64", "--self-contained", "-o", dir, "--nologo");
         Assert.True(code == 0, text);
     }
 
     private async Task<int[]> PredictInEnvironmentAsync(string projectDir, string image)
     {
-        var (code, text) = await RunAsync("docker", "run", "--rm", "--network", "none", "-v", $"{projectDir}:/p:ro", "-w", "/p", image, "python3", "-c",
+        var (code, text) = await RunAsync(output, "docker", "run", "--rm", "--network", "none", "-v", $"{projectDir}:/p:ro", "-w", "/p", image, "python3", "-c",
             "import pickle, pandas as pd; m = pickle.load(open('models/model.pkl', 'rb')); t = pd.read_csv('data/test.csv'); " +
             "print(','.join(str(int(c)) for c in m.predict(t.drop(columns=['target']))))");
         Assert.True(code == 0, text);
@@ -141,14 +148,16 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
         return p.ExitCode;
     }
 
-    private async Task<string> Docker(params string[] args)
+    private Task<string> Docker(params string[] args) => Docker(output, args);
+
+    internal static async Task<string> Docker(ITestOutputHelper output, params string[] args)
     {
         if (args.Length == 2 && args[0] == "rm") return ""; // nothing to remove
-        var (_, text) = await RunAsync("docker", args);
+        var (_, text) = await RunAsync(output, "docker", args);
         return text;
     }
 
-    private async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
+    internal static async Task<(int Code, string Output)> RunAsync(ITestOutputHelper output, string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -162,7 +171,7 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
     }
 
     /// <summary>A copy of examples/iris with its model renamed to <paramref name="model"/>.</summary>
-    private static TempProject CopyOfIris(string model)
+    internal static TempProject CopyOfIris(string model)
     {
         var source = Path.Combine(RepoRoot(), "examples", "iris");
         var project = TempProject.Create(File.ReadAllText(Path.Combine(source, "kiln.yaml")).Replace("\n  iris:\n", $"\n  {model}:\n"));
@@ -172,7 +181,7 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
         return project;
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Kiln.sln"))) return dir.FullName;
