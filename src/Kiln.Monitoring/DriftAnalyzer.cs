@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Kiln.Monitoring;
 
 /// <summary>When a feature counts as drifted. The verdict rests on effect sizes, not on p-values: with thousands of
@@ -9,11 +11,13 @@ public sealed record DriftThresholds(
     double MaxPsi = 0.2, double MaxKs = 0.1, double MaxWassersteinSd = 0.25, double Alpha = 0.01, int MinRows = 30, int SampleCap = 5_000, int Seed = 0);
 
 /// <summary>One feature's comparison: the statistics, the live sample size, and whether it drifted and why.</summary>
+[JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 public sealed record FeatureDrift(
     string Feature, long Rows, double Psi, double Ks, double KsPValue, KsMethod KsMethod, double Wasserstein,
     double WassersteinSd, bool Drifted, string Reason);
 
 /// <summary>The dataset verdict over every feature.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<DriftVerdict>))]
 public enum DriftVerdict { NoDrift, Drift, NotEnoughData }
 
 public sealed record DriftReport(DriftVerdict Verdict, long Rows, IReadOnlyList<FeatureDrift> Features)

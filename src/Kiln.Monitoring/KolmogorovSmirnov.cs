@@ -1,6 +1,9 @@
+using System.Text.Json.Serialization;
+
 namespace Kiln.Monitoring;
 
 /// <summary>How a two-sample KS p-value was computed.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<KsMethod>))]
 public enum KsMethod { Exact, Asymptotic }
 
 /// <summary>A two-sample Kolmogorov–Smirnov result: the statistic D (the largest gap between the two empirical CDFs),
