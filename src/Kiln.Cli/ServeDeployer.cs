@@ -36,6 +36,8 @@ internal sealed class ServeDeployer(DockerEngine engine, SqliteModelRegistry reg
             Path.Combine(project.Dir, spec.Predictor), Path.GetFileName(spec.Predictor), serverDir, baseImage,
             long.TryParse(baseImage.Labels.GetValueOrDefault("dev.kiln.source-date-epoch"), out var epoch) ? epoch : 0);
         var work = Path.Combine(project.StateDir, "tmp", "serve-" + Guid.NewGuid().ToString("N"));
+        if (ReferenceProfiles.Write(project, spec, name, work + "-reference") is { } profile) // drift monitoring (MonitorCommand.cs)
+            request = request with { ReferenceFile = profile.File, Monitor = ReferenceProfiles.MonitorConfig(spec) };
         Digest imageId;
         try
         {
@@ -44,6 +46,7 @@ internal sealed class ServeDeployer(DockerEngine engine, SqliteModelRegistry reg
         finally
         {
             if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+            if (Directory.Exists(work + "-reference")) Directory.Delete(work + "-reference", recursive: true);
         }
         Output.Out.WriteLine($"serving image {imageId} for {name} version {version.Version}");
 

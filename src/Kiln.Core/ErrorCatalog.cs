@@ -40,6 +40,7 @@ public static class ErrorCatalog
         new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
         new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
         new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
+        new("KILN0801", ExitCode.Usage, "kiln monitor --since is neither a time nor an age", "give an ISO 8601 time (2026-12-02T15:00:00Z) or an age such as 30m, 2h or 1d"),
         new("KILN0901", ExitCode.Usage, "a model or alias name is not valid", "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)"),
         new("KILN0909", ExitCode.Usage, "no --path given and kiln.yaml declares none for the model", "name the output with --path"),
         new("KILN0916", ExitCode.Usage, "--on names no backend, or --on swarm lacks --cache", "use --on local or --on swarm --cache REGISTRY/REPO"),
@@ -71,6 +72,7 @@ public static class ErrorCatalog
         new("KILN2030", ExitCode.SpecInvalid, "a 'kiln run -p' override names a param the params file does not have", "override an existing leaf key; 'kiln validate' shows the spec", "KILN1030"),
         new("KILN2050", ExitCode.SpecInvalid, "kiln verify: there is no succeeded run to verify (cannot reproduce)", "run the pipeline first with 'kiln run'", "KILN5004 (kiln verify with no succeeded run)"),
         new("KILN2301", ExitCode.SpecInvalid, "kiln repro/verify cannot reproduce the run: a blob it needs is missing or corrupt; nothing was run", "run 'kiln fsck' to see what is damaged; a run whose inputs are lost cannot be reproduced from its record"),
+        new("KILN2805", ExitCode.SpecInvalid, "the reference data named by serve.reference cannot be profiled", "it must be a CSV file with a header and numeric columns; name them with columns: [...]"),
         new("KILN2933", ExitCode.SpecInvalid, "kiln.yaml declares no serve section for the model", "add models: NAME: serve: predictor: FILE with load() and predict(inputs)"),
 
         // 3nnn: no Docker Engine (or swarm manager) answers (exit 3)
@@ -116,6 +118,10 @@ public static class ErrorCatalog
         new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
         new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
         new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
+        new("KILN5801", ExitCode.NotFound, "kiln monitor: the model is not being served (its last deployment is not serving)", "start it with kiln serve NAME --detach, or point --url at a server"),
+        new("KILN5802", ExitCode.NotFound, "kiln monitor: the model's server does not answer, or answers an error", "check that its container runs (kiln models history); the message shows what it answered"),
+        new("KILN5803", ExitCode.NotFound, "kiln monitor: the served version logs no inputs (served without a reference profile)", "declare serve.reference in kiln.yaml (docs/monitoring.md) and run kiln serve again"),
+        new("KILN5804", ExitCode.NotFound, "the reference data named by serve.reference does not exist", "run the stage that writes it, or fix serve.reference"),
         new("KILN5902", ExitCode.NotFound, "the run has no output with that path", "give one of the run's outputs with --path"),
         new("KILN5903", ExitCode.NotFound, "the stage that makes the output did not succeed, so it cannot be registered", "register an output of a run whose stage succeeded; 'kiln runs' lists them"),
         new("KILN5904", ExitCode.NotFound, "no model with that name in the registry", "'kiln models list' lists the registered models; 'kiln models register' adds one"),

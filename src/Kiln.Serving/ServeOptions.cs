@@ -20,6 +20,10 @@ public sealed record ServeOptions
     public long MaxBodyBytes { get; init; } = 1 << 20;
     /// <summary>How long one inference may take before the worker is declared hung and restarted.</summary>
     public double InferenceTimeoutSeconds { get; init; } = 30;
+    /// <summary>The version's reference profile (Kiln.Monitoring JSON); null: inputs are not logged (docs/monitoring.md).</summary>
+    public string? Reference { get; init; }
+    /// <summary>How the input log samples (rate, cap, privacy switch); null: the defaults.</summary>
+    public Kiln.Monitoring.InputLogOptions? Monitor { get; init; }
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 

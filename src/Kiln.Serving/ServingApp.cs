@@ -27,6 +27,7 @@ public static class ServingApp
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<ServingMetrics>();
         builder.Services.AddSingleton<ServingState>();
+        builder.Services.AddSingleton<InputMonitor>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ServingState>());
         configure?.Invoke(builder);
         var app = builder.Build();
@@ -52,6 +53,7 @@ public static class ServingApp
             ctx.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
             await m.Registry.CollectAndExportAsTextAsync(ctx.Response.Body, ctx.RequestAborted);
         });
+        InputMonitor.Map(app);
     }
 
     private static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
@@ -104,6 +106,7 @@ public static class ServingApp
         try
         {
             var outputs = await s.Worker.InferAsync(inputs!, ctx.RequestAborted);
+            ctx.RequestServices.GetRequiredService<InputMonitor>().Observe(inputs!);
             var response = new JsonObject { ["model_name"] = s.Options.Model, ["model_version"] = s.Options.Version };
             if (id is not null) response["id"] = id;
             response["outputs"] = outputs;

@@ -33,7 +33,7 @@ internal sealed class Server : IAsyncDisposable
     public ServeOptions Options { get; private set; } = null!;
 
     public static async Task<Server> StartAsync(string predictor = SumPredictor, long maxBody = 1 << 20, bool hold = false,
-        string modelContent = "0.5")
+        string modelContent = "0.5", Func<ServeOptions, ServeOptions>? configure = null)
     {
         var s = new Server();
         Directory.CreateDirectory(s.Dir);
@@ -46,6 +46,7 @@ internal sealed class Server : IAsyncDisposable
             Predictor = Path.Combine(s.Dir, "predict.py"), ModelPath = Path.Combine(s.Dir, "model.txt"),
             MaxBodyBytes = maxBody, InferenceTimeoutSeconds = 20,
         };
+        if (configure is not null) s.Options = configure(s.Options);
         s.App = ServingApp.Build(s.Options, [], b => b.WebHost.UseTestServer());
         await s.App.StartAsync();
         s.Client = s.App.GetTestClient();

@@ -8,7 +8,15 @@ public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOn
 
 /// <summary>How a model is served: the user's predictor (a Python file with <c>load()</c> and <c>predict(inputs)</c>) and the
 /// environment it runs in (default: the producing stage's).</summary>
-public sealed record ServeSpec(string Predictor, string? Env);
+public sealed record ServeSpec(string Predictor, string? Env, ReferenceSpec? Reference = null, MonitorSpec? Monitor = null);
+
+/// <summary>The training data a served version's live inputs are compared with (docs/monitoring.md): a CSV file in the
+/// project or a stage output, and the columns to profile (null: every numeric column).</summary>
+public sealed record ReferenceSpec(string Path, IReadOnlyList<string>? Columns);
+
+/// <summary>How the serving container samples its input log: the share of rows considered, the most rows kept, and
+/// whether input values may be kept at all (false: bin counts only).</summary>
+public sealed record MonitorSpec(double Rate = 1.0, int Cap = 10_000, bool Payload = true);
 
 public enum GateOp { Ge, Gt, Le, Lt, Eq }
 

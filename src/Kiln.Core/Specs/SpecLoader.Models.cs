@@ -6,7 +6,7 @@ public static partial class SpecLoader
 {
     public static readonly string[] ModelKeys = ["from", "gates", "serve"];
     public static readonly string[] ModelFromKeys = ["stage", "path"];
-    public static readonly string[] ServeKeys = ["predictor", "env"];
+    public static readonly string[] ServeKeys = ["predictor", "env", "reference", "monitor"];
 
     /// <summary>Reads only the <c>models:</c> section of kiln.yaml (the rest is checked by <see cref="Load"/>):
     /// model name → its spec. Throws <see cref="SpecException"/> with file:line:column for each problem.</summary>
@@ -119,7 +119,7 @@ public static partial class SpecLoader
                     if (env is not null && project is { } pe && !pe.Environments.Contains(env))
                         ctx.Error(Child(s, "env"), $"'serve' of model '{name}' names the environment '{env}', which is not declared",
                             $"environments are: {string.Join(", ", pe.Environments)}");
-                    if (predictor is not null) serve = new ServeSpec(predictor, env);
+                    if (predictor is not null) serve = new ServeSpec(predictor, env, ParseReference(s, name, ctx), ParseMonitor(s, name, ctx));
                 }
             }
             result[name] = new ModelSpec(name, stage, path, gates, serve);

@@ -19,7 +19,9 @@ public sealed record ServingImageRequest(
     string PredictorName,
     string ServerDirectory,
     ImageInfo BaseImage,
-    long SourceDateEpoch);
+    long SourceDateEpoch,
+    string? ReferenceFile = null,
+    JsonObject? Monitor = null);
 
 /// <summary>Builds serving images bit-for-bit reproducibly: the layer is written by <see cref="DeterministicTarWriter"/>
 /// (sorted entries, fixed mtime, root owner), the config by <see cref="ImageConfig"/>; the same inputs give the same image ID.
@@ -55,6 +57,13 @@ public static class ServingImage
             [$"{Root}/model/{r.ArtifactName}"] = (r.ArtifactFile, null, false),
             [$"{Root}/predictor/{r.PredictorName}"] = (r.PredictorFile, null, false),
         };
+        if (r.ReferenceFile is not null) // drift monitoring: the version's reference profile and how the input log samples
+        {
+            config["reference"] = $"/{Root}/reference.json";
+            if (r.Monitor is not null) config["monitor"] = r.Monitor.DeepClone();
+            files[$"{Root}/reference.json"] = (r.ReferenceFile, null, false);
+            files[$"{Root}/serve.json"] = (null, Encoding.UTF8.GetBytes(CanonicalJson.Serialize(config)), false);
+        }
         foreach (var file in Directory.EnumerateFiles(r.ServerDirectory, "*", SearchOption.AllDirectories))
         {
             var rel = Path.GetRelativePath(r.ServerDirectory, file).Replace('\\', '/');

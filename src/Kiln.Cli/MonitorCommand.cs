@@ -1,0 +1,174 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Kiln.Core;
+using Kiln.Core.Ledger;
+using Kiln.Core.Specs;
+using Kiln.Ledger;
+using Kiln.Monitoring;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+/// <summary><c>kiln monitor NAME[@ALIAS] [--since …] [--json] [--url URL]</c>: asks the served container of the model
+/// (found through the ledger's deployments, or given with --url) for the drift of its logged inputs against the
+/// version's reference profile, and prints PSI, KS and Wasserstein per feature with the verdict (docs/monitoring.md).</summary>
+internal static partial class MonitorCommand
+{
+    public static Command Create(KilnServices services)
+    {
+        var model = new Argument<string>("model") { Description = "NAME or NAME@ALIAS of a model that kiln serve is serving." };
+        var since = new Option<string?>("--since") { Description = "Only inputs logged since then: an ISO 8601 time (2026-12-02T15:00:00Z) or an age (30m, 2h, 1d)." };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
+        var url = new Option<string?>("--url") { Description = "The server's base URL (default: the model's running deployment, on 127.0.0.1)." };
+        var cmd = new Command("monitor",
+            "Show input drift of a served model against its training data: PSI, Kolmogorov–Smirnov and Wasserstein per feature, and a verdict. " +
+            "Needs serve.reference in kiln.yaml (docs/monitoring.md).")
+        {
+            model, since, json, url,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var text = parse.GetValue(model)!;
+            var at = text.IndexOf('@');
+            var (name, alias) = at < 0 ? (text, (string?)null) : (text[..at], text[(at + 1)..]);
+            var sinceAt = ParseSince(parse.GetValue(since), DateTimeOffset.UtcNow);
+            var baseUrl = parse.GetValue(url);
+            if (baseUrl is null)
+            {
+                var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+                using var ledger = services.OpenLedger(project.LedgerPath);
+                baseUrl = ServedUrl(await new SqliteModelRegistry(ledger).DeploymentsAsync(name, ct), name, alias);
+            }
+            var query = sinceAt is { } s ? "?since=" + Uri.EscapeDataString(s.ToString("O", CultureInfo.InvariantCulture)) : "";
+            var body = await FetchAsync($"{baseUrl.TrimEnd('/')}/v2/models/{Uri.EscapeDataString(name)}/drift{query}", name, ct);
+            if (parse.GetValue(json))
+            {
+                Output.Out.WriteLine(body);
+                return 0;
+            }
+            var report = JsonSerializer.Deserialize<DriftReport>(body, new JsonSerializerOptions(JsonSerializerDefaults.Web))
+                ?? throw new KilnException("KILN5802", $"the server of '{name}' answered no drift report", "check its log (docker logs)", ExitCode.NotFound);
+            Print(name, report);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void Print(string name, DriftReport report)
+    {
+        Output.Out.WriteLine($"{name}: {report.Rows} logged rows; verdict: {Verdict(report.Verdict)}");
+        Output.Out.WriteLine($"{"feature",-24} {"rows",7} {"PSI",8} {"KS D",7} {"KS p",9} {"W/sd",7}  drift");
+        foreach (var f in report.Features)
+            Output.Out.WriteLine($"{f.Feature,-24} {f.Rows,7} {Num(f.Psi, "0.000"),8} {Num(f.Ks, "0.000"),7} {Num(f.KsPValue, "0.0E+0"),9} {Num(f.WassersteinSd, "0.000"),7}  {(f.Drifted ? "DRIFT" : "-")} {f.Reason}");
+    }
+
+    private static string Verdict(DriftVerdict v) => v switch
+    {
+        DriftVerdict.Drift => "DRIFT",
+        DriftVerdict.NoDrift => "no drift",
+        _ => "not enough data",
+    };
+
+    private static string Num(double v, string format) => double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "-";
+
+    /// <summary>--since as an absolute time or an age (30m, 2h, 1d) before <paramref name="now"/>.</summary>
+    internal static DateTimeOffset? ParseSince(string? text, DateTimeOffset now)
+    {
+        if (text is null) return null;
+        var age = AgePattern().Match(text);
+        if (age.Success && long.TryParse(age.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n <= 100_000)
+            return now - age.Groups[2].Value switch { "s" => TimeSpan.FromSeconds(n), "m" => TimeSpan.FromMinutes(n), "h" => TimeSpan.FromHours(n), _ => TimeSpan.FromDays(n) };
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)) return t;
+        throw new KilnException("KILN0801", $"--since {text} is neither a time nor an age", "give an ISO 8601 time (2026-12-02T15:00:00Z) or an age such as 30m, 2h or 1d", ExitCode.Usage);
+    }
+
+    [GeneratedRegex("^([0-9]{1,6})([smhd])$")]
+    private static partial Regex AgePattern();
+
+    [GeneratedRegex(@"127\.0\.0\.1:([0-9]{1,5})")]
+    private static partial Regex LoopbackPort();
+
+    /// <summary>The base URL of the model's running deployment: its latest deployment (for ALIAS, when given) must be
+    /// serving, and its detail names the loopback port kiln serve published.</summary>
+    internal static string ServedUrl(IReadOnlyList<DeploymentRecord> deployments, string name, string? alias)
+    {
+        var latest = deployments.Where(d => alias is null || d.Alias == alias).OrderBy(d => d.Id).LastOrDefault();
+        if (latest is null || latest.Outcome != DeploymentOutcome.Serving || latest.Detail is null || LoopbackPort().Match(latest.Detail) is not { Success: true } port)
+            throw new KilnException("KILN5801", $"model '{name}'{(alias is null ? "" : $"@{alias}")} is not being served here" +
+                (latest is null ? "" : $" (its last deployment is {latest.Outcome.ToString().ToLowerInvariant()})"),
+                $"start it with 'kiln serve {name}{(alias is null ? "" : "@" + alias)} --detach', or point --url at a server", ExitCode.NotFound);
+        return $"http://127.0.0.1:{port.Groups[1].Value}";
+    }
+
+    private static async Task<string> FetchAsync(string url, string name, CancellationToken ct)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.GetAsync(url, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new KilnException("KILN5802", $"the server of '{name}' does not answer at {url}: {e.Message}",
+                "check that its container runs (kiln models history shows the deployment), or point --url at it", ExitCode.NotFound, e);
+        }
+        using (response)
+        {
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound && body.Contains("serve.reference", StringComparison.Ordinal))
+                throw new KilnException("KILN5803", $"the served version of '{name}' logs no inputs: it was served without a reference profile",
+                    "declare serve.reference in kiln.yaml (docs/monitoring.md) and run kiln serve again", ExitCode.NotFound);
+            if (!response.IsSuccessStatusCode)
+                throw new KilnException("KILN5802", $"the server of '{name}' answered {(int)response.StatusCode} at {url}: {body}",
+                    "check its log (docker logs)", ExitCode.NotFound);
+            return body;
+        }
+    }
+}
+
+/// <summary>The reference profile a serving image carries: built at <c>kiln serve</c> from the model's
+/// <c>serve.reference</c> (a CSV file in the project, or a stage output published there) and written as canonical JSON,
+/// whose sha256 is its content address.</summary>
+internal static class ReferenceProfiles
+{
+    public static (string File, string Digest)? Write(Project project, ServeSpec spec, string name, string dir)
+    {
+        if (spec.Reference is not { } reference) return null;
+        var path = Path.Combine(project.Dir, reference.Path);
+        if (!File.Exists(path))
+            throw new KilnException("KILN5804", $"the reference data '{reference.Path}' of model '{name}' does not exist",
+                "run the stage that writes it (kiln run), or fix serve.reference in kiln.yaml", ExitCode.NotFound);
+        ReferenceProfile profile;
+        try
+        {
+            using var reader = new StreamReader(path);
+            var (names, columns) = CsvColumns.Read(reader, reference.Columns);
+            profile = ReferenceProfile.Build(names, columns);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw new KilnException("KILN2805", $"the reference data '{reference.Path}' of model '{name}' cannot be profiled: {e.Message}",
+                "serve.reference must be a CSV file with a header and numeric columns (name them with columns: [...])", ExitCode.SpecInvalid, e);
+        }
+        Directory.CreateDirectory(dir);
+        var file = Path.Combine(dir, "reference.json");
+        var bytes = profile.ToCanonicalJson();
+        var temp = file + ".tmp";
+        File.WriteAllBytes(temp, bytes);
+        File.Move(temp, file, overwrite: true);
+        return (file, profile.Digest);
+    }
+
+    /// <summary>serve.monitor as the server's serve.json reads it (Kiln.Monitoring.InputLogOptions).</summary>
+    public static System.Text.Json.Nodes.JsonObject? MonitorConfig(ServeSpec spec) =>
+        spec.Reference is null ? null : new System.Text.Json.Nodes.JsonObject
+        {
+            ["cap"] = (spec.Monitor ?? new MonitorSpec()).Cap,
+            ["sampleRate"] = (spec.Monitor ?? new MonitorSpec()).Rate,
+            ["storePayload"] = (spec.Monitor ?? new MonitorSpec()).Payload,
+        };
+}
