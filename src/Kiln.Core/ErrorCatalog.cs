@@ -52,6 +52,8 @@ public static class ErrorCatalog
         new("KILN1102", ExitCode.StageFailed, "a stage output is a FIFO, socket or device", "write regular files, folders and links that stay inside the output"),
         new("KILN1103", ExitCode.StageFailed, "a folder on a staged output's path was replaced by a symbolic link", "write the output as a real folder; outputs are never published through links"),
         new("KILN1104", ExitCode.StageFailed, "a folder on an output's path in the project is a symbolic link, so publishing or restoring would write outside the project", "replace the link in the project with a real folder (or remove it)"),
+        new("KILN1701", ExitCode.StageFailed, "kiln import-run compose: a stage has no result in the compose export (it was left out as cached, and the cache no longer has it)", "export again (kiln export compose) and run it with docker-compose up"),
+        new("KILN1702", ExitCode.StageFailed, "kiln import-run compose: a stage's compose service has not finished (no exit status), or left one that is not a number", "run docker-compose -f FILE up until it ends; services never started because an upstream one failed are recorded as skipped"),
         new("KILN1911", ExitCode.StageFailed, "a stage's swarm service was removed from outside while it ran", "run again"),
         new("KILN1912", ExitCode.StageFailed, "an image has no registry reference the swarm nodes can pull", "kiln run --on swarm pushes every environment it uses; check --cache"),
         new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),
@@ -70,6 +72,8 @@ public static class ErrorCatalog
         new("KILN2030", ExitCode.SpecInvalid, "a 'kiln run -p' override names a param the params file does not have", "override an existing leaf key; 'kiln validate' shows the spec", "KILN1030"),
         new("KILN2050", ExitCode.SpecInvalid, "kiln verify: there is no succeeded run to verify (cannot reproduce)", "run the pipeline first with 'kiln run'", "KILN5004 (kiln verify with no succeeded run)"),
         new("KILN2301", ExitCode.SpecInvalid, "kiln repro/verify cannot reproduce the run: a blob it needs is missing or corrupt; nothing was run", "run 'kiln fsck' to see what is damaged; a run whose inputs are lost cannot be reproduced from its record"),
+        new("KILN2701", ExitCode.SpecInvalid, "the file given to kiln import-run compose was not written by kiln export compose for this project (or its export manifest is damaged)", "give the file kiln export compose wrote, in the project that exported it"),
+        new("KILN2702", ExitCode.SpecInvalid, "kiln import-run compose: a stage changed since it was exported (image, command, params or outputs), so its results are not its key's", "export again, run it with docker-compose up, then import that run"),
         new("KILN2933", ExitCode.SpecInvalid, "kiln.yaml declares no serve section for the model", "add models: NAME: serve: predictor: FILE with load() and predict(inputs)"),
 
         // 3nnn: no Docker Engine (or swarm manager) answers (exit 3)
@@ -113,6 +117,7 @@ public static class ErrorCatalog
         new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
         new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
         new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
+        new("KILN5701", ExitCode.NotFound, "kiln import-run compose: the export folder under .kiln/compose/ is gone (imported already, or removed)", "run kiln export compose again, then docker-compose up, then kiln import-run compose FILE"),
         new("KILN5902", ExitCode.NotFound, "the run has no output with that path", "give one of the run's outputs with --path"),
         new("KILN5903", ExitCode.NotFound, "the stage that makes the output did not succeed, so it cannot be registered", "register an output of a run whose stage succeeded; 'kiln runs' lists them"),
         new("KILN5904", ExitCode.NotFound, "no model with that name in the registry", "'kiln models list' lists the registered models; 'kiln models register' adds one"),
@@ -125,6 +130,7 @@ public static class ErrorCatalog
 
         // 6nnn: the ledger or the store could not be read or written (exit 6)
         new("KILN6001", ExitCode.StorageFailed, "the run ledger cannot be opened, read or written", "the message says why (damaged, locked, read-only, disk full) and what to do"),
+        new("KILN6701", ExitCode.StorageFailed, "kiln export --only-stale: a cache entry went away while its outputs were being restored", "export again"),
         new("KILN6201", ExitCode.StorageFailed, "the content store has no blob with that digest", "run the stage that produced it again"),
         new("KILN6202", ExitCode.StorageFailed, "a blob in the content store is corrupt", "delete it and run the stage that produced it again; check the disk"),
         new("KILN6203", ExitCode.StorageFailed, "a path to hash or store does not exist", "check the path in kiln.yaml, or run the stage that produces it first"),
@@ -161,6 +167,7 @@ public static class ErrorCatalog
         new("KILN7212", ExitCode.PortabilityFailed, "a run cannot be exported: blobs or images it needs are missing", "only a succeeded run whose blobs are still in the store can be exported"),
         new("KILN7213", ExitCode.PortabilityFailed, "a file is too large to carry as capsule metadata", "keep it smaller than the limit the message gives"),
         new("KILN7214", ExitCode.PortabilityFailed, "the engine saved another image than the one asked for", "export again once no tag moves"),
+        new("KILN7701", ExitCode.PortabilityFailed, "kiln import-run compose: the export's run is already in the ledger (imported before)", "kiln runs show RUN shows it; export again for a new run"),
         new("KILN7921", ExitCode.PortabilityFailed, "the remote cache registry did not answer", "check that it runs and that this machine reaches it"),
         new("KILN7922", ExitCode.PortabilityFailed, "the remote cache registry refused a request", "the message gives its HTTP status and answer"),
         new("KILN7923", ExitCode.PortabilityFailed, "bytes from the registry do not match their digest; they were refused", "nothing of them was used; the stage runs instead"),
