@@ -14,6 +14,16 @@ if ! command -v skopeo >/dev/null 2>&1; then
     echo "[test] warning: skopeo is missing and cannot be installed here (not root on Debian); the archive check will fail" >&2
   fi
 fi
+# docker-compose (Debian package, 1.29): the orchestration integration tests run 'kiln export compose' files with it.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing docker-compose (Debian package) for the orchestration integration tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >&2; }
+  else
+    echo "[test] warning: docker-compose is missing and cannot be installed here (not root on Debian); the compose export tests will fail" >&2
+  fi
+fi
 # promtool (Debian package prometheus): the serving tests check /metrics with 'promtool check metrics'.
 if ! command -v promtool >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
