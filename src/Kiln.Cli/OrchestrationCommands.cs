@@ -17,6 +17,7 @@ internal static class OrchestrationCommands
     public static Command AddTo(Command export, KilnServices services)
     {
         export.Subcommands.Add(CreateCompose(services));
+        export.Description += " 'kiln export compose' instead writes the pipeline as a Compose file (docs/orchestration.md).";
         return export;
     }
 

@@ -130,7 +130,6 @@ public static class ErrorCatalog
 
         // 6nnn: the ledger or the store could not be read or written (exit 6)
         new("KILN6001", ExitCode.StorageFailed, "the run ledger cannot be opened, read or written", "the message says why (damaged, locked, read-only, disk full) and what to do"),
-        new("KILN6701", ExitCode.StorageFailed, "kiln export --only-stale: a cache entry went away while its outputs were being restored", "export again"),
         new("KILN6201", ExitCode.StorageFailed, "the content store has no blob with that digest", "run the stage that produced it again"),
         new("KILN6202", ExitCode.StorageFailed, "a blob in the content store is corrupt", "delete it and run the stage that produced it again; check the disk"),
         new("KILN6203", ExitCode.StorageFailed, "a path to hash or store does not exist", "check the path in kiln.yaml, or run the stage that produces it first"),
@@ -142,6 +141,7 @@ public static class ErrorCatalog
         new("KILN6215", ExitCode.StorageFailed, "recording an imported run in the ledger failed; nothing was imported", "see the ledger error; fix it and import again", "KILN7215"),
         new("KILN6220", ExitCode.StorageFailed, "the ledger is missing while the content store beside it has content", "restore .kiln/ledger.db from a backup, or run again with --new-ledger to start an empty history"),
         new("KILN6231", ExitCode.StorageFailed, "a cached output does not hash to the digest it was stored under; the blob is quarantined and the stage re-run", "nothing to do for the run; run 'kiln fsck' to check the rest of the store and the disk"),
+        new("KILN6701", ExitCode.StorageFailed, "kiln export --only-stale: a cache entry went away while its outputs were being restored", "export again"),
 
         // 7nnn: a push, pull, export, import or remote-cache transfer failed (exit 7)
         new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),

@@ -122,6 +122,41 @@ public sealed class ComposeExportTests(ITestOutputHelper output)
         }
     }
 
+    [DockerFact]
+    public async Task ImportRefusesAComposeOutputThatLinksOutOfTheProject()
+    {
+        // Attack: a stage run by Compose leaves a symbolic link to a host file as its declared output, hoping that the
+        // import copies /etc/passwd into the store or publishes the link into the project.
+        await Tools.EnsureEngineAsync();
+        using var p = new TempProject();
+        p.Write("kiln.yaml", """
+            name: hostile
+            environments:
+              base:
+                distro: debian:bookworm
+            stages:
+              leak:
+                env: base
+                run: mkdir -p out && ln -s /etc/passwd out/secret.txt
+                outs: [out/secret.txt]
+            """);
+        var file = p.Path("compose.yml");
+        await ExpectAsync(0, Tools.KilnAsync(p.Dir, Kiln, "export", "compose", "-o", file));
+        var name = "kiln-export-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            await ExpectAsync(0, Tools.ComposeAsync(name, file, "up"));
+        }
+        finally
+        {
+            await Tools.ComposeAsync(name, file, "down", "--remove-orphans");
+        }
+        var import = await ExpectAsync(1, Tools.KilnAsync(p.Dir, Kiln, "import-run", "compose", file));
+        Assert.Contains("KILN1101", import.Output);
+        Assert.False(File.Exists(p.Path("out/secret.txt")) || new FileInfo(p.Path("out/secret.txt")).LinkTarget is not null,
+            "the link must not reach the project");
+    }
+
     private async Task AssertComposeMatchesAsync(TempProject local, TempProject composed, string[] outputs, int services)
     {
         var file = composed.Path("compose.yml");
