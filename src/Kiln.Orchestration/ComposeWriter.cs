@@ -31,6 +31,10 @@ public static class ComposeWriter
         var all = new SortedDictionary<string, object>(StringComparer.Ordinal);
         foreach (var s in services) all[s.Name] = Service(s);
         root["services"] = all;
+        // docker-compose 1.29 reads a file with no service, network or volume as the old version-1 format, in which every
+        // top-level key (x-kiln included) is a service: the default network, declared with no options, keeps it a
+        // Compose Specification file when nothing is stale.
+        if (all.Count == 0) root["networks"] = new Dictionary<string, object> { ["default"] = new Dictionary<string, object>() };
         if (extension is not null)
             root["x-kiln"] = new SortedDictionary<string, object>(extension.ToDictionary(kv => kv.Key, kv => (object)Escape(kv.Value)), StringComparer.Ordinal);
         // JSON is YAML (every YAML 1.2 reader, docker-compose's included, reads it): strings are always quoted and escaped,

@@ -106,4 +106,14 @@ public sealed class ComposeWriterTests
         Assert.Equal("a-b", ComposeWriter.ServiceName("a b", taken));
         Assert.Equal("a-b-2", ComposeWriter.ServiceName("a/b", taken));
     }
+
+    [Fact]
+    public void AFileWithNoServiceStaysAComposeSpecificationFile()
+    {
+        // docker-compose 1.29 would read {"services": {}, "x-kiln": …} as version 1 and x-kiln as a service.
+        var doc = JsonNode.Parse(ComposeWriter.Write([], new Dictionary<string, string> { ["run"] = "r" }))!;
+        Assert.Empty(doc["services"]!.AsObject());
+        Assert.NotEmpty(doc["networks"]!.AsObject());
+        Assert.False(JsonNode.Parse(ComposeWriter.Write([new ComposeService("s", Container(), [], "/st")]))!.AsObject().ContainsKey("networks"));
+    }
 }
