@@ -22,6 +22,8 @@ need wrk wrk "the serving switch test" "the serving switch test will fail"
 # prometheus (promtool and the server): the serving tests check /metrics with 'promtool check metrics' and have a real
 # Prometheus server scrape the served model.
 need promtool prometheus "the serving tests" "the metrics checks will fail"
+# docker-compose (Debian package, 1.29): the orchestration integration tests run 'kiln export compose' files with it.
+need docker-compose docker-compose "the orchestration integration tests" "the compose export tests will fail"
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"

@@ -102,8 +102,9 @@ public static class Program
         root.Subcommands.Add(ReproCommands.CreateVerify(services));
         root.Subcommands.Add(PortabilityCommands.CreatePush(services));
         root.Subcommands.Add(PortabilityCommands.CreatePull(services));
-        root.Subcommands.Add(PortabilityCommands.CreateExport(services));
+        root.Subcommands.Add(OrchestrationCommands.AddTo(PortabilityCommands.CreateExport(services), services));
         root.Subcommands.Add(PortabilityCommands.CreateImport(services));
+        root.Subcommands.Add(OrchestrationCommands.CreateImportRun(services));
         root.Subcommands.Add(ModelsCommands.Create(services));
         root.Subcommands.Add(ServeCommand.Create(services));
         root.Subcommands.Add(MonitorCommand.Create(services));

@@ -211,7 +211,7 @@ internal static class RunCommand
         }
     }
 
-    private static void PrintSummary(RunOutcome outcome)
+    internal static void PrintSummary(RunOutcome outcome)
     {
         var o = Output.Out;
         o.WriteLine();

@@ -54,6 +54,8 @@ public static class ErrorCatalog
         new("KILN1103", ExitCode.StageFailed, "a folder on a staged output's path was replaced by a symbolic link", "write the output as a real folder; outputs are never published through links"),
         new("KILN1104", ExitCode.StageFailed, "a folder on an output's path in the project is a symbolic link, so publishing or restoring would write outside the project", "replace the link in the project with a real folder (or remove it)"),
         new("KILN1504", ExitCode.StageFailed, "kiln serve in the background did not say ready in time", "read .kiln/serve/NAME.log, then kiln serve NAME --stop"),
+        new("KILN1701", ExitCode.StageFailed, "kiln import-run compose: a stage has no result in the compose export (it was left out as cached, and the cache no longer has it)", "export again (kiln export compose) and run it with docker-compose up"),
+        new("KILN1702", ExitCode.StageFailed, "kiln import-run compose: a stage's compose service has not finished (no exit status), or left one that is not a number", "run docker-compose -f FILE up until it ends; services never started because an upstream one failed are recorded as skipped"),
         new("KILN1911", ExitCode.StageFailed, "a stage's swarm service was removed from outside while it ran", "run again"),
         new("KILN1912", ExitCode.StageFailed, "an image has no registry reference the swarm nodes can pull", "kiln run --on swarm pushes every environment it uses; check --cache"),
         new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),
@@ -73,6 +75,8 @@ public static class ErrorCatalog
         new("KILN2050", ExitCode.SpecInvalid, "kiln verify: there is no succeeded run to verify (cannot reproduce)", "run the pipeline first with 'kiln run'", "KILN5004 (kiln verify with no succeeded run)"),
         new("KILN2301", ExitCode.SpecInvalid, "kiln repro/verify cannot reproduce the run: a blob it needs is missing or corrupt; nothing was run", "run 'kiln fsck' to see what is damaged; a run whose inputs are lost cannot be reproduced from its record"),
         new("KILN2805", ExitCode.SpecInvalid, "the reference data named by serve.reference cannot be profiled", "it must be a CSV file with a header and numeric columns; name them with columns: [...]"),
+        new("KILN2701", ExitCode.SpecInvalid, "the file given to kiln import-run compose was not written by kiln export compose for this project (or its export manifest is damaged)", "give the file kiln export compose wrote, in the project that exported it"),
+        new("KILN2702", ExitCode.SpecInvalid, "kiln import-run compose: a stage changed since it was exported (image, command, params or outputs), so its results are not its key's", "export again, run it with docker-compose up, then import that run"),
         new("KILN2933", ExitCode.SpecInvalid, "kiln.yaml declares no serve section for the model", "add models: NAME: serve: predictor: FILE with load() and predict(inputs)"),
 
         // 3nnn: no Docker Engine (or swarm manager) answers (exit 3)
@@ -122,6 +126,7 @@ public static class ErrorCatalog
         new("KILN5802", ExitCode.NotFound, "kiln monitor: the model's server does not answer, or answers an error", "check that its container runs (kiln models history); the message shows what it answered"),
         new("KILN5803", ExitCode.NotFound, "kiln monitor: the served version logs no inputs (served without a reference profile)", "declare serve.reference in kiln.yaml (docs/monitoring.md) and run kiln serve again"),
         new("KILN5804", ExitCode.NotFound, "the reference data named by serve.reference does not exist", "run the stage that writes it, or fix serve.reference"),
+        new("KILN5701", ExitCode.NotFound, "kiln import-run compose: the export folder under .kiln/compose/ is gone (imported already, or removed)", "run kiln export compose again, then docker-compose up, then kiln import-run compose FILE"),
         new("KILN5902", ExitCode.NotFound, "the run has no output with that path", "give one of the run's outputs with --path"),
         new("KILN5903", ExitCode.NotFound, "the stage that makes the output did not succeed, so it cannot be registered", "register an output of a run whose stage succeeded; 'kiln runs' lists them"),
         new("KILN5904", ExitCode.NotFound, "no model with that name in the registry", "'kiln models list' lists the registered models; 'kiln models register' adds one"),
@@ -145,6 +150,7 @@ public static class ErrorCatalog
         new("KILN6215", ExitCode.StorageFailed, "recording an imported run in the ledger failed; nothing was imported", "see the ledger error; fix it and import again", "KILN7215"),
         new("KILN6220", ExitCode.StorageFailed, "the ledger is missing while the content store beside it has content", "restore .kiln/ledger.db from a backup, or run again with --new-ledger to start an empty history"),
         new("KILN6231", ExitCode.StorageFailed, "a cached output does not hash to the digest it was stored under; the blob is quarantined and the stage re-run", "nothing to do for the run; run 'kiln fsck' to check the rest of the store and the disk"),
+        new("KILN6701", ExitCode.StorageFailed, "kiln export --only-stale: a cache entry went away while its outputs were being restored", "export again"),
 
         // 7nnn: a push, pull, export, import or remote-cache transfer failed (exit 7)
         new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),
@@ -171,6 +177,7 @@ public static class ErrorCatalog
         new("KILN7213", ExitCode.PortabilityFailed, "a file is too large to carry as capsule metadata", "keep it smaller than the limit the message gives"),
         new("KILN7214", ExitCode.PortabilityFailed, "the engine saved another image than the one asked for", "export again once no tag moves"),
         new("KILN7301", ExitCode.PortabilityFailed, "a capsule is of a format version this Kiln does not read (v1, or a newer one)", "export the run again with this Kiln, or import it with the Kiln version manifest.json names"),
+        new("KILN7701", ExitCode.PortabilityFailed, "kiln import-run compose: the export's run is already in the ledger (imported before)", "kiln runs show RUN shows it; export again for a new run"),
         new("KILN7921", ExitCode.PortabilityFailed, "the remote cache registry did not answer", "check that it runs and that this machine reaches it"),
         new("KILN7922", ExitCode.PortabilityFailed, "the remote cache registry refused a request", "the message gives its HTTP status and answer"),
         new("KILN7923", ExitCode.PortabilityFailed, "bytes from the registry do not match their digest; they were refused", "nothing of them was used; the stage runs instead"),

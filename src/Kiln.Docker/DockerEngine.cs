@@ -132,7 +132,7 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
             {
                 NetworkMode = spec.Network ? "bridge" : "none",
                 ReadonlyRootfs = spec.ReadOnlyRootfs,
-                Tmpfs = new Dictionary<string, string> { ["/tmp"] = "rw,exec,nosuid,size=1g" },
+                Tmpfs = new Dictionary<string, string> { [SandboxPolicy.TmpfsPath] = SandboxPolicy.TmpfsOptions },
                 Mounts = spec.Mounts.Select(m => new DockerMount
                 {
                     Type = "bind",
@@ -147,9 +147,9 @@ public sealed partial class DockerEngine : IContainerRuntime, IImageRuntime, IDi
                     ? [new DeviceRequest { Driver = "nvidia", Count = spec.Gpus, Capabilities = [["gpu"]] }]
                     : null,
                 MemorySwap = spec.MemoryBytes ?? 0, // no swap beyond the limit: the limit is the limit
-                PidsLimit = 4096,
-                SecurityOpt = spec.Privileged ? [] : ["no-new-privileges"],
-                CapDrop = spec.Privileged ? [] : ["NET_RAW"],
+                PidsLimit = SandboxPolicy.PidsLimit,
+                SecurityOpt = spec.Privileged ? [] : SandboxPolicy.SecurityOptions.ToList(),
+                CapDrop = spec.Privileged ? [] : SandboxPolicy.DroppedCapabilities.ToList(),
                 Privileged = spec.Privileged,
             },
         };

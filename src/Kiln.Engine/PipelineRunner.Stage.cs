@@ -109,9 +109,7 @@ public sealed partial class PipelineRunner
             }
         }
 
-        var paramsJson = stage.Params.Count > 0 && spec.ParamsFile is not null
-            ? spec.Params.Select(stage.Params).ToJsonString(new JsonSerializerOptions { WriteIndented = true })
-            : null;
+        var paramsJson = StageContainer.ParamsJson(spec, stage);
         var sandbox = Sandbox.Create(request.ProjectDir, sandboxDir, stage, spec.ParamsFile, paramsJson);
         // A 'running' row before the container starts: if this process is killed (kill -9, power loss), the next run
         // finds it and records the stage as interrupted, instead of the run's record silently lacking it.
@@ -120,32 +118,7 @@ public sealed partial class PipelineRunner
             .ConfigureAwait(false);
         reporter.StageStarted(stage.Name, $"{stage.Env} ({image.Short})");
 
-        var env = new Dictionary<string, string>(stage.Vars, StringComparer.Ordinal)
-        {
-            ["KILN_STAGE"] = stage.Name,
-            ["KILN_RUN_ID"] = request.Record.Id,
-            ["HOME"] = "/tmp",
-            ["PYTHONDONTWRITEBYTECODE"] = "1",
-        };
-        if (paramsJson is not null) env["KILN_PARAMS"] = "/kiln/params.json"; // only where Sandbox mounts it
-
-        var containerSpec = new ContainerSpec(
-            Image: image.ToString(),
-            Command: ["/bin/sh", "-c", command],
-            WorkingDir: Sandbox.WorkDir,
-            Mounts: sandbox.Mounts,
-            Env: env,
-            Labels: new Dictionary<string, string>
-            {
-                [RunLabel] = request.Record.Id,
-                [StageLabel] = stage.Name,
-                [ProjectLabel] = request.Record.Project,
-            },
-            Network: stage.Network,
-            Cpus: stage.Resources.Cpus,
-            MemoryBytes: stage.Resources.MemoryBytes,
-            Gpus: stage.Resources.Gpus,
-            User: CurrentUser());
+        var containerSpec = StageContainer.For(spec, stage, image, request.Record.Id, request.Record.Project, sandbox.Mounts, paramsJson is not null);
 
         ContainerResult result;
         var tail = new Queue<string>();
@@ -291,16 +264,4 @@ public sealed partial class PipelineRunner
         }
     }
 
-    private static string? CurrentUser()
-    {
-        if (OperatingSystem.IsWindows()) return null;
-        var uid = GetUid();
-        return uid == 0 ? null : $"{uid}:{GetGid()}";
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getuid")]
-    private static extern uint GetUid();
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "getgid")]
-    private static extern uint GetGid();
 }

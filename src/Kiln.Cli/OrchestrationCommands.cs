@@ -1,0 +1,149 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Kiln.Core;
+using Kiln.Core.Ledger;
+using Kiln.Engine;
+using Kiln.Ledger;
+using Kiln.Orchestration;
+using Spectre.Console;
+
+namespace Kiln.Cli;
+
+/// <summary><c>kiln export compose|k8s|argo</c>: the pipeline for an orchestrator that runs it elsewhere, and
+/// <c>kiln import-run compose</c>: record what a Compose run produced, as if <c>kiln run</c> had run it.</summary>
+internal static class OrchestrationCommands
+{
+    /// <summary>Adds the orchestrator exports under <c>kiln export</c> (whose own form, <c>kiln export RUN -o FILE</c>, writes a capsule).</summary>
+    public static Command AddTo(Command export, KilnServices services)
+    {
+        export.Subcommands.Add(CreateCompose(services));
+        export.Description += " 'kiln export compose' instead writes the pipeline as a Compose file (docs/orchestration.md).";
+        return export;
+    }
+
+    private static Command CreateCompose(KilnServices services)
+    {
+        var output = new Option<string?>("--output", "-o") { Description = "The Compose file to write. Default: docker-compose.kiln.yml in the project folder." };
+        var onlyStale = new Option<bool>("--only-stale") { Description = "Leave out the stages whose result the cache has (their outputs are restored into the project first, every byte checked); with nothing stale the file has no service." };
+        var noWait = ProjectState.NoWaitOption();
+        var cmd = new Command("compose", "Write a Compose file with one one-shot service per stage, in the sandbox of a local stage (images by ID, read-only code and deps, writable declared outputs only, network none unless 'network: true', read-only root, tmpfs /tmp, no-new-privileges, cpu/memory limits, GPUs as device reservations), each waiting for its upstream services to complete successfully. Outputs stay under .kiln/compose/RUN/ until 'kiln import-run compose FILE' checks them and records them in the ledger and cache.")
+        {
+            output, onlyStale, noWait,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var file = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine(project.Dir, "docker-compose.kiln.yml"));
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
+            await services.Engine.PingAsync(ct);
+            var spec = project.Spec;
+            var images = await EnvironmentSetup.EnsureAsync(services, project, spec.Stages.Select(s => s.Env), verbose: false, jobs: 0, ct);
+            var stages = spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+            if (parse.GetValue(onlyStale))
+                stages = await StaleStagesAsync(services, project, images, ct);
+            var runId = RunIds.NewRunId(DateTimeOffset.UtcNow);
+            var (text, manifest) = ComposeExport.Prepare(spec, project.Dir, project.StateDir, images, stages, runId, file);
+            var exportDir = ComposeExport.ExportDir(project.StateDir, runId);
+            Directory.CreateDirectory(exportDir);
+            AtomicWrite(Path.Combine(exportDir, ComposeManifest.FileName), manifest.ToJson());
+            AtomicWrite(file, text);
+            Output.Out.MarkupLine($"[green bold]wrote[/] {Markup.Escape(file)}: {manifest.Stages.Count} service(s) for run {Markup.Escape(runId)}" +
+                                  (stages.Count < spec.Stages.Count ? $" ({spec.Stages.Count - stages.Count} stage(s) up to date in the cache, left out)" : ""));
+            Output.Out.MarkupLine($"next: [bold]docker-compose -f {Markup.Escape(file)} up[/], then [bold]kiln import-run compose {Markup.Escape(file)}[/]");
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>The stages 'kiln run' would run (the decision of 'kiln status'); the outputs of the others are restored.</summary>
+    private static async Task<HashSet<string>> StaleStagesAsync(KilnServices services, Project project, IReadOnlyDictionary<string, Digest> images, CancellationToken ct)
+    {
+        var cache = services.OpenStageCache(project.StateDir);
+        var statuses = await PipelineStatus.ComputeAsync(project.Spec, project.Dir,
+            images.ToDictionary(kv => kv.Key, kv => (Digest?)kv.Value, StringComparer.Ordinal), cache, ct);
+        foreach (var s in statuses.Where(s => s.State == StageState.UpToDate && s.OutputsToRestore > 0 && s.Key is not null))
+        {
+            var hit = await cache.TryGetAsync(s.Key!.Value, ct)
+                      ?? throw new KilnException("KILN6701", $"the cache entry of stage '{s.Stage}' went away while exporting", "export again", ExitCode.StorageFailed);
+            var restored = await cache.RestoreAsync(hit, project.Dir, ct);
+            Output.Out.MarkupLine($"[grey]{Markup.Escape(s.Stage)}: restored {restored} output(s) from the cache (run {Markup.Escape(hit.RunId)}), every byte checked[/]");
+        }
+        cache.Save();
+        return statuses.Where(s => s.State == StageState.WouldRun).Select(s => s.Stage).ToHashSet(StringComparer.Ordinal);
+    }
+
+    public static Command CreateImportRun(KilnServices services)
+    {
+        var file = new Argument<string>("file") { Description = "The Compose file that 'kiln export compose' wrote (after 'docker-compose -f FILE up' ended)." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary." };
+        var noWait = ProjectState.NoWaitOption();
+        var compose = new Command("compose", "Record what 'docker-compose up' produced from a 'kiln export compose' file as a run, under the run id its services carried: each service's exit code, and its declared outputs checked (no link out, FIFO or device), hashed into the content store under the stage's key, published into the project and recorded with their digests. A service that failed is recorded as failed and its dependents as skipped; a stage that changed since the export is refused.")
+        {
+            file, quiet, noWait,
+        };
+        compose.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var manifest = ComposeManifest.Load(ExportDirOf(project, parse.GetValue(file)!));
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
+            await services.Engine.PingAsync(ct);
+            using var ledger = services.OpenLedger(project.LedgerPath);
+            if (await ledger.GetRunAsync(manifest.RunId, ct) is { } existing && existing.Run.Id == manifest.RunId)
+                throw new KilnException("KILN7701", $"run {manifest.RunId} is already in the ledger: this compose export was imported before",
+                    "'kiln runs show " + manifest.RunId + "' shows it; export again for a new run", ExitCode.PortabilityFailed);
+            var spec = project.Spec;
+            var images = await EnvironmentSetup.EnsureAsync(services, project, spec.Stages.Select(s => s.Env), verbose: false, jobs: 0, ct);
+            var (commit, dirty) = Project.GitState(project.Dir);
+            var record = new RunRecord(manifest.RunId, spec.Name, DateTimeOffset.UtcNow, null, RunStatus.Running, commit, dirty, spec.SpecDigest,
+                Program.CommandLine, Environment.MachineName, Environment.ProcessId, RunCommand.Version, Name: null, Tags: ["compose"],
+                ParamsJson: spec.Params.Root.ToJsonString());
+            var runner = new PipelineRunner(new ComposeResults(manifest), ledger, new ConsoleReporter(Output.Out, parse.GetValue(quiet)));
+            var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, Cache: services.OpenStageCache(project.StateDir)), ct);
+            RunCommand.PrintSummary(outcome);
+            if (outcome.Status == RunStatus.Succeeded)
+                Directory.Delete(ComposeExport.ExportDir(project.StateDir, manifest.RunId), recursive: true);
+            return outcome.Status switch
+            {
+                RunStatus.Succeeded => 0,
+                RunStatus.Interrupted => (int)ExitCode.Interrupted,
+                _ => (int)ExitCode.StageFailed,
+            };
+        });
+        return new Command("import-run", "Record a run that an orchestrator ran from a 'kiln export' file.") { compose };
+    }
+
+    /// <summary>The export folder a Compose file names in its x-kiln section, which must be this project's own
+    /// .kiln/compose/RUN (a file that points elsewhere is refused: nothing outside the project's state is read).</summary>
+    private static string ExportDirOf(Project project, string file)
+    {
+        JsonNode? doc;
+        try
+        {
+            doc = JsonNode.Parse(File.ReadAllText(file));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            throw new KilnException("KILN2701", $"cannot read {file} as a Compose file that 'kiln export compose' wrote: {e.Message}",
+                "give the file 'kiln export compose' wrote (-o FILE)", ExitCode.SpecInvalid, e);
+        }
+        var run = doc?["x-kiln"]?["run"]?.GetValue<string>();
+        if (run is null || !System.Text.RegularExpressions.Regex.IsMatch(run, "^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$"))
+            throw new KilnException("KILN2701", $"{file} has no x-kiln run id: it was not written by 'kiln export compose'",
+                "give the file 'kiln export compose' wrote (-o FILE)", ExitCode.SpecInvalid);
+        var dir = ComposeExport.ExportDir(project.StateDir, run);
+        var named = doc?["x-kiln"]?["state"]?.GetValue<string>();
+        if (named is null || Path.GetFullPath(named.Replace("$$", "$")) != Path.GetFullPath(dir))
+            throw new KilnException("KILN2701", $"{file} names the export folder '{named}', which is not {dir} of this project",
+                "import the file in the project that exported it (-C DIR)", ExitCode.SpecInvalid);
+        return dir;
+    }
+
+    private static void AtomicWrite(string path, string text)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + $".tmp-{Environment.ProcessId}";
+        File.WriteAllText(temp, text);
+        using (var f = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite)) f.Flush(flushToDisk: true);
+        File.Move(temp, path, overwrite: true);
+    }
+}
