@@ -52,6 +52,7 @@ public static class ErrorCatalog
         new("KILN1102", ExitCode.StageFailed, "a stage output is a FIFO, socket or device", "write regular files, folders and links that stay inside the output"),
         new("KILN1103", ExitCode.StageFailed, "a folder on a staged output's path was replaced by a symbolic link", "write the output as a real folder; outputs are never published through links"),
         new("KILN1104", ExitCode.StageFailed, "a folder on an output's path in the project is a symbolic link, so publishing or restoring would write outside the project", "replace the link in the project with a real folder (or remove it)"),
+        new("KILN1601", ExitCode.StageFailed, "the swarm node running a stage was lost (down or unreachable) and no retry was left", "raise the stage's retries: { node-lost: N }, and check 'docker node ls' on the manager"),
         new("KILN1911", ExitCode.StageFailed, "a stage's swarm service was removed from outside while it ran", "run again"),
         new("KILN1912", ExitCode.StageFailed, "an image has no registry reference the swarm nodes can pull", "kiln run --on swarm pushes every environment it uses; check --cache"),
         new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),

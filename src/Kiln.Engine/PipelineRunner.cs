@@ -336,7 +336,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         {
             try
             {
-                result = await runtime.RunAsync(containerSpec, line =>
+                result = await StageAttempts.RunAsync(runtime, containerSpec, stage.Retries, line =>
                 {
                     lock (tail)
                     {
@@ -350,7 +350,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
                         if (tail.Count > 15) tail.Dequeue();
                     }
                     reporter.StageLog(stage.Name, line);
-                }, ct).ConfigureAwait(false);
+                }, Warn, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -358,7 +358,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             }
             catch (KilnException ex)
             {
-                return Failed(ex.Message, null);
+                return Failed(ex.Message, null) with { Attempts = (ex as NodeLostException)?.Attempts ?? [] };
             }
         }
 
@@ -369,7 +369,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
             var why = result.OomKilled
                 ? $"killed for using more than its memory limit ({stage.Resources.MemoryBytes / (1 << 20)} MiB); raise resources.memory"
                 : $"exit code {result.ExitCode}";
-            return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode);
+            return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode) with { Attempts = result.Attempts };
         }
 
         // Before anything reads, stores or publishes an output: no link out of the staging folder, no FIFO, socket or
@@ -424,7 +424,7 @@ public sealed class PipelineRunner(IContainerRuntime runtime, ILedger ledger, IR
         TryDelete(sandboxDir);
 
         return new StageRecord(stage.Name, StageStatus.Succeeded, image, command, result.ExitCode, started, DateTimeOffset.UtcNow,
-            key, outputs, metrics, logPath);
+            key, outputs, metrics, logPath) { Attempts = result.Attempts };
     }
 
     /// <summary>The first declared output that the stage wrote as the other kind (a directory where a file was declared, or

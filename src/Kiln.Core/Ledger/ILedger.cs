@@ -69,6 +69,20 @@ public sealed record StageRecord(
     string? Error = null)
 {
     public double? DurationSeconds => StartedAt is { } s && EndedAt is { } e ? (e - s).TotalSeconds : null;
+
+    /// <summary>Each time the stage's container was started, in order: where it ran and how it ended (empty for a cached or
+    /// skipped stage). The last attempt's node and task are the stage's.</summary>
+    public IReadOnlyList<StageAttempt> Attempts { get; init; } = [];
+}
+
+/// <summary>One attempt at running a stage's container.</summary>
+/// <param name="Node">The cluster node it ran on (null on a local engine).</param>
+/// <param name="Task">The swarm task (or local container) id.</param>
+/// <param name="Outcome"><c>succeeded</c>, <c>failed</c> (a non-zero exit) or <c>node-lost</c>.</param>
+public sealed record StageAttempt(int Number, string? Node, string? Task, DateTimeOffset StartedAt, DateTimeOffset EndedAt,
+    string Outcome, long? ExitCode, string? Error = null)
+{
+    public const string Succeeded = "succeeded", Failed = "failed", NodeLost = "node-lost";
 }
 
 public sealed record OutputRecord(string Path, Digest Digest, long Size);
