@@ -182,9 +182,20 @@ public sealed class SwarmJobRunner : IDisposable
     private async Task<SwarmJobResult> EndedAsync(string serviceId, TaskResponse last, string state, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
+        // The log lives on the lost node: ask for it, but not for long.
+        using var logTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        logTimeout.CancelAfter(TimeSpan.FromSeconds(3));
+        IReadOnlyList<string> log;
+        try
+        {
+            log = await LogAsync(serviceId, logTimeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            log = ["(the log stayed on the lost node)"];
+        }
         return new SwarmJobResult(serviceId, last.ID, last.NodeID, null, state,
-            $"node {last.NodeID} is down: the task's end was never reported", await LogAsync(serviceId, ct).ConfigureAwait(false),
-            Stopwatch.GetElapsedTime(started), DateTimeOffset.UtcNow);
+            $"node {last.NodeID} is down: the task's end was never reported", log, Stopwatch.GetElapsedTime(started), DateTimeOffset.UtcNow);
     }
 
     private async Task<bool> NodeDownAsync(string nodeId, CancellationToken ct)
