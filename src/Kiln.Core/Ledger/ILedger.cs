@@ -70,6 +70,29 @@ public sealed record StageRecord(
 {
     public double? DurationSeconds => StartedAt is { } s && EndedAt is { } e ? (e - s).TotalSeconds : null;
 
+    /// <summary>A stage that did not run (its upstream failed, or the run stopped first), with why.</summary>
+    public static StageRecord Skipped(string name, Digest? imageId, string command, string reason) =>
+        new(name, StageStatus.Skipped, imageId, command, null, null, null, null, [], [], null, reason);
+
+    /// <summary>A stage whose container is about to start (the row a killed process leaves behind).</summary>
+    public static StageRecord Running(string name, Digest imageId, string command, DateTimeOffset startedAt, Digest? key, string logPath) =>
+        new(name, StageStatus.Running, imageId, command, null, startedAt, null, key, [], [], logPath);
+
+    /// <summary>A stage that failed: no outputs, no metrics; <paramref name="exitCode"/> when its command ran.</summary>
+    public static StageRecord Failed(string name, Digest? imageId, string command, DateTimeOffset? startedAt, DateTimeOffset endedAt,
+        string error, long? exitCode = null, Digest? key = null, string? logPath = null) =>
+        new(name, StageStatus.Failed, imageId, command, exitCode, startedAt, endedAt, key, [], [], logPath, error);
+
+    /// <summary>A stage whose outputs came from the cache (nothing ran, so no exit code and no log).</summary>
+    public static StageRecord Cached(string name, Digest imageId, string command, DateTimeOffset startedAt, DateTimeOffset endedAt,
+        Digest key, IReadOnlyList<OutputRecord> outputs, IReadOnlyList<MetricRecord> metrics) =>
+        new(name, StageStatus.Cached, imageId, command, null, startedAt, endedAt, key, outputs, metrics, null);
+
+    /// <summary>A stage that ran and whose outputs were stored and published.</summary>
+    public static StageRecord Succeeded(string name, Digest imageId, string command, long exitCode, DateTimeOffset startedAt,
+        DateTimeOffset endedAt, Digest key, IReadOnlyList<OutputRecord> outputs, IReadOnlyList<MetricRecord> metrics, string logPath) =>
+        new(name, StageStatus.Succeeded, imageId, command, exitCode, startedAt, endedAt, key, outputs, metrics, logPath);
+
     /// <summary>Each time the stage's container was started, in order: where it ran and how it ended (empty for a cached or
     /// skipped stage). The last attempt's node and task are the stage's.</summary>
     public IReadOnlyList<StageAttempt> Attempts { get; init; } = [];

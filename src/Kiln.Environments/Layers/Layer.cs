@@ -140,8 +140,7 @@ public sealed class Layer : IDisposable
             if (e.LinkGroup is { } g && e.Kind is EntryKind.File or EntryKind.HardLink && !holders.ContainsKey(g))
                 holders[g] = e.Path;
 
-        using var hashing = new HashingStream(output);
-        using (var writer = new DeterministicTarWriter(hashing, mtime))
+        return LayerWriter.Write(output, mtime, writer =>
         {
             foreach (var e in list)
             {
@@ -158,9 +157,7 @@ public sealed class Layer : IDisposable
                 }
                 else writer.WriteEntry(e, null);
             }
-            writer.Finish();
-        }
-        return (hashing.Digest(), hashing.Length);
+        });
     }
 
     private Stream ContentOf(LayerEntry e)
@@ -233,38 +230,4 @@ public sealed class Layer : IDisposable
     }
 
     private static bool IsLinkChange(LayerEntry old, LayerEntry now) => (old.LinkGroup is null) != (now.LinkGroup is null);
-
-    /// <summary>Passes writes through while hashing them.</summary>
-    private sealed class HashingStream(Stream inner) : Stream
-    {
-        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        private long _length;
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => _length;
-        public override long Position { get => _length; set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            _sha.AppendData(buffer, offset, count);
-            inner.Write(buffer, offset, count);
-            _length += count;
-        }
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            _sha.AppendData(buffer);
-            inner.Write(buffer);
-            _length += buffer.Length;
-        }
-        public Digest Digest() => Kiln.Core.Digest.FromSha256Bytes(_sha.GetHashAndReset());
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _sha.Dispose();
-            base.Dispose(disposing);
-        }
-    }
 }

@@ -78,14 +78,10 @@ public static class ServingImage
         Digest diffId;
         long size;
         using (var output = File.Create(layerPath))
-        using (var sha = new HashingStream(output))
-        {
-            var writer = new DeterministicTarWriter(sha, r.SourceDateEpoch);
-            foreach (var write in entries.Values) write(writer);
-            writer.Finish();
-            sha.Flush();
-            (diffId, size) = (sha.Digest(), sha.Length);
-        }
+            (diffId, size) = LayerWriter.Write(output, r.SourceDateEpoch, writer =>
+            {
+                foreach (var write in entries.Values) write(writer);
+            });
         var layers = baseLayers.Select(d => new LayerFile(d, 0, "", "kiln environment")).ToList();
         layers.Add(new LayerFile(diffId, size, layerPath, $"kiln serving layer: {r.Model} version {r.Version}"));
 
@@ -127,28 +123,5 @@ public static class ServingImage
         File.Delete(archive);
         File.Delete(layerPath);
         return id;
-    }
-
-    private sealed class HashingStream(Stream inner) : Stream
-    {
-        private readonly System.Security.Cryptography.IncrementalHash _sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        private long _length;
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => _length;
-        public override long Position { get => _length; set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            _sha.AppendData(buffer);
-            inner.Write(buffer);
-            _length += buffer.Length;
-        }
-        public Digest Digest() => Kiln.Core.Digest.FromSha256Bytes(_sha.GetHashAndReset());
     }
 }

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Kiln.Core.Specs;
 
-namespace Kiln.Engine.Tests;
+namespace Kiln.Core.Tests;
 
 /// <summary>${params.x} in 'run' is one shell word whatever the value holds; ${raw:params.x} pastes it (issue 11).
 /// The quoting is checked by a real /bin/sh, not by comparing strings alone.</summary>
@@ -33,23 +33,23 @@ public sealed class ParamInterpolationTests
     [InlineData("")]
     public void ParamValueWithShellSyntaxReachesTheCommandAsOneLiteralWord(string value)
     {
-        var command = PipelineRunner.Interpolate("printf '[%s]' ${params.v}", Params("v", value));
+        var command = StageCommand.Interpolate("printf '[%s]' ${params.v}", Params("v", value));
         Assert.Equal($"[{value}]", Sh(command));
     }
 
     [Fact]
     public void ANumberIsQuotedToo() =>
-        Assert.Equal("python3 train.py --C '0.5'", PipelineRunner.Interpolate("python3 train.py --C ${params.C}", new ParamSet(new JsonObject { ["C"] = 0.5 })));
+        Assert.Equal("python3 train.py --C '0.5'", StageCommand.Interpolate("python3 train.py --C ${params.C}", new ParamSet(new JsonObject { ["C"] = 0.5 })));
 
     [Fact]
     public void TheRawFormPastesTheValueAsShellText()
     {
-        var command = PipelineRunner.Interpolate("printf '[%s]' ${raw:params.v}", Params("v", "a b"));
+        var command = StageCommand.Interpolate("printf '[%s]' ${raw:params.v}", Params("v", "a b"));
         Assert.Equal("printf '[%s]' a b", command);
         Assert.Equal("[a][b]", Sh(command));
     }
 
     [Fact]
     public void AnUnknownParamIsLeftAsWritten() =>
-        Assert.Equal("echo ${params.nope}", PipelineRunner.Interpolate("echo ${params.nope}", Params("v", "1")));
+        Assert.Equal("echo ${params.nope}", StageCommand.Interpolate("echo ${params.nope}", Params("v", "1")));
 }
