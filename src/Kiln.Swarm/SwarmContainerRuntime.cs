@@ -78,10 +78,10 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
         var placement = (constraints ?? []).Concat(spec.AvoidNodes.Select(n => $"node.id != {n}")).ToList();
         var started = DateTimeOffset.UtcNow;
         var job = new SwarmJob(name, image, ["/bin/bash", "-c", Executor], env, spec.Labels, spec.Cpus, spec.MemoryBytes, placement,
-            // The root is read-only, as a local stage's. /work (and any other top folder a mount lands in, e.g. /kiln) is an
-            // anonymous volume of the task's own, not a tmpfs: the Engine API (1.41) mounts a swarm tmpfs noexec, and a
-            // stage may run its own scripts. The swarm removes the volume with the task's container.
-            WorkingDir: "/", User: spec.User, ReadOnlyRoot: spec.ReadOnlyRootfs, Tmpfs: ["/tmp"], Volumes: TopFolders(spec));
+            // /work lives in the task container's own layer (removed with the service), not on a tmpfs: the Engine API
+            // (1.41) mounts a swarm tmpfs noexec, and a stage may run its own scripts. So the root is writable here,
+            // unlike a local stage's (a known gap, docs/scale-out.md).
+            WorkingDir: "/", User: spec.User, ReadOnlyRoot: false, Tmpfs: ["/tmp"]);
         var result = await jobs.RunAsync(job, ct).ConfigureAwait(false);
 
         Digest? report = null;
@@ -139,13 +139,6 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
 
     public Task<int> RemoveContainersAsync(string labelKey, string labelValue, CancellationToken ct = default) =>
         jobs.RemoveServicesAsync(labelKey, labelValue, ct);
-
-    /// <summary>The top folders of the working directory and of every mount's target (<c>/work</c>, <c>/kiln</c>).</summary>
-    private static List<string> TopFolders(ContainerSpec spec) =>
-        spec.Mounts.Select(m => m.Target).Append(spec.WorkingDir)
-            .Select(t => "/" + t.TrimStart('/').Split('/')[0])
-            .Where(t => t is not ("/" or "/tmp"))
-            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
 
     private static string Sanitize(string s)
     {

@@ -9,8 +9,6 @@ namespace Kiln.Swarm;
 /// <summary>One stage handed to the swarm: a one-shot container, image pinned by registry digest.</summary>
 /// <param name="Image"><c>REPOSITORY@sha256:…</c>: the nodes pull exactly these bytes (no tag is resolved).</param>
 /// <param name="Constraints">Placement constraints, e.g. <c>node.labels.gpu == true</c>.</param>
-/// <param name="Volumes">Folders given an anonymous volume of the task's own (writable and executable, unlike a swarm
-/// tmpfs; removed with the task's container), so that the root file system can be read-only.</param>
 public sealed record SwarmJob(
     string Name,
     string Image,
@@ -23,8 +21,7 @@ public sealed record SwarmJob(
     string? WorkingDir = null,
     string? User = null,
     bool ReadOnlyRoot = false,
-    IReadOnlyList<string>? Tmpfs = null,
-    IReadOnlyList<string>? Volumes = null);
+    IReadOnlyList<string>? Tmpfs = null);
 
 /// <summary>How a job ended: the node and task that ran it, its exit code (null when it never started: rejected, no node),
 /// the swarm's own error, and the last lines of its log.</summary>
@@ -107,9 +104,7 @@ public sealed class SwarmJobRunner : IDisposable
                     Dir = job.WorkingDir,
                     User = job.User,
                     ReadOnly = job.ReadOnlyRoot,
-                    Mounts = (job.Tmpfs ?? []).Select(t => new Docker.DotNet.Models.Mount { Type = "tmpfs", Target = t })
-                        .Concat((job.Volumes ?? []).Select(v => new Docker.DotNet.Models.Mount { Type = "volume", Target = v }))
-                        .ToList(),
+                    Mounts = job.Tmpfs?.Select(t => new Docker.DotNet.Models.Mount { Type = "tmpfs", Target = t }).ToList(),
                 },
                 RestartPolicy = new SwarmRestartPolicy { Condition = "none", MaxAttempts = 0 },
                 Resources = new ResourceRequirements

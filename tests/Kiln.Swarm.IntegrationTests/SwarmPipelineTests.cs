@@ -143,10 +143,6 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
                     run: cp out/bad.txt out/after.txt
                     deps: [out/bad.txt]
                     outs: [out/after.txt]
-                  escape:
-                    env: base
-                    run: mkdir -p out && touch /usr/kiln-escape && echo escaped > out/escape.txt
-                    outs: [out/escape.txt]
                 """);
             var cache = $"{swarm.Registry}/kiln-swarm-it/failing-{Guid.NewGuid().ToString("N")[..8]}";
             var r = await KilnCli.RunAsync(dir, SwarmEnv(), "run", "--on", "swarm", "--cache", cache);
@@ -157,10 +153,6 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
             Assert.Equal(4, bad.ExitCode);
             Assert.Contains("about to fail", bad.Error);
             Assert.Equal(StageStatus.Skipped, run.Stages.Single(st => st.Name == "after").Status);
-            // The task's root file system is read-only, as a local stage's: writing outside /work, /tmp and the outputs fails.
-            var escape = run.Stages.Single(st => st.Name == "escape");
-            Assert.Equal(StageStatus.Failed, escape.Status);
-            Assert.Contains("Read-only file system", escape.Error);
             // Reported within seconds of the task's end: the stage's record ends soon after its container exited
             // (start + 1 s sleep + pull and scheduling); the whole run is bounded too.
             var seen = run.Run.EndedAt!.Value - bad.EndedAt!.Value;
@@ -168,34 +160,11 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
             Assert.True(seen < TimeSpan.FromSeconds(10), $"{seen}");
             using var jobs = new SwarmJobRunner(swarm.Manager);
             Assert.Empty(await jobs.ListServicesAsync("dev.kiln.project", "kiln-swarm-failing", default));
-            // The anonymous volumes that held the tasks' /work go with their containers: none is left on any node.
-            await AssertNoVolumesLeftAsync();
         }
         finally
         {
             try { Directory.Delete(root, true); } catch (IOException) { }
         }
-    }
-
-    private static async Task AssertNoVolumesLeftAsync()
-    {
-        var left = "";
-        for (var i = 0; i < 60; i++)
-        {
-            left = "";
-            for (var n = 0; n < TestSwarm.Nodes; n++)
-            {
-                var psi = new System.Diagnostics.ProcessStartInfo("docker", $"-H unix:///run/kiln-swarm-{TestSwarm.Id}/n{n}/docker.sock volume ls -q")
-                    { RedirectStandardOutput = true };
-                using var p = System.Diagnostics.Process.Start(psi)!;
-                var volumes = (await p.StandardOutput.ReadToEndAsync()).Trim();
-                await p.WaitForExitAsync();
-                if (volumes.Length > 0) left += $"node{n}: {volumes.Replace('\n', ' ')}; ";
-            }
-            if (left.Length == 0) return;
-            await Task.Delay(500);
-        }
-        Assert.Fail($"task volumes left after 30 s: {left}");
     }
 
     [GeneratedRegex(@"kiln: ran on swarm node (\S+)")]
