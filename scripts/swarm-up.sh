@@ -5,6 +5,7 @@
 #
 #   sudo scripts/swarm-up.sh 3        # manager + 2 workers
 #   source /run/kiln-swarm-0/env      # KILN_SWARM_MANAGER (DOCKER_HOST form), KILN_SWARM_REGISTRY, ...
+#   bash /run/kiln-swarm-0/nI/start.sh   # starts node I's dockerd again after it was killed (it rejoins the swarm)
 #   sudo scripts/swarm-down.sh        # removes everything this script made
 #
 # Pitfalls this avoids (measured on this machine kind): `ip netns exec` remounts /sys and dockerd dies ("Devices
@@ -96,11 +97,15 @@ for ((i = 0; i < n; i++)); do
 { "insecure-registries": ["$hostip:$port"], "log-driver": "json-file", "storage-driver": "overlay2" }
 EOF
   # nsenter --net only: the daemon keeps the host's mount namespace and /sys (ip netns exec would remount /sys).
-  setsid nsenter --net=/run/netns/"$ns" dockerd \
-    --config-file "$run/n$i/daemon.json" \
-    --data-root "$state/n$i/data" --exec-root "$run/n$i/exec" --pidfile "$run/n$i/dockerd.pid" \
-    -H "unix://$run/n$i/docker.sock" --cgroup-parent "/kiln-swarm-$id-n$i" \
-    >"$run/n$i/dockerd.log" 2>&1 < /dev/null &
+  # The command is kept in start.sh, so that a test that killed a node's dockerd can start it again (it rejoins).
+  cat >"$run/n$i/start.sh" <<EOF
+setsid nsenter --net=/run/netns/$ns dockerd \\
+  --config-file $run/n$i/daemon.json \\
+  --data-root $state/n$i/data --exec-root $run/n$i/exec --pidfile $run/n$i/dockerd.pid \\
+  -H unix://$run/n$i/docker.sock --cgroup-parent /kiln-swarm-$id-n$i \\
+  >>$run/n$i/dockerd.log 2>&1 < /dev/null &
+EOF
+  bash "$run/n$i/start.sh"
   echo "$i $ns $net.$((10 + i)) unix://$run/n$i/docker.sock" >>"$run/nodes"
 done
 
@@ -122,7 +127,8 @@ for ((i = 0; i < n; i++)); do
 done
 
 mgr="unix://$run/n0/docker.sock"
-docker -H "$mgr" swarm init --advertise-addr "$net.10" --listen-addr "$net.10:2377" >/dev/null ||
+# A 2 s heartbeat (default 5 s): a node whose dockerd is gone is marked down in ~6 s, so a lost stage is retried soon.
+docker -H "$mgr" swarm init --advertise-addr "$net.10" --listen-addr "$net.10:2377" --dispatcher-heartbeat 2s >/dev/null ||
   fail "swarm init on the manager failed"
 token=$(docker -H "$mgr" swarm join-token -q worker)
 for ((i = 1; i < n; i++)); do
@@ -135,6 +141,9 @@ for ((i = 0; i < n; i++)); do
   role=worker; ((i == 0)) && role=manager
   docker -H "$mgr" node update --label-add "kiln.node=node$i" --label-add "kiln.role=$role" "$nid" >/dev/null
 done
+# The manager takes no stages (drained, as managers of a real swarm usually are): a test may kill a worker mid-stage
+# without taking the swarm's control plane with it. With one node only, the manager must work.
+((n > 1)) && docker -H "$mgr" node update --availability drain "$(docker -H "$mgr" info --format '{{.Swarm.NodeID}}')" >/dev/null
 wait_for "all nodes ready" 30 bash -c "[[ \$(docker -H '$mgr' node ls --format '{{.Status}}' | grep -c Ready) -eq $n ]]" ||
   fail "not every node became Ready: $(docker -H "$mgr" node ls)"
 

@@ -149,7 +149,7 @@ internal static class RunsCommands
         });
 
         var id = new Argument<string>("run") { Description = "The run id, or any unique part of it (a prefix, or the suffix)." };
-        var show = new Command("show", "Show one run: its stages, image IDs, commands, exit codes, durations, output digests and metrics.") { id };
+        var show = new Command("show", "Show one run: its stages, image IDs, commands, exit codes, durations, output digests and metrics, and on a swarm the node and task that ran each stage (every attempt when it was retried).") { id };
         show.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
@@ -205,6 +205,12 @@ internal static class RunsCommands
             if (s.ImageId is { } img) o.MarkupLine($"    image   {img}");
             o.MarkupLine($"    command {Markup.Escape(s.Command)}");
             if (s.Key is { } key) o.MarkupLine($"    key     {key}");
+            if (s.Attempts is [.., { Node: { } node } last])
+                o.MarkupLine($"    node    {Markup.Escape(node)}  task {Markup.Escape(last.Task ?? "?")}");
+            if (s.Attempts.Count > 1)
+                foreach (var a in s.Attempts)
+                    o.MarkupLine($"    attempt {a.Number}  {Markup.Escape(a.Outcome)}  node {Markup.Escape(a.Node ?? "local")}  task {Markup.Escape(a.Task ?? "?")}" +
+                                 $"  {(a.EndedAt - a.StartedAt).TotalSeconds:F1}s{(a.ExitCode is { } x ? $"  exit {x}" : "")}");
             foreach (var output in s.Outputs)
                 o.MarkupLine($"    output  {Markup.Escape(output.Path)}  {output.Digest}  {output.Size} bytes");
             foreach (var m in s.Metrics)

@@ -56,6 +56,7 @@ public static class ErrorCatalog
         new("KILN1504", ExitCode.StageFailed, "kiln serve in the background did not say ready in time", "read .kiln/serve/NAME.log, then kiln serve NAME --stop"),
         new("KILN1701", ExitCode.StageFailed, "kiln import-run compose: a stage has no result in the compose export (it was left out as cached, and the cache no longer has it)", "export again (kiln export compose) and run it with docker-compose up"),
         new("KILN1702", ExitCode.StageFailed, "kiln import-run compose: a stage's compose service has not finished (no exit status), or left one that is not a number", "run docker-compose -f FILE up until it ends; services never started because an upstream one failed are recorded as skipped"),
+        new("KILN1601", ExitCode.StageFailed, "the swarm node running a stage was lost (down or unreachable) and no retry was left", "raise the stage's retries: { node-lost: N }, and check 'docker node ls' on the manager"),
         new("KILN1911", ExitCode.StageFailed, "a stage's swarm service was removed from outside while it ran", "run again"),
         new("KILN1912", ExitCode.StageFailed, "an image has no registry reference the swarm nodes can pull", "kiln run --on swarm pushes every environment it uses; check --cache"),
         new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),

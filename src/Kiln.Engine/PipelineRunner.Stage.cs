@@ -128,7 +128,7 @@ public sealed partial class PipelineRunner
         {
             try
             {
-                result = await runtime.RunAsync(containerSpec, line =>
+                result = await StageAttempts.RunAsync(runtime, containerSpec, stage.Retries, line =>
                 {
                     lock (tail)
                     {
@@ -142,7 +142,7 @@ public sealed partial class PipelineRunner
                         if (tail.Count > 15) tail.Dequeue();
                     }
                     reporter.StageLog(stage.Name, line);
-                }, ct).ConfigureAwait(false);
+                }, Warn, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -150,7 +150,7 @@ public sealed partial class PipelineRunner
             }
             catch (KilnException ex)
             {
-                return Failed(ex.Message, null);
+                return Failed(ex.Message, null) with { Attempts = (ex as NodeLostException)?.Attempts ?? [] };
             }
         }
 
@@ -161,7 +161,7 @@ public sealed partial class PipelineRunner
             var why = result.OomKilled
                 ? $"killed for using more than its memory limit ({stage.Resources.MemoryBytes / (1 << 20)} MiB); raise resources.memory"
                 : $"exit code {result.ExitCode}";
-            return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode);
+            return Failed($"{why}; last lines of its log:\n{LastLines()}", result.ExitCode) with { Attempts = result.Attempts };
         }
 
         // Before anything reads, stores or publishes an output: no link out of the staging folder, no FIFO, socket or
@@ -216,7 +216,7 @@ public sealed partial class PipelineRunner
         TryDelete(sandboxDir);
 
         return StageRecord.Succeeded(stage.Name, image, command, result.ExitCode, started, DateTimeOffset.UtcNow, key.Value,
-            outputs, metrics, logPath);
+            outputs, metrics, logPath) with { Attempts = result.Attempts };
     }
 
     /// <summary>Never restore bytes that are not what the record says: moves the blob aside (nothing restores it again, and a

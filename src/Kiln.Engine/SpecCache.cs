@@ -256,6 +256,8 @@ public static class SpecCache
             w.Write(s.Resources.MemoryBytes ?? 0);
             w.Write(s.Resources.Gpus);
             w.Write(s.Line);
+            w.Write(s.Retries.NodeLost);
+            w.Write(s.Retries.Exit);
             w.Write(s.Verify is not null);
             if (s.Verify is not null)
             {
@@ -307,6 +309,7 @@ public static class SpecCache
             var memory = r.ReadInt64();
             var gpus = r.ReadInt32();
             var line = r.ReadInt32();
+            var retries = new RetryPolicy(r.ReadInt32(), r.ReadInt32());
             Dictionary<string, VerifyRule>? verify = null;
             if (r.ReadBoolean())
             {
@@ -326,7 +329,8 @@ public static class SpecCache
             }
             var resources = !hasCpus && !hasMemory && gpus == 0 ? Resources.None
                 : new Resources(hasCpus ? cpus : null, hasMemory ? memory : null, gpus);
-            stages.Add(new StageSpec(stageName, env, run, code, deps, stageParams, outs, metrics, vars, network, resources, line, verify));
+            stages.Add(new StageSpec(stageName, env, run, code, deps, stageParams, outs, metrics, vars, network, resources, line, verify)
+                { Retries = retries == RetryPolicy.Default ? RetryPolicy.Default : retries });
         }
         if (r.BaseStream.Position != r.BaseStream.Length) throw new FormatException("trailing bytes");
         return new ProjectSpec(name, file, environments, paramsFile, parameters, stages, Digest.Sha256(yamlText));

@@ -7,7 +7,7 @@ namespace Kiln.Ledger;
 
 /// <summary>The default ledger: one SQLite file in WAL mode, shareable by several kiln processes.
 /// Every method is one transaction, so a process killed at any point leaves either the whole record or none of it.</summary>
-public sealed class SqliteLedger : ILedger
+public sealed partial class SqliteLedger : ILedger
 {
     /// <summary>How long a writer waits for another process's write to finish before giving up.</summary>
     private const int BusyTimeoutMs = 30_000;
@@ -162,6 +162,7 @@ public sealed class SqliteLedger : ILedger
                 insert.ExecuteNonQuery();
             }
             FaultPoint?.Invoke("metrics-written");
+            WriteAttempts(tx, runId, stage); // SqliteLedger.Attempts.cs
         }, ct);
     }
 
@@ -297,6 +298,7 @@ public sealed class SqliteLedger : ILedger
             while (r.Read())
                 ListFor(metrics, r.GetString(0)).Add(new MetricRecord(r.GetString(1), r.GetString(2)));
 
+        var attempts = ReadAttempts(tx, runId); // SqliteLedger.Attempts.cs
         var stages = new List<StageRecord>();
         using (var cmd = Command(tx, $"SELECT {StageColumns} FROM stages WHERE run_id = @id ORDER BY seq", ("@id", runId)))
         using (var r = cmd.ExecuteReader())
@@ -315,7 +317,7 @@ public sealed class SqliteLedger : ILedger
                     Outputs: outputs.GetValueOrDefault(name) ?? [],
                     Metrics: metrics.GetValueOrDefault(name) ?? [],
                     LogPath: r.IsDBNull(8) ? null : r.GetString(8),
-                    Error: r.IsDBNull(9) ? null : r.GetString(9)));
+                    Error: r.IsDBNull(9) ? null : r.GetString(9)) { Attempts = attempts.GetValueOrDefault(name) ?? [] });
             }
         return stages;
     }
@@ -358,7 +360,7 @@ public sealed class SqliteLedger : ILedger
             ? t.ToUniversalTime()
             : throw LedgerErrors.UnreadableValue(DatabasePath, column, text);
 
-    private DateTimeOffset? NullableTime(SqliteDataReader r, int ordinal, string column) =>
+    internal DateTimeOffset? NullableTime(SqliteDataReader r, int ordinal, string column) =>
         r.IsDBNull(ordinal) ? null : ParseTime(r.GetString(ordinal), column);
 
     // ---- writing and plumbing -------------------------------------------------------------------------------------

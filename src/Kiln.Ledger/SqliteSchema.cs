@@ -126,6 +126,24 @@ internal static class SqliteSchema
             FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
         );
         """,
+        // 3 → 4: each attempt at a stage's container, with the cluster node and task that ran it (kiln run --on swarm
+        // retries a stage whose node was lost; every attempt stays on record). Additive: older rows simply have none.
+        """
+        CREATE TABLE stage_attempts (
+            run_id     TEXT    NOT NULL,
+            stage      TEXT    NOT NULL,
+            attempt    INTEGER NOT NULL,
+            node       TEXT,
+            task       TEXT,
+            started_at TEXT    NOT NULL,
+            ended_at   TEXT    NOT NULL,
+            outcome    TEXT    NOT NULL,
+            exit_code  INTEGER,
+            error      TEXT,
+            PRIMARY KEY (run_id, stage, attempt),
+            FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
+        );
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -74,7 +74,10 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
         };
         var stage = spec.Labels.GetValueOrDefault("dev.kiln.stage", "stage");
         var name = $"kiln-{Sanitize(stage)}-{Guid.NewGuid().ToString("N")[..8]}";
-        var job = new SwarmJob(name, image, ["/bin/bash", "-c", Executor], env, spec.Labels, spec.Cpus, spec.MemoryBytes, constraints,
+        // A retry after a lost node goes elsewhere: the nodes an earlier attempt lost are excluded by id.
+        var placement = (constraints ?? []).Concat(spec.AvoidNodes.Select(n => $"node.id != {n}")).ToList();
+        var started = DateTimeOffset.UtcNow;
+        var job = new SwarmJob(name, image, ["/bin/bash", "-c", Executor], env, spec.Labels, spec.Cpus, spec.MemoryBytes, placement,
             // /work lives in the task container's own layer (removed with the service), not on a tmpfs: the Engine API
             // (1.41) mounts a swarm tmpfs noexec, and a stage may run its own scripts. So the root is writable here,
             // unlike a local stage's (a known gap, docs/scale-out.md).
@@ -89,10 +92,13 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             else log(new LogLine(false, line));
         }
         log(new LogLine(false, $"kiln: ran on swarm node {result.NodeId} (task {result.TaskId}), {result.State}"));
+        if (result.State == SwarmJobRunner.NodeLost)
+            throw new NodeLostException(result.NodeId ?? "?", result.TaskId ?? "?", started,
+                $"stage '{stage}': swarm node {result.NodeId} was lost while it ran task {result.TaskId}");
         if (result.ExitCode is not { } exit)
             throw new KilnException("KILN1913", $"the swarm did not run stage '{stage}': task {result.State}{(result.Error is { } e ? ": " + e : "")}",
                 "check 'docker node ls' on the manager and the stage's placement constraints and resources", ExitCode.StageFailed);
-        if (exit != 0) return new ContainerResult(exit, false, result.TaskId ?? "");
+        if (exit != 0) return new ContainerResult(exit, false, result.TaskId ?? "") { Node = result.NodeId };
         if (report is not { } outputsDigest)
             throw new KilnException("KILN1914", $"stage '{stage}' exited 0 on the swarm but its executor reported no outputs",
                 "the last lines of its log say why", ExitCode.StageFailed);
@@ -116,7 +122,7 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             await registry.GetBlobAsync(digest, destination, long.MaxValue, ct).ConfigureAwait(false);
             if (mode == "755") File.SetUnixFileMode(destination, File.GetUnixFileMode(destination) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
-        return new ContainerResult(0, false, result.TaskId ?? "");
+        return new ContainerResult(0, false, result.TaskId ?? "") { Node = result.NodeId };
     }
 
     private async Task AddFileAsync(StringBuilder list, string file, string target, CancellationToken ct)

@@ -129,6 +129,7 @@ public sealed class SwarmJobRunner : IDisposable
         try
         {
             TaskResponse? last = null;
+            var polls = 0;
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
@@ -150,9 +151,14 @@ public sealed class SwarmJobRunner : IDisposable
                         "another kiln run or a person removed it; run again", ExitCode.StageFailed);
                 if (last?.Status is { } status && Terminal.Contains(status.State.ToString().ToLowerInvariant()))
                     break;
+                // A task on a node that went down never reports again: its node's state says so (about three heartbeats
+                // after the node's dockerd was lost), and then the job is over for Kiln, which may retry it elsewhere.
+                if (last is { NodeID: { Length: > 0 } node } && ++polls % NodeCheckEvery == 0 && await NodeDownAsync(node, ct).ConfigureAwait(false))
+                    return await EndedAsync(serviceId, last, NodeLost, ct).ConfigureAwait(false);
                 await Task.Delay(PollInterval, ct).ConfigureAwait(false);
             }
             var state = last!.Status.State.ToString().ToLowerInvariant();
+            if (state == "orphaned") return await EndedAsync(serviceId, last, NodeLost, ct).ConfigureAwait(false);
             if (state is not ("complete" or "failed" or "rejected") && !await ServiceExistsAsync(serviceId, ct).ConfigureAwait(false))
                 throw new KilnException("KILN1911", $"the service of job '{job.Name}' was removed while it ran (not by this run)",
                     "another kiln run or a person removed it; run again", ExitCode.StageFailed);
@@ -164,6 +170,44 @@ public sealed class SwarmJobRunner : IDisposable
         finally
         {
             await RemoveServiceAsync(serviceId).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The <see cref="SwarmJobResult.State"/> of a job whose node was lost before the task's end was seen.</summary>
+    public const string NodeLost = "node-lost";
+
+    /// <summary>Every how many polls the task's node is asked whether it is down.</summary>
+    private const int NodeCheckEvery = 4;
+
+    private async Task<SwarmJobResult> EndedAsync(string serviceId, TaskResponse last, string state, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        // The log lives on the lost node: ask for it, but not for long.
+        using var logTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        logTimeout.CancelAfter(TimeSpan.FromSeconds(3));
+        IReadOnlyList<string> log;
+        try
+        {
+            log = await LogAsync(serviceId, logTimeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            log = ["(the log stayed on the lost node)"];
+        }
+        return new SwarmJobResult(serviceId, last.ID, last.NodeID, null, state,
+            $"node {last.NodeID} is down: the task's end was never reported", log, Stopwatch.GetElapsedTime(started), DateTimeOffset.UtcNow);
+    }
+
+    private async Task<bool> NodeDownAsync(string nodeId, CancellationToken ct)
+    {
+        try
+        {
+            var node = await _client.Swarm.InspectNodeAsync(nodeId, ct).ConfigureAwait(false);
+            return node.Status?.State is "down" or "disconnected";
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return true; // removed from the swarm
         }
     }
 

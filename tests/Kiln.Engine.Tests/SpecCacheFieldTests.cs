@@ -13,7 +13,7 @@ public sealed class SpecCacheFieldTests : IDisposable
 {
     /// <summary>The records a <see cref="ProjectSpec"/> is made of (what the cache writes).</summary>
     private static readonly Type[] SpecRecords =
-        [typeof(ProjectSpec), typeof(EnvironmentSpec), typeof(StageSpec), typeof(Resources), typeof(VerifyRule)];
+        [typeof(ProjectSpec), typeof(EnvironmentSpec), typeof(StageSpec), typeof(Resources), typeof(VerifyRule), typeof(RetryPolicy)];
 
     private readonly TempProject _project = TempProject.CreatePipeline();
 
@@ -31,7 +31,7 @@ public sealed class SpecCacheFieldTests : IDisposable
                 "  built:\n    dockerfile: docker/Dockerfile\n    context: docker\n")
             .Replace("    outs: [reports/summary.txt]",
                 "    outs: [reports/summary.txt]\n    network: true\n    resources: { cpus: 1.5, memory: 1g, gpus: 1 }\n" +
-                "    verify: { reports/summary.txt: { tolerance: 0.01 } }"));
+                "    verify: { reports/summary.txt: { tolerance: 0.01 } }\n    retries: { node-lost: 3, exit: 2 }"));
     }
 
     public void Dispose() => _project.Dispose();

@@ -27,7 +27,7 @@ public sealed class SpecCacheTests : IDisposable
     public void TheSecondLoadComesFromTheCacheAndIsTheSameSpec()
     {
         _project.Edit("kiln.yaml", y => y.Replace("    outs: [reports/summary.txt]",
-            "    outs: [reports/summary.txt]\n    resources: { cpus: 1.5, memory: 1g }\n    verify: { reports/summary.txt: { tolerance: 0.01 } }"));
+            "    outs: [reports/summary.txt]\n    resources: { cpus: 1.5, memory: 1g }\n    verify: { reports/summary.txt: { tolerance: 0.01 } }\n    retries: { node-lost: 3, exit: 2 }"));
         AddPipEnvironment();
         var fresh = Load(out var first);
         var cached = Load(out var second);
@@ -39,6 +39,8 @@ public sealed class SpecCacheTests : IDisposable
             Describe(cached));
         Assert.Equal(1.5, cached.Stage("report").Resources.Cpus);
         Assert.Equal(0.01, cached.Stage("report").RuleFor("reports/summary.txt").Tolerance);
+        Assert.Equal(new RetryPolicy(3, 2), cached.Stage("report").Retries);
+        Assert.Equal(RetryPolicy.Default, cached.Stage(cached.Stages[0].Name == "report" ? cached.Stages[1].Name : cached.Stages[0].Name).Retries);
         Assert.True(cached.Params.TryGet("train.C", out var c) && c!.ToJsonString() == "0.5");
         Assert.Equal(["tinypkg==1.0", "otherpkg>=2"], cached.Environments["tools"].Pip);
         Assert.Equal("wheels", cached.Environments["tools"].Wheelhouse);

@@ -92,11 +92,23 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
             foreach (var f in Files(local))
                 Assert.Equal(File.ReadAllBytes(Path.Combine(local, f)), File.ReadAllBytes(Path.Combine(onSwarm, f)));
 
-            // Where each fan-out stage ran, as its log says.
-            var nodes = swarmRun.Stages.Where(st => st.Name.StartsWith("fan", StringComparison.Ordinal))
-                .Select(st => NodeLine().Match(File.ReadAllText(st.LogPath!)))
-                .Select(m => { Assert.True(m.Success, "a stage log without its node"); return m.Groups[1].Value; }).ToList();
+            // Where each fan-out stage ran, as the ledger says (and its log agrees).
+            var fans = swarmRun.Stages.Where(st => st.Name.StartsWith("fan", StringComparison.Ordinal)).ToList();
+            Assert.Equal(6, fans.Count);
+            var nodes = fans.Select(st =>
+            {
+                var attempt = Assert.Single(st.Attempts);
+                Assert.Equal(StageAttempt.Succeeded, attempt.Outcome);
+                Assert.False(string.IsNullOrEmpty(attempt.Node), $"{st.Name}: no node in the ledger");
+                Assert.False(string.IsNullOrEmpty(attempt.Task), $"{st.Name}: no task in the ledger");
+                Assert.Equal(attempt.Node, NodeLine().Match(File.ReadAllText(st.LogPath!)).Groups[1].Value);
+                return attempt.Node!;
+            }).ToList();
             output.WriteLine($"fan-out nodes: {string.Join(", ", nodes)}");
+            // kiln runs show prints them.
+            var show = await KilnCli.RunAsync(onSwarm, new Dictionary<string, string>(), "runs", "show", swarmRun.Run.Id);
+            Assert.True(show.ExitCode == 0, show.Describe());
+            foreach (var st in fans) Assert.Contains($"node {st.Attempts[0].Node} task {st.Attempts[0].Task}", show.Text);
             Assert.True(nodes.Distinct().Count() >= 2, $"all six fan-out stages ran on one node: {string.Join(", ", nodes)}");
 
             // Again: everything is cached, so no service is created.

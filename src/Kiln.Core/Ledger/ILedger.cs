@@ -92,6 +92,20 @@ public sealed record StageRecord(
     public static StageRecord Succeeded(string name, Digest imageId, string command, long exitCode, DateTimeOffset startedAt,
         DateTimeOffset endedAt, Digest key, IReadOnlyList<OutputRecord> outputs, IReadOnlyList<MetricRecord> metrics, string logPath) =>
         new(name, StageStatus.Succeeded, imageId, command, exitCode, startedAt, endedAt, key, outputs, metrics, logPath);
+
+    /// <summary>Each time the stage's container was started, in order: where it ran and how it ended (empty for a cached or
+    /// skipped stage). The last attempt's node and task are the stage's.</summary>
+    public IReadOnlyList<StageAttempt> Attempts { get; init; } = [];
+}
+
+/// <summary>One attempt at running a stage's container.</summary>
+/// <param name="Node">The cluster node it ran on (null on a local engine).</param>
+/// <param name="Task">The swarm task (or local container) id.</param>
+/// <param name="Outcome"><c>succeeded</c>, <c>failed</c> (a non-zero exit) or <c>node-lost</c>.</param>
+public sealed record StageAttempt(int Number, string? Node, string? Task, DateTimeOffset StartedAt, DateTimeOffset EndedAt,
+    string Outcome, long? ExitCode, string? Error = null)
+{
+    public const string Succeeded = "succeeded", Failed = "failed", NodeLost = "node-lost";
 }
 
 public sealed record OutputRecord(string Path, Digest Digest, long Size);

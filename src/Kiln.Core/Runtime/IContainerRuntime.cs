@@ -67,8 +67,32 @@ public sealed record ContainerSpec(
     bool ReadOnlyRootfs = true,
     string? Name = null,
     bool Privileged = false,
-    int Gpus = 0);
+    int Gpus = 0)
+{
+    /// <summary>Nodes a cluster runtime must not place this container on (those an earlier attempt lost).</summary>
+    public IReadOnlyList<string> AvoidNodes { get; init; } = [];
+}
 
-public sealed record ContainerResult(long ExitCode, bool OomKilled, string ContainerId);
+public sealed record ContainerResult(long ExitCode, bool OomKilled, string ContainerId)
+{
+    /// <summary>The cluster node that ran it (null on a local engine).</summary>
+    public string? Node { get; init; }
+
+    /// <summary>Every attempt that led to this result, the last one included (see Kiln.Engine's StageAttempts).</summary>
+    public IReadOnlyList<Ledger.StageAttempt> Attempts { get; init; } = [];
+}
+
+/// <summary>The cluster node running a container was lost (down, unreachable) before the container's end was seen: what the
+/// container did is unknown, so the stage may be run again elsewhere (<c>retries: { node-lost: N }</c>).</summary>
+public sealed class NodeLostException(string node, string task, DateTimeOffset startedAt, string message)
+    : KilnException("KILN1601", message)
+{
+    public string Node { get; } = node;
+    public string Task { get; } = task;
+    public DateTimeOffset StartedAt { get; } = startedAt;
+
+    /// <summary>Every attempt made, this one included, when no retry was left.</summary>
+    public IReadOnlyList<Ledger.StageAttempt> Attempts { get; init; } = [];
+}
 
 public readonly record struct LogLine(bool IsError, string Text);

@@ -87,11 +87,23 @@ public sealed record StageSpec(
     public VerifyRule RuleFor(string output) =>
         Verify is not null && Verify.TryGetValue(output, out var rule) ? rule : VerifyRule.Bitwise;
 
+    /// <summary>How often the stage is run again (<c>retries:</c>): not part of its key, which says what it computes.</summary>
+    public RetryPolicy Retries { get; init; } = RetryPolicy.Default;
+
     /// <summary>Everything the stage writes: outs and metrics.</summary>
     public IEnumerable<string> AllOutputs => Outs.Concat(Metrics);
 
     /// <summary>Everything the stage reads from the project: code and deps.</summary>
     public IEnumerable<string> AllInputs => Code.Concat(Deps);
+}
+
+/// <summary>More attempts of a stage: after its node was lost (the container's fate unknown), and after a non-zero exit.</summary>
+public sealed record RetryPolicy(int NodeLost, int Exit)
+{
+    public const int Max = 10;
+
+    /// <summary>One more attempt when the node is lost (nothing the stage did caused it), none after a failure of its own.</summary>
+    public static readonly RetryPolicy Default = new(1, 0);
 }
 
 /// <summary>A per-output verification rule: bitwise (default), a numeric tolerance for JSON values, or ignore.</summary>
