@@ -9,44 +9,14 @@ namespace Kiln.Cli;
 internal static class RunQueries
 {
     /// <summary>Every numeric or text leaf of a run's metrics files: "accuracy" → 0.93 (the file's own keys, dotted when nested).</summary>
-    public static SortedDictionary<string, JsonNode?> Metrics(RunDetails run)
-    {
-        var result = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal);
-        foreach (var stage in run.Stages)
-            foreach (var m in stage.Metrics)
-                if (JsonNode.Parse(m.Json) is { } node)
-                    Flatten(node, "", result);
-        return result;
-    }
+    public static SortedDictionary<string, JsonNode?> Metrics(RunDetails run) =>
+        RunValues.Metrics(run.Stages.SelectMany(s => s.Metrics).Select(m => m.Json));
 
-    public static SortedDictionary<string, JsonNode?> Params(RunRecord run)
-    {
-        var result = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal);
-        if (run.ParamsJson is not null && JsonNode.Parse(run.ParamsJson) is { } node) Flatten(node, "", result);
-        return result;
-    }
+    public static SortedDictionary<string, JsonNode?> Params(RunRecord run) => RunValues.Params(run);
 
-    private static void Flatten(JsonNode node, string prefix, IDictionary<string, JsonNode?> into)
-    {
-        if (node is JsonObject obj)
-            foreach (var (k, v) in obj)
-            {
-                if (v is JsonObject) Flatten(v, prefix + k + ".", into);
-                else into[prefix + k] = v?.DeepClone();
-            }
-        else into[prefix.TrimEnd('.')] = node.DeepClone();
-    }
+    public static double? Number(JsonNode? node) => RunValues.Number(node);
 
-    public static double? Number(JsonNode? node) =>
-        node is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
-
-    public static string Text(JsonNode? node) => node switch
-    {
-        null => "",
-        JsonValue v when v.TryGetValue<string>(out var s) => s,
-        JsonValue v when v.TryGetValue<double>(out var d) => d.ToString("G6", CultureInfo.InvariantCulture),
-        _ => node.ToJsonString(),
-    };
+    public static string Text(JsonNode? node) => RunValues.Text(node);
 
     /// <summary>The metrics <paramref name="metric"/> names among <paramref name="names"/> (flattened, dotted): itself, or else every
     /// metric nested under it ("accuracy" → accuracy.forest, accuracy.tree); empty when it names none.</summary>
