@@ -24,6 +24,17 @@ if ! command -v promtool >/dev/null 2>&1; then
     echo "[test] warning: promtool is missing and cannot be installed here (not root on Debian); the metrics check will fail" >&2
   fi
 fi
+# chromium (Debian package): kiln ui's browser tests drive it with Playwright (ExecutablePath /usr/bin/chromium; Playwright
+# never downloads a browser). CI=true makes a missing chromium a test failure, not a skip.
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing chromium (Debian package) for the kiln ui browser tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2; }
+  else
+    echo "[test] warning: chromium is missing and cannot be installed here (not root on Debian); the browser tests will fail in CI" >&2
+  fi
+fi
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"

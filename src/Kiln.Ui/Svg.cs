@@ -28,7 +28,7 @@ public static class Svg
 
     /// <summary>The stages as boxes in layers (a stage one layer right of its deepest upstream), edges as arrows, each box
     /// coloured by status (cached blue, ran green, failed red) and linking to the stage's row on the page.</summary>
-    public static Markup Dag(IReadOnlyList<StageRecord> stages, IReadOnlyDictionary<string, IReadOnlyList<string>>? upstream)
+    public static SafeHtml Dag(IReadOnlyList<StageRecord> stages, IReadOnlyDictionary<string, IReadOnlyList<string>>? upstream)
     {
         const int boxW = 150, boxH = 44, gapX = 60, gapY = 22, pad = 16;
         var names = stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
@@ -86,7 +86,7 @@ public static class Svg
             lx += 70;
         }
         sb.Append("</svg>");
-        return new Markup(sb.ToString());
+        return new SafeHtml(sb.ToString());
     }
 
     /// <summary>A line chart of one metric, or of several (one line each, with a legend), across runs (oldest left).
@@ -139,7 +139,7 @@ public static class Svg
 
     /// <summary>Parallel coordinates: one vertical axis per dimension (a param or metric, scaled to its own range over the
     /// runs), one polyline per run across them. A run without a value on an axis breaks its line there.</summary>
-    public static Markup ParallelCoordinates(IReadOnlyList<string> axes, IReadOnlyList<(string RunId, IReadOnlyDictionary<string, double> Values)> runs)
+    public static SafeHtml ParallelCoordinates(IReadOnlyList<string> axes, IReadOnlyList<(string RunId, IReadOnlyDictionary<string, double> Values)> runs)
     {
         const int top = 40, bottom = 40, axisH = 280, left = 60, right = 160;
         var step = axes.Count <= 1 ? 0 : Math.Max(90, 700 / (axes.Count - 1));
@@ -179,7 +179,7 @@ public static class Svg
             sb.Append($"<text x=\"{F(X(Math.Max(0, axes.Count - 1)) + 12)}\" y=\"{top + 14 * k + 4}\" fill=\"{color}\">{E(id.Length > 24 ? id[..23] + "…" : id)}</text>");
         }
         sb.Append("</svg>");
-        return new Markup(sb.ToString());
+        return new SafeHtml(sb.ToString());
     }
 
     /// <summary>The values' range padded by 8%, widened to 1 when all are equal (or there are none).</summary>

@@ -33,7 +33,7 @@ public sealed class UiServer : IAsyncDisposable
 
     /// <summary>Builds the server and starts listening; <see cref="Url"/> then says where.</summary>
     /// <exception cref="KilnException">KILN0960 when a non-loopback address has no token (or one too short to be safe);
-    /// KILN6961 when the address and port cannot be bound.</exception>
+    /// KILN0961 when the address and port cannot be bound (in use, or not an address of this machine).</exception>
     public static async Task<UiServer> StartAsync(UiOptions options, IDashboardData data, CancellationToken ct = default)
     {
         Validate(options);
@@ -55,8 +55,8 @@ public sealed class UiServer : IAsyncDisposable
         catch (IOException e)
         {
             await app.DisposeAsync();
-            throw new KilnException("KILN6961", $"kiln ui cannot listen on {options.Address}:{options.Port}: {e.Message}",
-                "pick another port with --port N (0 picks a free one), or stop what listens there", ExitCode.StorageFailed, e);
+            throw new KilnException("KILN0961", $"kiln ui cannot listen on {options.Address}:{options.Port}: {e.Message}",
+                "pick another port with --port N (0 picks a free one), or stop what listens there", ExitCode.Usage, e);
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         server.Url = new Uri(address.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal));
@@ -210,7 +210,7 @@ public sealed class UiServer : IAsyncDisposable
         }
     }
 
-    private static IResult Page(IDashboardData data, string title, string active, Markup body, int status = 200) =>
+    private static IResult Page(IDashboardData data, string title, string active, SafeHtml body, int status = 200) =>
         Results.Content(Layout.Page(data.ProjectName, title, active, body), "text/html; charset=utf-8", Encoding.UTF8, status);
 
     private static IResult NotFound(IDashboardData data, string message) =>

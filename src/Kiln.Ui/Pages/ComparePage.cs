@@ -7,7 +7,7 @@ namespace Kiln.Ui.Pages;
 /// (each output's digest), metrics with their delta from the first run, and parallel coordinates over params and metrics.</summary>
 internal static class ComparePage
 {
-    public static Markup Render(IReadOnlyList<RunDetails> runs, IReadOnlyList<string> missing)
+    public static SafeHtml Render(IReadOnlyList<RunDetails> runs, IReadOnlyList<string> missing)
     {
         var html = new Html();
         foreach (var id in missing) html.Add($"<p class=\"error\" role=\"alert\">No run {id} in the ledger.</p>");
@@ -90,9 +90,9 @@ internal static class ComparePage
     private static void Row(Html html, string label, IReadOnlyList<string?> values)
     {
         var differs = values.Distinct().Count() > 1;
-        html.Add($"<tr{(differs ? new Markup(" class=\"differs\"") : default)}><th>{label}</th>");
+        html.Add($"<tr{(differs ? new SafeHtml(" class=\"differs\"") : default)}><th>{label}</th>");
         for (var i = 0; i < values.Count; i++)
-            html.Add($"<td{(i > 0 && values[i] != values[0] ? new Markup(" class=\"changed\"") : default)}>{values[i] ?? "—"}</td>");
+            html.Add($"<td{(i > 0 && values[i] != values[0] ? new SafeHtml(" class=\"changed\"") : default)}>{values[i] ?? "—"}</td>");
         html.Add($"</tr>");
     }
 }

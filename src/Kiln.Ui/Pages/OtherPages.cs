@@ -8,12 +8,12 @@ internal static class OtherPages
     /// <summary>At most this many runs (the newest) are drawn in a metric's chart.</summary>
     public const int MaxChartRuns = 500;
 
-    public static Markup Metric(RunTable table, string? name)
+    public static SafeHtml Metric(RunTable table, string? name)
     {
         var html = new Html();
         html.Add($"<form method=\"get\" action=\"/metrics\"><label>metric <select name=\"name\">");
         foreach (var m in table.NumericMetricNames)
-            html.Add($"<option{(m == name ? new Markup(" selected") : default)}>{m}</option>");
+            html.Add($"<option{(m == name ? new SafeHtml(" selected") : default)}>{m}</option>");
         html.Add($"</select></label> <button type=\"submit\">Show</button></form>");
         if (name is null)
         {
@@ -27,11 +27,11 @@ internal static class OtherPages
             html.Add($"<p class=\"error\" role=\"alert\">No run has a numeric metric {name}.</p>");
             return html.ToMarkup();
         }
-        html.Add($"<div class=\"chart\" id=\"metric-chart\">{new Markup(Svg.LineChart(name, [(name, points)]))}</div>");
+        html.Add($"<div class=\"chart\" id=\"metric-chart\">{new SafeHtml(Svg.LineChart(name, [(name, points)]))}</div>");
         return html.ToMarkup();
     }
 
-    public static Markup Models(IReadOnlyList<string> models)
+    public static SafeHtml Models(IReadOnlyList<string> models)
     {
         var html = new Html();
         if (models.Count == 0) html.Add($"<p class=\"note\">No model is registered yet: <code>kiln models register NAME RUN PATH</code> registers one.</p>");
@@ -41,7 +41,7 @@ internal static class OtherPages
         return html.ToMarkup();
     }
 
-    public static Markup Model(ModelView model)
+    public static SafeHtml Model(ModelView model)
     {
         var html = new Html();
         html.Add($"<h2>Aliases</h2><table class=\"kv\" id=\"aliases\"><tbody>");
@@ -70,7 +70,7 @@ internal static class OtherPages
         return html.ToMarkup();
     }
 
-    public static Markup Status(IReadOnlyList<StatusLine>? lines)
+    public static SafeHtml Status(IReadOnlyList<StatusLine>? lines)
     {
         var html = new Html();
         if (lines is null)

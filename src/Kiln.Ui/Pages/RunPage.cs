@@ -6,7 +6,7 @@ namespace Kiln.Ui.Pages;
 /// metrics and a link to its log.</summary>
 internal static class RunPage
 {
-    public static Markup Render(RunDetails details, PipelineShape? pipeline)
+    public static SafeHtml Render(RunDetails details, PipelineShape? pipeline)
     {
         var r = details.Run;
         var html = new Html();
@@ -42,7 +42,7 @@ internal static class RunPage
             html.Add($"<tr id=\"stage-{Html.UrlPart(s.Name)}\"><td>{s.Name}</td><td>{Layout.Status(s.Status.ToString().ToLowerInvariant())}</td>");
             html.Add($"<td class=\"num\">{Layout.Duration(s.DurationSeconds)}</td><td class=\"num\">{s.ExitCode}</td>");
             html.Add($"<td class=\"digest\" title=\"{s.ImageId?.ToString()}\">{Layout.Short(s.ImageId?.ToString())}</td><td class=\"digest\" title=\"{s.Key?.ToString()}\">{Layout.Short(s.Key?.ToString())}</td>");
-            html.Add($"<td>{(s.LogPath is null ? new Markup("") : Html.Of($"<a class=\"log-link\" href=\"{Layout.RunUrl(r.Id)}/logs/{Html.UrlPart(s.Name)}\">log</a>"))}</td></tr>");
+            html.Add($"<td>{(s.LogPath is null ? new SafeHtml("") : Html.Of($"<a class=\"log-link\" href=\"{Layout.RunUrl(r.Id)}/logs/{Html.UrlPart(s.Name)}\">log</a>"))}</td></tr>");
             if (s.Error is not null) html.Add($"<tr class=\"stage-error\"><td></td><td colspan=\"6\" class=\"error\">{s.Error}</td></tr>");
             if (s.Outputs.Count > 0 || s.Metrics.Count > 0)
             {
@@ -59,7 +59,7 @@ internal static class RunPage
         return html.ToMarkup();
     }
 
-    public static Markup Log(RunDetails details, StageRecord stage, LogText? log)
+    public static SafeHtml Log(RunDetails details, StageRecord stage, LogText? log)
     {
         var html = new Html();
         html.Add($"<p><a href=\"{Layout.RunUrl(details.Run.Id)}\">← run {details.Run.Id}</a> · stage <strong>{stage.Name}</strong> · {Layout.Status(stage.Status.ToString().ToLowerInvariant())}</p>");

@@ -40,7 +40,7 @@ internal static class RunsPage
         return (query, error);
     }
 
-    public static Markup Render(RunTable table, RunQuery query, RunTablePage page, string? error)
+    public static SafeHtml Render(RunTable table, RunQuery query, RunTablePage page, string? error)
     {
         var html = new Html();
         if (error is not null) html.Add($"<p class=\"error\" role=\"alert\">{error}</p>");
@@ -48,14 +48,14 @@ internal static class RunsPage
         html.Add($"<label>search <input type=\"search\" name=\"q\" value=\"{query.Text}\" placeholder=\"id, name, tag, command\"></label>");
         html.Add($"<label>status <select name=\"status\"><option value=\"\">any</option>");
         foreach (var st in new[] { "succeeded", "failed", "interrupted", "running" })
-            html.Add($"<option{(string.Equals(query.Status, st, StringComparison.OrdinalIgnoreCase) ? new Markup(" selected") : default)}>{st}</option>");
+            html.Add($"<option{(string.Equals(query.Status, st, StringComparison.OrdinalIgnoreCase) ? new SafeHtml(" selected") : default)}>{st}</option>");
         html.Add($"</select></label><label>tag <select name=\"tag\"><option value=\"\">any</option>");
         foreach (var tag in table.Tags)
-            html.Add($"<option{(query.Tag == tag ? new Markup(" selected") : default)}>{tag}</option>");
+            html.Add($"<option{(query.Tag == tag ? new SafeHtml(" selected") : default)}>{tag}</option>");
         html.Add($"</select></label>");
         html.Add($"<label>metric <input name=\"metric\" value=\"{string.Join(",", (query.MetricFilters ?? []).Select(f => f.ToString()))}\" placeholder=\"accuracy>=0.9\"></label>");
         html.Add($"<label>param <input name=\"param\" value=\"{string.Join(",", (query.ParamFilters ?? []).Select(f => f.ToString()))}\" placeholder=\"train.C=0.5\"></label>");
-        html.Add($"<label><input type=\"checkbox\" name=\"all\" value=\"1\"{(query.All ? new Markup(" checked") : default)}> verification runs</label>");
+        html.Add($"<label><input type=\"checkbox\" name=\"all\" value=\"1\"{(query.All ? new SafeHtml(" checked") : default)}> verification runs</label>");
         html.Add($"<input type=\"hidden\" name=\"sort\" value=\"{query.Sort}\"><input type=\"hidden\" name=\"dir\" value=\"{(query.Descending ? "desc" : "asc")}\">");
         html.Add($"<button type=\"submit\">Filter</button></form>");
 
@@ -108,7 +108,7 @@ internal static class RunsPage
         // A first click sorts metrics highest first and text lowest first; a second click on the same column reverses.
         var descending = active ? !query.Descending : kind == "metric" || sort is "started" or "duration" or "stages";
         var arrow = active ? (query.Descending ? " ▼" : " ▲") : "";
-        html.Add($"<th class=\"{kind}\"{(active ? new Markup($" aria-sort=\"{(query.Descending ? "descending" : "ascending")}\"") : default)}><a class=\"sort\" data-sort=\"{sort}\" href=\"{Link(query with { Sort = sort, Descending = descending, Page = 1 })}\">{label}{arrow}</a></th>");
+        html.Add($"<th class=\"{kind}\"{(active ? new SafeHtml($" aria-sort=\"{(query.Descending ? "descending" : "ascending")}\"") : default)}><a class=\"sort\" data-sort=\"{sort}\" href=\"{Link(query with { Sort = sort, Descending = descending, Page = 1 })}\">{label}{arrow}</a></th>");
     }
 
     /// <summary>The URL of the runs page for a query (every filter kept).</summary>
