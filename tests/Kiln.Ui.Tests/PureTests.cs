@@ -31,7 +31,7 @@ public sealed class RunTableTests
 {
     private static RunRow Row(string id, int minute, double? accuracy, double c, string? name = null, string[]? tags = null, string command = "kiln run")
     {
-        var run = new RunRecord(id, "p", new DateTimeOffset(2026, 1, 1, 0, minute, 0, TimeSpan.Zero), null, RunStatus.Succeeded, null, null,
+        var run = new RunRecord(id, "p", new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero).AddMinutes(minute), null, RunStatus.Succeeded, null, null,
             Digest.Sha256("s"), command, "h", 1, "0", null, name, tags, $"{{\"train\":{{\"C\":{c}}}}}");
         return RunTable.ToRow(new RunSummaryRow(run, accuracy is { } a ? [$"{{\"accuracy\":{a}}}"] : [], 1));
     }
