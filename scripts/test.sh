@@ -4,37 +4,25 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$here/scripts/setup.sh"
+# need TOOL PACKAGE WHAT: installs a Debian package when its tool is missing (as root, with apt-get), else warns.
+need() {
+  local tool=$1 package=$2 what=$3
+  if command -v "$tool" >/dev/null 2>&1 || [[ -x $tool ]]; then return 0; fi
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing $package (Debian package) for $what" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >&2; }
+  else
+    echo "[test] warning: $tool is missing and cannot be installed here (not root on Debian); $what will fail" >&2
+  fi
+}
 # skopeo: the environment integration tests check that Kiln's image archives read as OCI/docker archives with it.
-if ! command -v skopeo >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing skopeo (Debian package) for the environment integration tests" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends skopeo >&2; }
-  else
-    echo "[test] warning: skopeo is missing and cannot be installed here (not root on Debian); the archive check will fail" >&2
-  fi
-fi
+need skopeo skopeo "the environment integration tests (archive check)"
 # promtool (Debian package prometheus): the serving tests check /metrics with 'promtool check metrics'.
-if ! command -v promtool >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing prometheus (Debian package, for promtool) for the serving tests" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2; }
-  else
-    echo "[test] warning: promtool is missing and cannot be installed here (not root on Debian); the metrics check will fail" >&2
-  fi
-fi
-# chromium (Debian package): kiln ui's browser tests drive it with Playwright (ExecutablePath /usr/bin/chromium; Playwright
-# never downloads a browser). CI=true makes a missing chromium a test failure, not a skip.
-if [[ ! -x /usr/bin/chromium ]]; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "[test] installing chromium (Debian package) for the kiln ui browser tests" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >&2; }
-  else
-    echo "[test] warning: chromium is missing and cannot be installed here (not root on Debian); the browser tests will fail in CI" >&2
-  fi
-fi
+need promtool prometheus "the serving tests (metrics check)"
+# chromium: kiln ui's browser tests drive it with Playwright (ExecutablePath /usr/bin/chromium; Playwright never
+# downloads a browser). CI=true makes a missing chromium a test failure, not a skip.
+need /usr/bin/chromium chromium "the kiln ui browser tests"
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"
