@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Kiln.Ui;
 
-/// <summary>The dashboard's web server: Kestrel on one address, GET and HEAD only, every page written by <see cref="Pages"/>
+/// <summary>The dashboard's web server: Kestrel on one address, GET only, every page written by <see cref="Pages"/>
 /// over an <see cref="IDashboardData"/>. Safe by default: 127.0.0.1 only (and only under a loopback Host name, which stops
 /// DNS rebinding); another address needs a token; every response carries a Content-Security-Policy that allows no script.</summary>
 public sealed class UiServer : IAsyncDisposable
@@ -106,10 +106,10 @@ public sealed class UiServer : IAsyncDisposable
                 await Plain(context, StatusCodes.Status421MisdirectedRequest, "kiln ui answers only to 127.0.0.1, localhost or [::1]\n");
                 return;
             }
-            if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method))
+            if (!HttpMethods.IsGet(request.Method))
             {
-                headers.Allow = "GET, HEAD";
-                await Plain(context, StatusCodes.Status405MethodNotAllowed, "kiln ui is read-only: only GET and HEAD are answered\n");
+                headers.Allow = "GET";
+                await Plain(context, StatusCodes.Status405MethodNotAllowed, "kiln ui is read-only: only GET is answered\n");
                 return;
             }
             if (token is not null)

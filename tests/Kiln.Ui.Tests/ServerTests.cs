@@ -176,11 +176,15 @@ public sealed class ServerTests : IAsyncLifetime
     [InlineData("PUT")]
     [InlineData("DELETE")]
     [InlineData("PATCH")]
-    public async Task EveryMethodButGetAndHeadIs405(string method)
+    [InlineData("HEAD")]
+    [InlineData("OPTIONS")]
+    public async Task EveryMethodButGetIs405(string method)
     {
-        using var response = await _http.SendAsync(new HttpRequestMessage(new HttpMethod(method), "/") { Content = new StringContent("x") });
+        using var request = new HttpRequestMessage(new HttpMethod(method), "/");
+        if (method is not ("HEAD" or "OPTIONS")) request.Content = new StringContent("x");
+        using var response = await _http.SendAsync(request);
         Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
-        Assert.Equal("GET, HEAD", response.Content.Headers.Allow.Count > 0 ? string.Join(", ", response.Content.Headers.Allow) : response.Headers.GetValues("Allow").Single());
+        Assert.Equal("GET", string.Join(", ", response.Content.Headers.Allow));
     }
 
     [Fact]
