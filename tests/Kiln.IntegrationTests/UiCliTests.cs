@@ -14,7 +14,7 @@ public sealed partial class UiCliTests(DockerFixture docker)
         using var project = TempProject.WithStages("""
               make:
                 env: base
-                run: echo made > out/a.txt && echo '{"score": 0.75}' > metrics/m.json && echo making-it
+                run: echo made > out/a.txt && echo '{"score":0.75}' > metrics/m.json && echo making-it
                 outs: [out/a.txt]
                 metrics: [metrics/m.json]
               use:
