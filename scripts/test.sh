@@ -24,6 +24,9 @@ need wrk wrk "the serving switch test" "the serving switch test will fail"
 need promtool prometheus "the serving tests" "the metrics checks will fail"
 # docker-compose (Debian package, 1.29): the orchestration integration tests run 'kiln export compose' files with it.
 need docker-compose docker-compose "the orchestration integration tests" "the compose export tests will fail"
+# chromium: kiln ui's browser tests drive it with Playwright (ExecutablePath /usr/bin/chromium; Playwright never
+# downloads a browser). CI=true makes a missing chromium a test failure, not a skip.
+need chromium chromium "the kiln ui browser tests" "the browser tests will fail"
 log=$(mktemp)
 set +e
 dotnet test "$here/Kiln.sln" --nologo "$@" 2>&1 | tee "$log"

@@ -4,6 +4,7 @@ using Kiln.Docker;
 using Kiln.Engine;
 using Kiln.Environments;
 using Kiln.Ledger;
+using Kiln.Ui;
 using Spectre.Console;
 
 namespace Kiln.Cli;
@@ -47,6 +48,11 @@ internal sealed class KilnServices : IDisposable
 
     /// <summary>An environment builder that prints nothing (for look-ups: resolve an image ID, read an inventory).</summary>
     public EnvironmentBuilder NewQuietEnvironmentBuilder(IImageRuntime images) => new(images, (_, _) => { });
+
+    /// <summary>kiln ui's read-only view of a project: its ledger (which the caller owns), its run logs under
+    /// <paramref name="stateDir"/>, its pipeline's edges and a way to compute <c>kiln status</c>.</summary>
+    public LedgerDashboardData NewDashboardData(SqliteLedger ledger, string stateDir, string projectName, PipelineShape? pipeline,
+        Func<CancellationToken, Task<IReadOnlyList<StatusLine>>>? status) => new(ledger, stateDir, projectName, pipeline, status);
 
     public void Dispose() => _engine?.Dispose();
 }

@@ -108,6 +108,7 @@ public static class Program
         root.Subcommands.Add(ModelsCommands.Create(services));
         root.Subcommands.Add(ServeCommand.Create(services));
         root.Subcommands.Add(MonitorCommand.Create(services));
+        root.Subcommands.Add(UiCommand.Create(services));
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();

@@ -141,7 +141,7 @@ internal static class StatusCommand
     /// image over its Unix socket (<see cref="SocketImageInspector"/>, milliseconds) instead of starting Docker.DotNet
     /// (~0.3 s of JIT). When that answer is unclear — no socket, another endpoint kind, an unexpected response — it asks
     /// again through <see cref="DockerEngine"/>, which pings first and reports an unavailable engine as before.</summary>
-    private static async Task<(Dictionary<string, Digest?>, List<(string Env, string Why)>)> ResolveImagesAsync(KilnServices services, Project project, CancellationToken ct)
+    internal static async Task<(Dictionary<string, Digest?>, List<(string Env, string Why)>)> ResolveImagesAsync(KilnServices services, Project project, CancellationToken ct)
     {
         if (SocketImageInspector.For() is { } inspector)
         {

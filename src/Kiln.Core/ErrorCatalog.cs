@@ -44,6 +44,10 @@ public static class ErrorCatalog
         new("KILN0901", ExitCode.Usage, "a model or alias name is not valid", "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)"),
         new("KILN0909", ExitCode.Usage, "no --path given and kiln.yaml declares none for the model", "name the output with --path"),
         new("KILN0916", ExitCode.Usage, "--on names no backend, or --on swarm lacks --cache", "use --on local or --on swarm --cache REGISTRY/REPO"),
+        new("KILN0960", ExitCode.Usage, "kiln ui was asked to listen beyond 127.0.0.1 without a token, or with one under 16 characters", "give --token TOKEN (or KILN_UI_TOKEN) of 16+ characters, or drop --bind"),
+        new("KILN0961", ExitCode.Usage, "kiln ui cannot listen on that address and port (in use, or not this machine's)", "pick another with --port N (0 picks a free one) or --bind ADDRESS"),
+        new("KILN0962", ExitCode.Usage, "kiln ui's --port is not a port", "give 1-65535, or 0 for a free one"),
+        new("KILN0963", ExitCode.Usage, "kiln ui's --bind is not an IP address", "e.g. --bind 127.0.0.1, or --bind 0.0.0.0 with --token"),
 
         // 1nnn: a stage failed (exit 1); 109n: kiln fsck found damage (exit 10)
         new("KILN1020", ExitCode.StageFailed, "a stage's code or input does not exist and no upstream stage makes it", "restore the file(s), or run the upstream stage that makes them"),

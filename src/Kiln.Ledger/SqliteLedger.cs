@@ -12,7 +12,7 @@ public sealed partial class SqliteLedger : ILedger
     /// <summary>How long a writer waits for another process's write to finish before giving up.</summary>
     private const int BusyTimeoutMs = 30_000;
 
-    private const string RunColumns =
+    internal const string RunColumns =
         "id, project, started_at, ended_at, status, git_commit, git_dirty, spec_digest, command, host, pid, kiln_version, error, name, tags, params";
 
     private const string StageColumns =
@@ -322,7 +322,7 @@ public sealed partial class SqliteLedger : ILedger
         return stages;
     }
 
-    private RunRecord ReadRun(SqliteDataReader r) => new(
+    internal RunRecord ReadRun(SqliteDataReader r) => new(
         Id: r.GetString(0),
         Project: r.GetString(1),
         StartedAt: ParseTime(r.GetString(2), "runs.started_at"),
