@@ -176,12 +176,6 @@ public sealed partial class PipelineRunner(IContainerRuntime runtime, ILedger le
         return new RunOutcome(runId, status, order.Where(s => results.ContainsKey(s.Name)).Select(s => results[s.Name]).ToList());
     }
 
-    /// <summary>Kept for callers of the old place: the rule is <see cref="StageCommand.Interpolate"/> in Kiln.Core.</summary>
-    public static string Interpolate(string run, ParamSet parameters) => StageCommand.Interpolate(run, parameters);
-
-    /// <summary>Kept for callers of the old place: see <see cref="StageCommand.ShellQuote"/>.</summary>
-    public static string ShellQuote(string value) => StageCommand.ShellQuote(value);
-
     private static void TryDelete(string dir)
     {
         try

@@ -31,7 +31,7 @@ public static class StageContainer
         if (hasParams) env["KILN_PARAMS"] = "/kiln/params.json"; // only where Sandbox mounts it
         return new ContainerSpec(
             Image: image.ToString(),
-            Command: ["/bin/sh", "-c", PipelineRunner.Interpolate(stage.Run, spec.Params)],
+            Command: ["/bin/sh", "-c", StageCommand.Interpolate(stage.Run, spec.Params)],
             WorkingDir: Sandbox.WorkDir,
             Mounts: mounts,
             Env: env,

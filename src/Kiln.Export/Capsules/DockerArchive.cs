@@ -3,7 +3,6 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Kiln.Core;
-using Kiln.Core.Images;
 
 namespace Kiln.Export.Capsules;
 
