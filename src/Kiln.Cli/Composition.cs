@@ -25,7 +25,7 @@ internal sealed class KilnServices : IDisposable
 
     /// <summary>Opens (creating when absent) the run ledger at <paramref name="databasePath"/>; the caller disposes it. A missing
     /// ledger beside a store with content is refused (<see cref="ProjectState.GuardMissingLedger"/>), never replaced silently.</summary>
-    public SqliteLedger OpenLedger(string databasePath)
+    public SqlLedger OpenLedger(string databasePath)
     {
         ProjectState.GuardMissingLedger(databasePath);
         return SqliteLedger.Open(databasePath);
@@ -51,7 +51,7 @@ internal sealed class KilnServices : IDisposable
 
     /// <summary>kiln ui's read-only view of a project: its ledger (which the caller owns), its run logs under
     /// <paramref name="stateDir"/>, its pipeline's edges and a way to compute <c>kiln status</c>.</summary>
-    public LedgerDashboardData NewDashboardData(SqliteLedger ledger, string stateDir, string projectName, PipelineShape? pipeline,
+    public LedgerDashboardData NewDashboardData(SqlLedger ledger, string stateDir, string projectName, PipelineShape? pipeline,
         Func<CancellationToken, Task<IReadOnlyList<StatusLine>>>? status) => new(ledger, stateDir, projectName, pipeline, status);
 
     public void Dispose() => _engine?.Dispose();
