@@ -234,8 +234,9 @@ public sealed partial class ModelRegistry(SqlLedger ledger)
     {
         using var cmd = SqlLedger.Command(tx, $"SELECT {VersionColumns} FROM model_versions WHERE model = @m AND version = @v",
             ("@m", model), ("@v", version));
-        using var r = cmd.ExecuteReader();
-        if (r.Read()) return ReadVersion(r);
+        using (var r = cmd.ExecuteReader())
+            if (r.Read()) return ReadVersion(r);
+        // The reader is closed first: PostgreSQL runs one command at a time on a connection.
         using var any = SqlLedger.Command(tx, "SELECT 1 FROM model_versions WHERE model = @m", ("@m", model));
         throw any.ExecuteScalar() is null ? ModelErrors.UnknownModel(model) : ModelErrors.UnknownVersion(model, version);
     }
