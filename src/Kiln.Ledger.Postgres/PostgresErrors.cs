@@ -11,7 +11,7 @@ public static class PostgresErrors
     public const string BadUrlCode = "KILN0180";
 
     /// <summary>The team ledger cannot be reached: the code a run's journal takes over on.</summary>
-    public const string UnreachableCode = "KILN6002";
+    public const string UnreachableCode = LedgerJournal.UnreachableCode;
 
     public const string NewerSchemaCode = "KILN6003";
     public const string FailedCode = "KILN6004";
