@@ -84,9 +84,11 @@ public sealed record PostgresTarget(string Host, int Port, string Database, stri
         return builder.ConnectionString;
     }
 
-    /// <summary>A URL with any password (between "user:" and "@") replaced by "***", for messages about a refused URL.</summary>
+    /// <summary>A URL with any password (between "user:" and "@", or a password= option) replaced by "***", for messages
+    /// about a refused URL.</summary>
     internal static string Redact(string url)
     {
+        url = System.Text.RegularExpressions.Regex.Replace(url, "(?i)(password=)[^&#]*", "$1***");
         var scheme = url.IndexOf("://", StringComparison.Ordinal);
         var at = url.LastIndexOf('@');
         if (scheme < 0 || at < scheme) return url;

@@ -438,4 +438,52 @@ public abstract class LedgerContractTests : LedgerFixture
 
         Assert.Empty((await ledger.GetRunAsync("r"))!.Stages);
     }
+
+    [Fact]
+    public async Task RunSummariesListEveryRunNewestFirstWithItsMetricsAndStageCount()
+    {
+        using var ledger = OpenLedger();
+        await ledger.StartRunAsync(Run("20250131-091502-aaaa"));
+        await ledger.StartRunAsync(Run("20250131-091503-bbbb", T0.AddSeconds(1)));
+        await ledger.RecordStageAsync("20250131-091502-aaaa", Stage("train", metrics: [new MetricRecord("m.json", "{\"accuracy\": 0.9}")]));
+        await ledger.RecordStageAsync("20250131-091502-aaaa", Stage("evaluate", metrics: [new MetricRecord("e.json", "{\"f1\": 0.8}")]));
+
+        var rows = await ledger.ListRunSummariesAsync();
+
+        Assert.Equal(["20250131-091503-bbbb", "20250131-091502-aaaa"], rows.Select(r => r.Run.Id));
+        Assert.Equal(0, rows[0].StageCount);
+        Assert.Equal(2, rows[1].StageCount);
+        Assert.Equal(["{\"accuracy\": 0.9}", "{\"f1\": 0.8}"], rows[1].MetricsJson);
+    }
+
+    [Fact]
+    public async Task TheChangeCounterMovesWhenAnotherConnectionCommits()
+    {
+        using var watcher = OpenLedger();
+        using var writer = OpenLedger();
+        var before = await watcher.ChangeCounterAsync();
+        Assert.Equal(before, await watcher.ChangeCounterAsync());
+        await writer.StartRunAsync(Run("20250131-091502-cccc"));
+        Assert.NotEqual(before, await watcher.ChangeCounterAsync());
+    }
+
+    [Fact]
+    public async Task ImportingARunTwiceLeavesOneCompleteRecord()
+    {
+        using var ledger = OpenLedger();
+        var started = Run("20250131-091502-dddd");
+        await ledger.StartRunAsync(started);
+        await ledger.RecordStageAsync(started.Id, Stage("prepare"));
+        var whole = new RunDetails(started with { Status = RunStatus.Succeeded, EndedAt = T0.AddMinutes(2) }, [Stage("prepare"), Stage("train")]);
+
+        await ledger.ImportRunAsync(whole);
+        await ledger.ImportRunAsync(whole);
+
+        var read = (await ledger.GetRunAsync(started.Id))!;
+        Assert.Equal(RunStatus.Succeeded, read.Run.Status);
+        Assert.Equal(T0.AddMinutes(2), read.Run.EndedAt);
+        Assert.Equal(["prepare", "train"], read.Stages.Select(s => s.Name));
+        Assert.Single(await ledger.ListRunsAsync());
+        Assert.Equal(2L, Raw("SELECT count(*) FROM outputs"));
+    }
 }
