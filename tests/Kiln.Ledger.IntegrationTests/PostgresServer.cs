@@ -82,10 +82,19 @@ public sealed class PostgresServer : IDisposable
 
     private void Admin(string sql) => Scalar("postgres", sql);
 
+    /// <summary>Starts the server (again, after <see cref="Stop"/>); a no-op while it runs.</summary>
     public void Start()
     {
-        RunPostgres("pg_ctl", "-D", _data, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60",
-            "-o", $"-c listen_addresses=127.0.0.1 -p {Port} -k {_root} -c fsync=off -c max_connections=200", "start");
+        if (_running) return;
+        try
+        {
+            RunPostgres("pg_ctl", "-D", _data, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60",
+                "-o", $"-c listen_addresses=127.0.0.1 -p {Port} -k {_root} -c fsync=off -c max_connections=200", "start");
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidOperationException(e.Message + "\n--- server.log\n" + Log, e);
+        }
         _running = true;
     }
 
