@@ -70,6 +70,15 @@ internal sealed class KilnServices : IDisposable
         return new JournalingLedger(team, LedgerJournal.Folder(stateDir), line => Output.Err.MarkupLine($"[yellow]{Markup.Escape(line)}[/]"));
     }
 
+    /// <summary><c>kiln ledger migrate</c>'s two ends: an existing SQLite ledger file (never created here) and a team
+    /// ledger by URL.</summary>
+    public SqliteLedger OpenExistingSqliteLedger(string path) =>
+        File.Exists(path)
+            ? SqliteLedger.Open(path)
+            : throw new KilnException("KILN5011", $"there is no ledger file at {path}", "give the project's .kiln/ledger.db with --from", ExitCode.NotFound);
+
+    public PostgresLedger OpenTeamLedger(PostgresTarget target) => PostgresLedger.Open(target);
+
     private static async Task ReplayJournalAsync(SqlLedger ledger, string stateDir)
     {
         var written = await LedgerJournal.ReplayAsync(ledger, LedgerJournal.Folder(stateDir),

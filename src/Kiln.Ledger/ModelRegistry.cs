@@ -190,6 +190,68 @@ public sealed partial class ModelRegistry(SqlLedger ledger)
             return list;
         }, ct);
 
+    /// <summary>Adds one model's versions, alias events and deployments copied from another ledger (<see cref="LedgerCopy"/>),
+    /// in one transaction. What the target already has is skipped; a version or event number that the target holds with
+    /// different content is refused (KILN6005: two histories of one model cannot be merged), writing nothing.</summary>
+    internal Task<(int Versions, int Events, int Deployments)> ImportAsync(IReadOnlyList<ModelVersion> versions, IReadOnlyList<AliasEvent> events,
+        IReadOnlyList<DeploymentRecord> deployments, CancellationToken ct = default) =>
+        ledger.WriteAsync(tx =>
+        {
+            int v = 0, e = 0, d = 0;
+            foreach (var version in versions)
+            {
+                var existing = Versions(tx, version.Model).FirstOrDefault(x => x.Version == version.Version);
+                if (existing is not null)
+                {
+                    if (existing.ArtifactDigest != version.ArtifactDigest) throw Conflict(version.Model, $"version {version.Version}");
+                    continue;
+                }
+                using var insert = SqlLedger.Command(tx,
+                    $"INSERT INTO model_versions ({VersionColumns}) VALUES (@m, @v, @p, @d, @s, @run, @stage, @key, @image, @metrics, @at, @by)",
+                    ("@m", version.Model), ("@v", version.Version), ("@p", version.ArtifactPath), ("@d", version.ArtifactDigest.ToString()),
+                    ("@s", version.ArtifactSize), ("@run", version.RunId), ("@stage", version.Stage), ("@key", version.StageKey?.ToString()),
+                    ("@image", version.ImageId.ToString()), ("@metrics", JsonSerializer.Serialize(version.Metrics)),
+                    ("@at", SqlLedger.Time(version.RegisteredAt)), ("@by", version.RegisteredBy));
+                insert.ExecuteNonQuery();
+                v++;
+            }
+            foreach (var ev in events)
+            {
+                var existing = Events(tx, ev.Model).FirstOrDefault(x => x.Seq == ev.Seq);
+                if (existing is not null)
+                {
+                    if (existing != ev) throw Conflict(ev.Model, $"alias event {ev.Seq}");
+                    continue;
+                }
+                using var insert = SqlLedger.Command(tx,
+                    "INSERT INTO model_alias_events (model, seq, alias, from_version, to_version, change, actor, at, reason) " +
+                    "VALUES (@m, @seq, @alias, @from, @to, @change, @actor, @at, @reason)",
+                    ("@m", ev.Model), ("@seq", ev.Seq), ("@alias", ev.Alias), ("@from", ev.From), ("@to", ev.To),
+                    ("@change", SqlLedger.Text(ev.Change)), ("@actor", ev.Actor), ("@at", SqlLedger.Time(ev.At)), ("@reason", ev.Reason));
+                insert.ExecuteNonQuery();
+                e++;
+            }
+            foreach (var dep in deployments)
+            {
+                using (var same = SqlLedger.Command(tx,
+                           "SELECT 1 FROM deployments WHERE model = @m AND version = @v AND image_id = @i AND at = @at AND outcome = @o",
+                           ("@m", dep.Model), ("@v", dep.Version), ("@i", dep.ImageId.ToString()), ("@at", SqlLedger.Time(dep.At)),
+                           ("@o", SqlLedger.Text(dep.Outcome))))
+                    if (same.ExecuteScalar() is not null) continue;
+                using var insert = SqlLedger.Command(tx,
+                    "INSERT INTO deployments (model, version, alias, image_id, at, outcome, detail) VALUES (@m, @v, @a, @i, @at, @o, @d)",
+                    ("@m", dep.Model), ("@v", dep.Version), ("@a", dep.Alias), ("@i", dep.ImageId.ToString()), ("@at", SqlLedger.Time(dep.At)),
+                    ("@o", SqlLedger.Text(dep.Outcome)), ("@d", dep.Detail));
+                insert.ExecuteNonQuery();
+                d++;
+            }
+            return (v, e, d);
+        }, ct);
+
+    private static KilnException Conflict(string model, string what) =>
+        new("KILN6005", $"model '{model}' has a different {what} in the target ledger: the two registries cannot be merged",
+            "copy into an empty team ledger, or rename the model in one of them first; nothing was written", ExitCode.StorageFailed);
+
     // ---- plumbing ---------------------------------------------------------------------------------------------------
 
     private static AliasEvent Append(DbTransaction tx, string model, string alias, int? from, int to, AliasChange change,
