@@ -23,6 +23,7 @@ public sealed class TeamLedgerCliTests(PostgresServer server) : IDisposable
         var dir = Path.Combine(_root, name);
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "kiln.yaml"), Spec + stages);
+        Directory.CreateDirectory(Path.Combine(dir, ".kiln"));
         return dir;
     }
 
@@ -117,6 +118,30 @@ public sealed class TeamLedgerCliTests(PostgresServer server) : IDisposable
         var again = await Kiln(dir, "runs"); // nothing left to write, nothing written twice
         Assert.DoesNotContain("wrote", again.Text);
         Assert.Single(await ledger.ListRunsAsync());
+    }
+
+    [Fact]
+    public async Task ALedgerSettingWithAPasswordIsRefusedWithoutShowingIt()
+    {
+        var dir = Clone("secret", "  hello:\n    env: base\n    run: echo hi\n");
+        File.WriteAllText(Path.Combine(dir, ".kiln", "settings.yaml"), "ledger: postgres://kiln:hunter2-secret@127.0.0.1/kiln\n");
+        var result = await KilnProcess.RunAsync(dir, TimeSpan.FromMinutes(2), null, ["KILN_LEDGER", "PGPASSWORD"], "runs");
+        Assert.Equal(64, result.ExitCode);
+        Assert.Contains("KILN0180", result.Text);
+        Assert.Contains("settings.yaml", result.Text);
+        Assert.DoesNotContain("hunter2-secret", result.Text);
+    }
+
+    [Fact]
+    public async Task TheProjectSettingChoosesTheTeamLedger()
+    {
+        var dir = Clone("setting", "  hello:\n    env: base\n    run: echo hi\n");
+        File.WriteAllText(Path.Combine(dir, ".kiln", "settings.yaml"), $"# team ledger\nledger: {server.Target(_database)}\n");
+        var result = await KilnProcess.RunAsync(dir, TimeSpan.FromMinutes(2), new Dictionary<string, string> { ["PGPASSWORD"] = server.Password },
+            ["KILN_LEDGER"], "runs");
+        Assert.True(result.ExitCode == 0, result.Describe());
+        Assert.False(File.Exists(Path.Combine(dir, ".kiln", "ledger.db")));
+        Assert.Equal(PostgresSchema.CurrentVersion, server.Scalar(_database, "SELECT version FROM kiln_schema"));
     }
 
     public void Dispose()
