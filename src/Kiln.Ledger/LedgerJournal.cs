@@ -47,9 +47,15 @@ public static class LedgerJournal
         foreach (var path in Directory.GetFiles(folder, "*.json").Order(StringComparer.Ordinal))
         {
             RunDetails? details;
+            byte[] bytes;
             try
             {
-                details = Read(path);
+                bytes = File.ReadAllBytes(path);
+                details = Parse(bytes, path);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // another kiln command of this folder wrote it first
             }
             catch (Exception e) when (e is JsonException or IOException or ArgumentException or FormatException or NotSupportedException)
             {
@@ -57,16 +63,32 @@ public static class LedgerJournal
                 continue;
             }
             await ledger.ImportRunAsync(details, ct).ConfigureAwait(false);
-            File.Delete(path);
+            // A run still going on in this folder (its server away) may have replaced the file meanwhile: then the newer
+            // record stays for the next replay, rather than being deleted unwritten.
+            if (ReadOrNull(path) is { } now && now.AsSpan().SequenceEqual(bytes)) File.Delete(path);
             written.Add(details.Run.Id);
         }
         return written;
     }
 
     /// <summary>Reads and checks one journal file: its name must be its run's id, and every field must be present.</summary>
-    internal static RunDetails Read(string path)
+    internal static RunDetails Read(string path) => Parse(File.ReadAllBytes(path), path);
+
+    private static byte[]? ReadOrNull(string path)
     {
-        var details = JsonSerializer.Deserialize<RunDetails>(File.ReadAllBytes(path), Json)
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private static RunDetails Parse(byte[] bytes, string path)
+    {
+        var details = JsonSerializer.Deserialize<RunDetails>(bytes, Json)
             ?? throw new JsonException("the file holds null");
         if (details.Run is null || details.Stages is null || string.IsNullOrEmpty(details.Run.Id))
             throw new JsonException("it has no run record");
