@@ -6,9 +6,9 @@ namespace Kiln.Ledger.IntegrationTests;
 /// <summary>The real CLI against one PostgreSQL ledger: two clones of a project running at once, and a run that outlives
 /// the server going away. Needs the Docker Engine (the stages run in containers) as well as the server.</summary>
 [Collection(PostgresCollection.Name)]
-public sealed class TeamLedgerCliTests(PostgresServer server) : IDisposable
+public sealed class TeamLedgerCliTests(PostgresServer server, TeamLedgerImages images) : IDisposable, IClassFixture<TeamLedgerImages>
 {
-    private const string Spec = "name: kiln-team-ledger\nenvironments:\n  base: { distro: debian:bookworm }\nstages:\n";
+    private const string Spec = "name: " + TeamLedgerImages.Project + "\nenvironments:\n  base: { distro: debian:bookworm }\nstages:\n";
     private readonly string _database = server.CreateDatabase();
     private readonly string _root = Path.Combine(Path.GetTempPath(), "kiln-pg-cli-" + Guid.NewGuid().ToString("N")[..12]);
 
@@ -146,7 +146,31 @@ public sealed class TeamLedgerCliTests(PostgresServer server) : IDisposable
 
     public void Dispose()
     {
+        _ = images;
         server.DropDatabase(_database);
         if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+    }
+}
+
+/// <summary>Removes the environment images these tests' project builds (its name is theirs alone) once they are done.</summary>
+public sealed class TeamLedgerImages : IDisposable
+{
+    public const string Project = "kiln-team-ledger";
+
+    public void Dispose()
+    {
+        var list = Docker("images", "--format", "{{.Repository}}:{{.Tag}}", $"kiln-env/{Project}-*");
+        foreach (var image in list.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            Docker("image", "rm", image);
+    }
+
+    private static string Docker(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("docker") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return output;
     }
 }
