@@ -50,7 +50,7 @@ internal static class ModelsCommands
             if (run == "latest")
                 run = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded)?.Id
                     ?? throw new KilnException("KILN5911", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
-            var (v, created) = await new SqliteModelRegistry(ledger).RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
+            var (v, created) = await new ModelRegistry(ledger).RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
                 ? $"registered {v.Model} version {v.Version} ({v.ArtifactDigest}) from run {v.RunId}, stage {v.Stage}"
                 : $"{v.Model} version {v.Version} already holds this artifact ({v.ArtifactDigest}); nothing registered");
@@ -66,7 +66,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var names = await registry.ModelsAsync(ct);
             if (names.Count == 0)
             {
@@ -96,7 +96,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var aliases = await registry.AliasesAsync(model, ct);
             IReadOnlyList<ModelVersion> versions = parse.GetValue(version) is { } one
@@ -127,7 +127,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var events = await registry.HistoryAsync(model, ct);
             var deployments = await registry.DeploymentsAsync(model, ct);
@@ -157,7 +157,7 @@ internal static class ModelsCommands
             var model = parse.GetValue(name)!;
             var alias = parse.GetValue(to)!;
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var v = await registry.VersionAsync(model, parse.GetValue(version), ct);
             var gates = ModelSpecs(project).GetValueOrDefault(model)?.Gates.Where(g => g.AppliesTo(alias)).ToList() ?? [];
             foreach (var gate in gates)
@@ -187,7 +187,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var e = await new SqliteModelRegistry(ledger).RollbackAsync(parse.GetValue(name)!, parse.GetValue(alias)!, Actor,
+            var e = await new ModelRegistry(ledger).RollbackAsync(parse.GetValue(name)!, parse.GetValue(alias)!, Actor,
                 parse.GetValue(reason), DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine($"{e.Model}@{e.Alias}: {e.From?.ToString(CultureInfo.InvariantCulture) ?? "-"} → {e.To} (rolled back)");
             return 0;

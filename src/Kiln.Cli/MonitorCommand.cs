@@ -40,7 +40,7 @@ internal static partial class MonitorCommand
             {
                 var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
                 using var ledger = services.OpenLedger(project.LedgerPath);
-                baseUrl = ServedUrl(await new SqliteModelRegistry(ledger).DeploymentsAsync(name, ct), name, alias);
+                baseUrl = ServedUrl(await new ModelRegistry(ledger).DeploymentsAsync(name, ct), name, alias);
             }
             var query = sinceAt is { } s ? "?since=" + Uri.EscapeDataString(s.ToString("O", CultureInfo.InvariantCulture)) : "";
             var body = await FetchAsync($"{baseUrl.TrimEnd('/')}/v2/models/{Uri.EscapeDataString(name)}/drift{query}", name, ct);

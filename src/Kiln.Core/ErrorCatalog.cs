@@ -37,6 +37,7 @@ public static class ErrorCatalog
     [
         // 0nnn: the command line is wrong (exit 64)
         new("KILN0107", ExitCode.Usage, "a registry target is not REGISTRY/REPO", "e.g. --to 127.0.0.1:5000/iris", "KILN7107"),
+        new("KILN0180", ExitCode.Usage, "the ledger setting (KILN_LEDGER or settings.yaml) is not a usable postgres:// URL, or carries a password", "give ledger: postgres://USER@HOST[:PORT]/DATABASE with the password in PGPASSWORD or ~/.pgpass, or remove the setting to use .kiln/ledger.db"),
         new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
         new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
         new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
@@ -126,6 +127,7 @@ public static class ErrorCatalog
         new("KILN5006", ExitCode.NotFound, "'kiln env diff' names no environment, lock file or image", "give an environment name, a kiln.lock path, or an image tag or ID"),
         new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
         new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
+        new("KILN5011", ExitCode.NotFound, "kiln ledger migrate --from names no ledger file", "give the project's .kiln/ledger.db"),
         new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
         new("KILN5701", ExitCode.NotFound, "kiln import-run compose: the export folder under .kiln/compose/ is gone (imported already, or removed)", "run kiln export compose again, then docker-compose up, then kiln import-run compose FILE"),
         new("KILN5801", ExitCode.NotFound, "kiln monitor: the model is not being served (its last deployment is not serving)", "start it with kiln serve NAME --detach, or point --url at a server"),
@@ -144,6 +146,10 @@ public static class ErrorCatalog
 
         // 6nnn: the ledger or the store could not be read or written (exit 6)
         new("KILN6001", ExitCode.StorageFailed, "the run ledger cannot be opened, read or written", "the message says why (damaged, locked, read-only, disk full) and what to do"),
+        new("KILN6002", ExitCode.StorageFailed, "the team ledger (PostgreSQL) cannot be reached; a run keeps its record in .kiln/ledger-journal/ meanwhile", "start or reach the server; the next kiln command that reaches it writes the journaled runs"),
+        new("KILN6003", ExitCode.StorageFailed, "the team ledger's schema is newer than this kiln; nothing was changed", "upgrade kiln on this machine"),
+        new("KILN6004", ExitCode.StorageFailed, "the team ledger (PostgreSQL) refused an operation (authentication, rights)", "check the user, PGPASSWORD or the pgpass file, and the user's rights on the database"),
+        new("KILN6005", ExitCode.StorageFailed, "kiln ledger migrate: a model has a different version or alias event in the target ledger; nothing of it was written", "copy into an empty team ledger, or rename the model in one of them first"),
         new("KILN6201", ExitCode.StorageFailed, "the content store has no blob with that digest", "run the stage that produced it again"),
         new("KILN6202", ExitCode.StorageFailed, "a blob in the content store is corrupt", "delete it and run the stage that produced it again; check the disk"),
         new("KILN6203", ExitCode.StorageFailed, "a path to hash or store does not exist", "check the path in kiln.yaml, or run the stage that produces it first"),
