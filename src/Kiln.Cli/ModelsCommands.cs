@@ -50,10 +50,14 @@ internal static class ModelsCommands
             if (run == "latest")
                 run = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded)?.Id
                     ?? throw new KilnException("KILN5911", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
-            var (v, created) = await new SqliteModelRegistry(ledger).RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
+            var registry = new SqliteModelRegistry(ledger);
+            var (v, created) = await registry.RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
                 ? $"registered {v.Model} version {v.Version} ({v.ArtifactDigest}) from run {v.RunId}, stage {v.Stage}"
                 : $"{v.Model} version {v.Version} already holds this artifact ({v.ArtifactDigest}); nothing registered");
+            if (await ReferenceProfiles.RecordAsync(project, services.OpenStore(project.StateDir), registry, v,
+                    (await ledger.GetRunAsync(v.RunId, ct))!, ModelSpecs(project).GetValueOrDefault(model)?.Serve, ct) is { } reference)
+                Output.Out.WriteLine($"reference profile {reference.Digest}: {reference.Source}");
             return 0;
         });
         return cmd;
@@ -113,6 +117,8 @@ internal static class ModelsCommands
                 Output.Out.WriteLine($"  image       {v.ImageId}");
                 Output.Out.WriteLine($"  metrics     {string.Join(", ", v.Metrics.Select(m => $"{m.Key}={m.Value.ToString("R", CultureInfo.InvariantCulture)}"))}");
                 Output.Out.WriteLine($"  registered  {v.RegisteredAt:u} by {v.RegisteredBy}");
+                var reference = await registry.ReferenceAsync(v.Model, v.Version, ct);
+                Output.Out.WriteLine($"  reference   {(reference is null ? "- (no serve.reference when registered: no drift monitoring)" : $"{reference.Digest}  {reference.Source}")}");
             }
             return 0;
         });
