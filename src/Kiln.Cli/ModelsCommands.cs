@@ -165,7 +165,8 @@ internal static class ModelsCommands
             using var ledger = services.OpenLedger(project.LedgerPath);
             var registry = new SqliteModelRegistry(ledger);
             var v = await registry.VersionAsync(model, parse.GetValue(version), ct);
-            var gates = ModelSpecs(project).GetValueOrDefault(model)?.Gates.Where(g => g.AppliesTo(alias)).ToList() ?? [];
+            var spec = ModelSpecs(project).GetValueOrDefault(model);
+            var gates = spec?.Gates.Where(g => g.AppliesTo(alias)).ToList() ?? [];
             foreach (var gate in gates)
             {
                 var (passed, why) = gate.Check(v.Metrics);
@@ -176,6 +177,8 @@ internal static class ModelsCommands
                         ExitCode.GateRefused);
                 Output.Out.WriteLine($"gate '{gate.Text}' passed ({why})");
             }
+            await DriftGateCheck.CheckAsync(services.OpenStore(project.StateDir), registry, v, alias,
+                spec?.DriftGates?.Where(g => g.AppliesTo(alias)).ToList() ?? [], ct); // drift: {max_psi: X} (docs/monitoring.md)
             var e = await registry.PromoteAsync(model, v.Version, alias, Actor, parse.GetValue(reason), DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine($"{model}@{alias}: {e.From?.ToString(CultureInfo.InvariantCulture) ?? "-"} → {e.To}");
             return 0;

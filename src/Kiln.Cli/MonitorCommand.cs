@@ -91,16 +91,18 @@ internal static partial class MonitorCommand
     [GeneratedRegex(@"127\.0\.0\.1:([0-9]{1,5})")]
     private static partial Regex LoopbackPort();
 
-    /// <summary>The base URL of the model's running deployment: its latest deployment (for ALIAS, when given) must be
-    /// serving, and its detail names the loopback port kiln serve published.</summary>
-    internal static string ServedUrl(IReadOnlyList<DeploymentRecord> deployments, string name, string? alias)
-    {
-        var latest = deployments.Where(d => alias is null || d.Alias == alias).OrderBy(d => d.Id).LastOrDefault();
-        if (latest is null || latest.Outcome != DeploymentOutcome.Serving || latest.Detail is null || LoopbackPort().Match(latest.Detail) is not { Success: true } port)
-            throw new KilnException("KILN5801", $"model '{name}'{(alias is null ? "" : $"@{alias}")} is not being served here" +
-                (latest is null ? "" : $" (its last deployment is {latest.Outcome.ToString().ToLowerInvariant()})"),
+    /// <summary>The base URL of the model's running deployment: a container of its deployments (for ALIAS, when given)
+    /// whose latest record says serving (<see cref="ServingDeployments"/>), at the loopback port kiln serve published.</summary>
+    internal static string ServedUrl(IReadOnlyList<DeploymentRecord> deployments, string name, string? alias) =>
+        ServedUrlOrNull(deployments, alias, out _)
+        ?? throw new KilnException("KILN5801", $"model '{name}'{(alias is null ? "" : $"@{alias}")} is not being served here" +
+                (deployments.LastOrDefault(d => alias is null || d.Alias == alias) is { } latest ? $" (its last deployment is {latest.Outcome.ToString().ToLowerInvariant()})" : ""),
                 $"start it with 'kiln serve {name}{(alias is null ? "" : "@" + alias)} --detach', or point --url at a server", ExitCode.NotFound);
-        return $"http://127.0.0.1:{port.Groups[1].Value}";
+
+    internal static string? ServedUrlOrNull(IReadOnlyList<DeploymentRecord> deployments, string? alias, out DeploymentRecord? serving)
+    {
+        serving = ServingDeployments.Current(deployments, alias);
+        return serving?.Detail is { } detail && LoopbackPort().Match(detail) is { Success: true } port ? $"http://127.0.0.1:{port.Groups[1].Value}" : null;
     }
 
     private static async Task<string> FetchAsync(string url, string name, CancellationToken ct)

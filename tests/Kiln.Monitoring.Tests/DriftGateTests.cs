@@ -20,7 +20,7 @@ public sealed class DriftGateTests
     [Fact]
     public void LiveInputsLikeTheTrainingDataPass()
     {
-        var result = DriftGate.Evaluate(Reference(), Log(Reference(), 2_000, 0), null, 0.2);
+        var result = LiveDriftGate.Evaluate(Reference(), Log(Reference(), 2_000, 0), null, 0.2);
         Assert.Equal(DriftGateOutcome.Passed, result.Outcome);
         Assert.All(result.Psi, p => Assert.True(p.Psi < 0.05, $"{p}"));
     }
@@ -28,7 +28,7 @@ public sealed class DriftGateTests
     [Fact]
     public void AFeatureShiftedByTwoStandardDeviationsRefusesAndIsNamed()
     {
-        var result = DriftGate.Evaluate(Reference(), Log(Reference(), 2_000, 2), null, 0.2);
+        var result = LiveDriftGate.Evaluate(Reference(), Log(Reference(), 2_000, 2), null, 0.2);
         Assert.Equal(DriftGateOutcome.Refused, result.Outcome);
         Assert.Contains("'b'", result.Why);
         Assert.DoesNotContain("'a'", result.Why);
@@ -41,14 +41,14 @@ public sealed class DriftGateTests
         // The served version was trained on b around 5; the candidate on b around 9 (2 sd higher). Live inputs sit at 9:
         // drift for the served version, none for the candidate, which the gate is about.
         var candidate = Reference(meanB: 9);
-        var result = DriftGate.Evaluate(candidate, Log(Reference(), 2_000, 2), null, 0.2);
+        var result = LiveDriftGate.Evaluate(candidate, Log(Reference(), 2_000, 2), null, 0.2);
         Assert.Equal(DriftGateOutcome.Passed, result.Outcome);
     }
 
     [Fact]
     public void TooFewLiveRowsGiveNoVerdict()
     {
-        var result = DriftGate.Evaluate(Reference(), Log(Reference(), 29, 0), null, 0.2);
+        var result = LiveDriftGate.Evaluate(Reference(), Log(Reference(), 29, 0), null, 0.2);
         Assert.Equal(DriftGateOutcome.CannotCheck, result.Outcome);
         Assert.Contains("at least 30", result.Why);
     }
@@ -59,14 +59,14 @@ public sealed class DriftGateTests
         var reference = Reference();
         var shifted = Log(reference, 2_000, 2, payload: false);
         Assert.Empty(shifted.Rows);
-        Assert.Equal(DriftGateOutcome.Refused, DriftGate.Evaluate(reference, shifted, reference.Digest, 0.2).Outcome);
-        Assert.Equal(DriftGateOutcome.Passed, DriftGate.Evaluate(reference, Log(reference, 2_000, 0, payload: false), reference.Digest, 0.2).Outcome);
+        Assert.Equal(DriftGateOutcome.Refused, LiveDriftGate.Evaluate(reference, shifted, reference.Digest, 0.2).Outcome);
+        Assert.Equal(DriftGateOutcome.Passed, LiveDriftGate.Evaluate(reference, Log(reference, 2_000, 0, payload: false), reference.Digest, 0.2).Outcome);
     }
 
     [Fact]
     public void WithoutPayloadAnotherProfilesBinCountsCannotBeUsed()
     {
-        var result = DriftGate.Evaluate(Reference(meanB: 9), Log(Reference(), 2_000, 0, payload: false), Reference().Digest, 0.2);
+        var result = LiveDriftGate.Evaluate(Reference(meanB: 9), Log(Reference(), 2_000, 0, payload: false), Reference().Digest, 0.2);
         Assert.Equal(DriftGateOutcome.CannotCheck, result.Outcome);
         Assert.Contains("payload: false", result.Why);
     }
@@ -75,7 +75,7 @@ public sealed class DriftGateTests
     public void AServerLogThatLacksAFeatureCannotBeChecked()
     {
         var other = ReferenceProfile.Build(["a", "z"], [new Gaussian(1).Draw(100), new Gaussian(2).Draw(100)]);
-        var result = DriftGate.Evaluate(Reference(), Log(other, 100, 0), null, 0.2);
+        var result = LiveDriftGate.Evaluate(Reference(), Log(other, 100, 0), null, 0.2);
         Assert.Equal(DriftGateOutcome.CannotCheck, result.Outcome);
         Assert.Contains("'b'", result.Why);
     }
@@ -85,6 +85,6 @@ public sealed class DriftGateTests
     {
         var reference = Reference();
         var snapshot = Log(reference, 100, 0, payload: false) with { BinCounts = [new long[3], new long[3]] };
-        Assert.Equal(DriftGateOutcome.CannotCheck, DriftGate.Evaluate(reference, snapshot, reference.Digest, 0.2).Outcome);
+        Assert.Equal(DriftGateOutcome.CannotCheck, LiveDriftGate.Evaluate(reference, snapshot, reference.Digest, 0.2).Outcome);
     }
 }

@@ -10,7 +10,7 @@ public sealed record DriftGateResult(DriftGateOutcome Outcome, string Why, IRead
 /// <summary>The promotion gate <c>drift: {max_psi: X}</c>: the live inputs a served version logged (a snapshot of its
 /// input log) compared with the training data of the version to promote (its reference profile). Each feature's PSI
 /// over the candidate's bins must be at most X. Pure: the caller fetches the snapshot and the profile.</summary>
-public static class DriftGate
+public static class LiveDriftGate
 {
     /// <summary>Fewer live rows than this give no verdict (as <see cref="DriftThresholds.MinRows"/>).</summary>
     public const int MinRows = 30;
