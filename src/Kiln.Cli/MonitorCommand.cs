@@ -46,7 +46,7 @@ internal static partial class MonitorCommand
             var body = await FetchAsync($"{baseUrl.TrimEnd('/')}/v2/models/{Uri.EscapeDataString(name)}/drift{query}", name, ct);
             if (parse.GetValue(json))
             {
-                Output.Out.WriteLine(body);
+                Console.Out.WriteLine(body); // as is: not through the console, which wraps long lines
                 return 0;
             }
             var report = JsonSerializer.Deserialize<DriftReport>(body, new JsonSerializerOptions(JsonSerializerDefaults.Web))
