@@ -37,7 +37,7 @@ public sealed class ServeDriftTests(DockerFixture docker, ITestOutputHelper outp
 
             // Register: the profile of the run's data/train.csv goes into the store and the ledger, and models show names it.
             var register = await Kiln(project, "models", "register", model, "--from", "latest");
-            Assert.Contains("output of stage split", register);
+            Assert.Contains("output of stage split", CliTests.Flatten(register));
             var reference = await ReferenceAsync(project, model);
             var store = new ContentStore(Path.Combine(project.Dir, ".kiln", "store"));
             var blob = store.BlobPath(reference.Digest);
