@@ -54,8 +54,9 @@ public sealed class ServeDriftTests(DockerFixture docker, ITestOutputHelper outp
 
             // A tampered profile is refused by kiln serve (and quarantined); registering the run again puts it back.
             await publish;
-            File.SetUnixFileMode(blob, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            File.WriteAllText(blob, File.ReadAllText(blob).Replace("\"mean\":", "\"mean\":1"));
+            var json = File.ReadAllText(blob);
+            File.Delete(blob); // (blobs are read-only; the folder is not)
+            File.WriteAllText(blob, json.Replace("\"mean\":", "\"mean\":1"));
             var tampered = await CliTests.KilnAsync(project.Dir, TimeSpan.FromMinutes(5), "serve", $"{model}@production", "--port", "0", "--detach", "--server", serverDir);
             Assert.True(tampered.ExitCode == 6, tampered.Describe());
             Assert.Contains("KILN6811", tampered.StdErr);
@@ -113,6 +114,10 @@ public sealed class ServeDriftTests(DockerFixture docker, ITestOutputHelper outp
             Assert.Contains("gate 'drift: max_psi 50' passed", CliTests.Flatten(await Kiln(project, "models", "promote", model, "1", "--to", "staging")));
 
             await Kiln(project, "serve", model, "--stop");
+
+            // kiln gc keeps the recorded profile: no run output references it, the ledger's model_references does.
+            await Kiln(project, "gc");
+            Assert.Equal(reference.Digest, Digest.Sha256(File.ReadAllBytes(blob)));
         }
         finally
         {
