@@ -51,12 +51,15 @@ internal static class ModelsCommands
                 run = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded)?.Id
                     ?? throw new KilnException("KILN5911", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
             var registry = new SqliteModelRegistry(ledger);
+            var store = services.OpenStore(project.StateDir);
+            var profile = await ledger.GetRunAsync(run, ct) is { } details // (an unknown run: RegisterAsync says so)
+                ? await ReferenceProfiles.PrepareAsync(project, store, ModelSpecs(project).GetValueOrDefault(model)?.Serve, model, details, ct)
+                : null;
             var (v, created) = await registry.RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
                 ? $"registered {v.Model} version {v.Version} ({v.ArtifactDigest}) from run {v.RunId}, stage {v.Stage}"
                 : $"{v.Model} version {v.Version} already holds this artifact ({v.ArtifactDigest}); nothing registered");
-            if (await ReferenceProfiles.RecordAsync(project, services.OpenStore(project.StateDir), registry, v,
-                    (await ledger.GetRunAsync(v.RunId, ct))!, ModelSpecs(project).GetValueOrDefault(model)?.Serve, ct) is { } reference)
+            if (profile is { } p && await ReferenceProfiles.RecordAsync(store, registry, v, p, ct) is var reference)
                 Output.Out.WriteLine($"reference profile {reference.Digest}: {reference.Source}");
             return 0;
         });

@@ -16,20 +16,24 @@ namespace Kiln.Cli;
 /// check its digest; nothing read back is trusted unchecked.</summary>
 internal static class ReferenceProfiles
 {
-    /// <summary>Profiles the version's reference data and records the profile with it, unless the spec declares no
-    /// reference. A version that already has one keeps it (it is immutable); when the same data give the same profile and
-    /// its blob has left the store, the blob is put back.</summary>
-    public static async Task<ModelReference?> RecordAsync(Project project, ContentStore store, SqliteModelRegistry registry, ModelVersion version,
-        RunDetails run, ServeSpec? spec, CancellationToken ct)
+    /// <summary>Profiles the reference data of a version about to be registered from <paramref name="run"/> (null when the
+    /// spec declares no reference). Done before the version is registered, so data that cannot be profiled register nothing.</summary>
+    public static async Task<(ReferenceProfile Profile, string Source)?> PrepareAsync(Project project, ContentStore store, ServeSpec? spec,
+        string name, RunDetails run, CancellationToken ct) =>
+        spec?.Reference is { } reference ? await ProfileRunDataAsync(project, store, reference, name, run, ct) : null;
+
+    /// <summary>Stores the profile and records it with the version, unless the version has one already: a version's
+    /// reference is immutable. When the same data give the recorded profile and its blob has left the store, the blob is
+    /// put back (so registering the run again repairs a lost or quarantined profile).</summary>
+    public static async Task<ModelReference> RecordAsync(ContentStore store, SqliteModelRegistry registry, ModelVersion version,
+        (ReferenceProfile Profile, string Source) prepared, CancellationToken ct)
     {
-        if (spec?.Reference is not { } reference) return null;
         var existing = await registry.ReferenceAsync(version.Model, version.Version, ct);
-        var (profile, source) = await ProfileRunDataAsync(project, store, reference, version.Model, run, ct);
-        var bytes = profile.ToCanonicalJson();
+        var bytes = prepared.Profile.ToCanonicalJson();
         var digest = Digest.Sha256(bytes);
         if (existing is not null && existing.Digest != digest) return existing; // recorded before from other data: kept
         if (!store.Contains(digest)) await store.PutBytesAsync(bytes, ct);
-        return existing ?? await registry.RecordReferenceAsync(version.Model, version.Version, digest, source, ct);
+        return existing ?? await registry.RecordReferenceAsync(version.Model, version.Version, digest, prepared.Source, ct);
     }
 
     /// <summary>Profiles <paramref name="reference"/> for a version of <paramref name="run"/>: when the path is a file
