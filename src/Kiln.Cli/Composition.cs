@@ -90,6 +90,9 @@ internal sealed class KilnServices : IDisposable
     /// <summary>The stage cache and content store under a state folder (<c>.kiln/</c>).</summary>
     public StageCache OpenStageCache(string stateDir, bool rehash = false) => new(stateDir, rehash);
 
+    /// <summary>The content store under a state folder (<c>.kiln/store</c>), without the stage cache around it.</summary>
+    public ContentStore OpenStore(string stateDir) => new(Path.Combine(stateDir, "store"));
+
     /// <summary>The stage cache with a stat cache that was loaded beside other work (see <see cref="Kiln.Engine.StageCache.LoadStatCache"/>).</summary>
     public StageCache OpenStageCache(string stateDir, StatCache statCache) => new(stateDir, statCache);
 

@@ -21,7 +21,7 @@ internal static class GcCommand
             using var ledger = services.OpenLedger(project.LedgerPath);
             var cache = services.OpenStageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
-            var gc = await cache.CollectGarbageAsync(ledger, dry, ct);
+            var gc = await cache.CollectGarbageAsync(ledger, dry, ct, await new ModelRegistry(ledger).ReferenceDigestsAsync(ct));
             var verb = dry ? "would remove" : "removed";
             Output.Out.MarkupLine($"{verb} {gc.EntriesRemoved} cache entr{(gc.EntriesRemoved == 1 ? "y" : "ies")} and {gc.BlobsRemoved} blob(s), " +
                                   $"freeing {Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +

@@ -162,6 +162,9 @@ public static class ErrorCatalog
         new("KILN6220", ExitCode.StorageFailed, "the ledger is missing while the content store beside it has content", "restore .kiln/ledger.db from a backup, or run again with --new-ledger to start an empty history"),
         new("KILN6231", ExitCode.StorageFailed, "a cached output does not hash to the digest it was stored under; the blob is quarantined and the stage re-run", "nothing to do for the run; run 'kiln fsck' to check the rest of the store and the disk"),
         new("KILN6701", ExitCode.StorageFailed, "kiln export --only-stale: a cache entry went away while its outputs were being restored", "export again"),
+        new("KILN6810", ExitCode.StorageFailed, "the reference profile recorded with a model version is not in the content store", "run kiln models register NAME --from RUN again with that version's run: it profiles the same data and puts the profile back"),
+        new("KILN6811", ExitCode.StorageFailed, "the stored reference profile of a model version does not match its digest or is not a profile; it was quarantined", "run kiln models register NAME --from RUN again with that version's run; kiln fsck checks the rest of the store"),
+        new("KILN6812", ExitCode.StorageFailed, "the stored run output named by serve.reference does not hash to its digest; it was quarantined", "kiln repro RUN makes the output again; kiln fsck checks the rest of the store"),
 
         // 7nnn: a push, pull, export, import or remote-cache transfer failed (exit 7)
         new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),
@@ -201,6 +204,8 @@ public static class ErrorCatalog
 
         // 9nnn: a promotion gate refused (exit 9)
         new("KILN9110", ExitCode.GateRefused, "a promotion gate refused: the version's metrics fail a gate kiln.yaml declares", "the message names the gate and the metric's value; promote a version that passes, or change the gate"),
+        new("KILN9111", ExitCode.GateRefused, "a drift gate refused: the live inputs of the served model drift from the training data of the version to promote beyond max_psi", "the message names each feature and its PSI; kiln monitor shows the drift; promote a version trained on data like today's inputs, or change the gate"),
+        new("KILN9112", ExitCode.GateRefused, "a drift gate cannot be checked (no reference profile, nothing served, too few live rows, or an unusable input log), so it refuses", "the message says what is missing: serve the model and let traffic arrive, or scope the gate to a later alias"),
     ];
 
     /// <summary>Codes that are no longer thrown, and what replaced them (never reuse one).</summary>

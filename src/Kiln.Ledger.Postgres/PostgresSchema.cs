@@ -156,6 +156,17 @@ internal static class PostgresSchema
             FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
         );
         """,
+        // 4 → 5: the reference profile recorded with a model version when it is registered (the drift baseline).
+        """
+        CREATE TABLE model_references (
+            model   ktext   NOT NULL,
+            version integer NOT NULL,
+            digest  ktext   NOT NULL,
+            source  ktext   NOT NULL,
+            PRIMARY KEY (model, version),
+            FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+        );
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -39,6 +39,12 @@ public sealed class SqliteModelRegistryContractTests : ModelRegistryContractTest
     protected override object? Raw(string sql) => SqliteRaw.Scalar(DatabasePath, sql);
 }
 
+public sealed class SqliteModelReferenceContractTests : ModelReferenceContractTests
+{
+    protected override SqlLedger OpenBackend(TimeProvider time) => SqliteLedger.Open(DatabasePath, time);
+    protected override object? Raw(string sql) => SqliteRaw.Scalar(DatabasePath, sql);
+}
+
 public sealed class SqliteStageAttemptsContractTests : StageAttemptsContractTests
 {
     protected override SqlLedger OpenBackend(TimeProvider time) => SqliteLedger.Open(DatabasePath, time);

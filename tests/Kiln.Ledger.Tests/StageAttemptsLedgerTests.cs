@@ -33,6 +33,6 @@ public sealed class StageAttemptsLedgerTests : SqliteFixture
         var details = (await ledger.GetRunAsync("20250131-091502-old1"))!;
         Assert.Empty(Assert.Single(details.Stages).Attempts);
         Assert.Equal((long)SqliteSchema.CurrentVersion, Scalar(OpenRaw(), "PRAGMA user_version"));
-        Assert.Equal(4, SqliteSchema.CurrentVersion);
+        Assert.True(SqliteSchema.CurrentVersion >= 4);
     }
 }
