@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Kiln.Core;
-using Kiln.Core.Graph;
 using Kiln.Core.Runtime;
 using Kiln.Core.Specs;
 using Kiln.Engine;
@@ -52,59 +51,46 @@ public static class ComposeExport
     public static (string ComposeText, ComposeManifest Manifest) Prepare(ProjectSpec spec, string projectDir, string stateDir,
         IReadOnlyDictionary<string, Digest> images, IReadOnlyCollection<string> stages, string runId, string composeFile)
     {
+        var plan = StagePlan.Create(spec, images, stages, runId, StageContainer.CurrentUser());
         var exportDir = ExportDir(stateDir, runId);
-        var graph = new PipelineGraph(spec.Stages);
         var taken = new HashSet<string>(StringComparer.Ordinal);
         var services = new List<ComposeService>();
         var entries = new Dictionary<string, ComposeStageEntry>(StringComparer.Ordinal);
-        var producedBy = new Dictionary<string, (string Stage, string StagedPath)>(StringComparer.Ordinal); // output path → producer
-        foreach (var stage in graph.Order.Where(s => stages.Contains(s.Name)))
+        var sandboxes = new Dictionary<string, Sandbox>(StringComparer.Ordinal);
+        foreach (var planned in plan.Stages)
         {
-            var image = images[stage.Env];
-            var stageDir = Path.Combine(exportDir, "stages", SafeFolder(stage.Name, entries.Count));
-            var paramsJson = StageContainer.ParamsJson(spec, stage);
-            var sandbox = Sandbox.Create(projectDir, stageDir, stage, spec.ParamsFile, paramsJson);
+            var stage = planned.Stage;
+            var stageDir = Path.Combine(exportDir, "stages", planned.Folder);
+            var sandbox = Sandbox.Create(projectDir, stageDir, stage, spec.ParamsFile, planned.ParamsJson);
+            sandboxes[stage.Name] = sandbox;
+            // A dep an upstream service writes is mounted from that service's output folder.
             var mounts = sandbox.Mounts.Select(m =>
-                m.ReadOnly && Producer(producedBy, m.Target) is { } staged ? m with { Source = staged } : m).ToList();
-            var container = StageContainer.For(spec, stage, image, runId, spec.Name, mounts, paramsJson is not null);
+                m.ReadOnly && m.Target.StartsWith(Sandbox.WorkDir + "/", StringComparison.Ordinal)
+                           && plan.ProducerOf(m.Target[(Sandbox.WorkDir.Length + 1)..]) is { } produced
+                    ? m with { Source = Path.Combine(sandboxes[produced.Producer.Stage.Name].OutRoot, produced.Path) }
+                    : m).ToList();
+            var container = planned.Container with { Mounts = mounts };
             var statusDir = Path.Combine(stageDir, "status");
             Directory.CreateDirectory(statusDir);
             var service = ComposeWriter.ServiceName(stage.Name, taken);
-            var dependsOn = graph.Upstream(stage.Name).Where(entries.ContainsKey).Select(u => entries[u].Service).Order(StringComparer.Ordinal).ToList();
+            var dependsOn = planned.Upstream.Select(u => entries[u].Service).Order(StringComparer.Ordinal).ToList();
             services.Add(new ComposeService(service, container, dependsOn, statusDir));
             entries[stage.Name] = new ComposeStageEntry(service, container.Image, container.Command[2], statusDir,
                 mounts.Where(m => !m.ReadOnly).ToDictionary(m => m.Target, m => m.Source, StringComparer.Ordinal));
-            foreach (var o in stage.AllOutputs)
-                producedBy[o.TrimEnd('/')] = (stage.Name, sandbox.StagedPath(o));
         }
         var manifest = new ComposeManifest(runId, spec.Name, spec.SpecDigest,
             images.Where(kv => entries.Keys.Any(s => spec.Stage(s).Env == kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal), entries);
+        var baseDir = Path.GetDirectoryName(Path.GetFullPath(composeFile))!;
         var text = ComposeWriter.Write(services, new Dictionary<string, string>
         {
             ["run"] = runId,
             ["project"] = spec.Name,
-            ["state"] = exportDir,
+            ["state"] = ComposeWriter.Relative(exportDir, baseDir),
             ["import"] = $"kiln import-run compose {composeFile}",
-        });
+        }, baseDir);
         return (text, manifest);
     }
 
     /// <summary>The folder of one export's staging folders and manifest.</summary>
     public static string ExportDir(string stateDir, string runId) => Path.Combine(stateDir, "compose", runId);
-
-    /// <summary>The staged path of an upstream output that a read-only mount at <paramref name="target"/> names: the output
-    /// itself, or a file inside a directory output.</summary>
-    private static string? Producer(Dictionary<string, (string Stage, string StagedPath)> producedBy, string target)
-    {
-        if (!target.StartsWith(Sandbox.WorkDir + "/", StringComparison.Ordinal)) return null;
-        var rel = target[(Sandbox.WorkDir.Length + 1)..];
-        if (producedBy.TryGetValue(rel, out var exact)) return exact.StagedPath;
-        foreach (var (path, p) in producedBy)
-            if (rel.StartsWith(path + "/", StringComparison.Ordinal))
-                return Path.Combine(p.StagedPath, rel[(path.Length + 1)..]);
-        return null;
-    }
-
-    private static string SafeFolder(string stage, int index) =>
-        $"{index:D3}-" + new string(stage.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
 }
