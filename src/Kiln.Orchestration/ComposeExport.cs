@@ -91,6 +91,36 @@ public static class ComposeExport
         return (text, manifest);
     }
 
+    /// <summary>How long <c>kiln gc</c> keeps a Compose export that was never imported.</summary>
+    public static readonly TimeSpan UnimportedKeep = TimeSpan.FromDays(7);
+
+    /// <summary>The Compose export folders <c>kiln gc</c> removes: those of runs the ledger has (imported: the import
+    /// already stored what it wanted, and a run is imported once), and those never imported and older than
+    /// <see cref="UnimportedKeep"/> (by their manifest's time). Only folders named like a run id are looked at; links are
+    /// removed as links, never followed.</summary>
+    /// <returns>Each folder removed (or, with <paramref name="dryRun"/>, that would be), why, and its size in bytes.</returns>
+    public static IReadOnlyList<(string RunId, string Why, long Bytes)> CollectGarbage(string stateDir, Func<string, bool> recorded,
+        DateTimeOffset now, bool dryRun)
+    {
+        var root = Path.Combine(stateDir, "compose");
+        var removed = new List<(string, string, long)>();
+        if (!Directory.Exists(root)) return removed;
+        foreach (var dir in new DirectoryInfo(root).EnumerateDirectories())
+        {
+            if (dir.LinkTarget is not null || !System.Text.RegularExpressions.Regex.IsMatch(dir.Name, "^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$")) continue;
+            var manifest = new FileInfo(Path.Combine(dir.FullName, ComposeManifest.FileName));
+            string? why = recorded(dir.Name) ? "imported"
+                : (manifest.Exists ? manifest.LastWriteTimeUtc : dir.LastWriteTimeUtc) < now.UtcDateTime - UnimportedKeep ? $"never imported, older than {UnimportedKeep.TotalDays:0} days"
+                : null;
+            if (why is null) continue;
+            var bytes = dir.EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true })
+                .Sum(f => f.Length);
+            if (!dryRun) dir.Delete(recursive: true);
+            removed.Add((dir.Name, why, bytes));
+        }
+        return removed;
+    }
+
     /// <summary>The folder of one export's staging folders and manifest.</summary>
     public static string ExportDir(string stateDir, string runId) => Path.Combine(stateDir, "compose", runId);
 }
