@@ -86,7 +86,7 @@ public static class ComposeExport
             ["run"] = runId,
             ["project"] = spec.Name,
             ["state"] = ComposeWriter.Relative(exportDir, baseDir),
-            ["import"] = $"kiln import-run compose {composeFile}",
+            ["import"] = $"kiln import-run compose {(ComposeWriter.Relative(composeFile, projectDir) is var f && f.StartsWith("./", StringComparison.Ordinal) ? f[2..] : f)}",
         }, baseDir);
         return (text, manifest);
     }
