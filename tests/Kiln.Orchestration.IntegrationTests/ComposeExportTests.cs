@@ -211,7 +211,7 @@ public sealed class ComposeExportTests(ITestOutputHelper output)
         return r;
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "Kiln.sln"))) return d.FullName;
