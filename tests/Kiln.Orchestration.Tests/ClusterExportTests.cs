@@ -241,6 +241,34 @@ public sealed class ClusterExportTests
     }
 
     [Fact]
+    public void OnlyStagesWithoutNetworkAreCutOffByTheNetworkPolicy()
+    {
+        var spec = Iris(yaml => yaml.Replace("    run: python3 src/ingest.py", "    run: python3 src/ingest.py\n    network: true", StringComparison.Ordinal));
+        var items = K8sItems(spec);
+        var ingest = Jobs(items).Single(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]! == "ingest");
+        Assert.Equal("allowed", (string)ingest["spec"]!["template"]!["metadata"]!["labels"]!["dev.kiln.network"]!);
+        var policy = items.Single(i => (string)i!["kind"]! == "NetworkPolicy")!;
+        Assert.Equal("none", (string)policy["spec"]!["podSelector"]!["matchLabels"]!["dev.kiln.network"]!);
+        Assert.Null(policy["spec"]!["ingress"]);
+        Assert.Null(policy["spec"]!["egress"]); // no rule: nothing in, nothing out
+
+        var allNetwork = Iris(yaml => yaml.Replace("    env: sklearn\n", "    env: sklearn\n    network: true\n", StringComparison.Ordinal));
+        Assert.DoesNotContain(K8sItems(allNetwork), i => (string)i!["kind"]! == "NetworkPolicy");
+    }
+
+    [Fact]
+    public void AStageOfARootInvokerRunsAsTheImagesUserAsLocally()
+    {
+        var spec = Iris();
+        var plan = StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), spec.Stages.Select(s => s.Name).ToList(), RunId, user: null);
+        var job = StagePod.ToNode(KubernetesExport.Job(plan, plan.Stages[0], Target(), KubernetesExport.StateDir(RunId)));
+        var pod = job["spec"]!["template"]!["spec"]!;
+        Assert.Null(pod["securityContext"]);
+        Assert.Null(pod["containers"]![0]!["securityContext"]!["runAsNonRoot"]);
+        Assert.True((bool)pod["containers"]![0]!["securityContext"]!["readOnlyRootFilesystem"]!); // the rest of the sandbox stays
+    }
+
+    [Fact]
     public void HostileStageNamesBecomeValidDistinctNames()
     {
         var taken = new HashSet<string>();
