@@ -71,6 +71,8 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             ["KILN_EXEC_INPUTS"] = Digest.Sha256(listBytes).ToString(),
             ["KILN_EXEC_COMMAND"] = command,
             ["KILN_EXEC_WORKDIR"] = spec.WorkingDir,
+            ["KILN_EXEC_NETWORK"] = spec.Network ? "1" : "0",
+            ["KILN_EXEC_USER"] = spec.User ?? "",
         };
         var stage = spec.Labels.GetValueOrDefault("dev.kiln.stage", "stage");
         var name = $"kiln-{Sanitize(stage)}-{Guid.NewGuid().ToString("N")[..8]}";
@@ -81,7 +83,13 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             // /work lives in the task container's own layer (removed with the service), not on a tmpfs: the Engine API
             // (1.41) mounts a swarm tmpfs noexec, and a stage may run its own scripts. So the root is writable here,
             // unlike a local stage's (a known gap, docs/scale-out.md).
-            WorkingDir: "/", User: spec.User, ReadOnlyRoot: false, Tmpfs: ["/tmp"]);
+            // The executor runs as root and needs the network (it talks to the registry); the stage's command does not get
+            // it: the executor starts the command in a network namespace of its own (unshare --net: only a loopback, down),
+            // which takes CAP_SYS_ADMIN, and drops that capability (and NET_RAW, as a local stage) from the command's
+            // bounding set with no-new-privileges, as the stage's user (setpriv). A stage with  network: true  keeps the
+            // task's network and gets no added capability.
+            WorkingDir: "/", User: null, ReadOnlyRoot: false, Tmpfs: ["/tmp"],
+            CapabilityAdd: spec.Network ? null : ["CAP_SYS_ADMIN"]);
         var result = await jobs.RunAsync(job, ct).ConfigureAwait(false);
 
         Digest? report = null;

@@ -3,7 +3,14 @@
 # of the declared output folders, and prints the digest of the list of what it uploaded as its last line:
 #   KILN-OUTPUTS sha256:<hex>
 # Environment: KILN_EXEC_REGISTRY (host:port), KILN_EXEC_REPO, KILN_EXEC_INPUTS (digest of the input list),
-# KILN_EXEC_COMMAND (run with /bin/sh -c). Input list lines: "F <digest> <mode> <absolute path>", "O <output folder>".
+# KILN_EXEC_COMMAND (run with /bin/sh -c), KILN_EXEC_NETWORK (1: the command keeps the task's network), KILN_EXEC_USER
+# (uid:gid the command runs as; empty: root). Input list lines: "F <digest> <mode> <absolute path>", "O <output folder>".
+#
+# Only the executor talks to the network (to the registry). Without KILN_EXEC_NETWORK=1 the command runs in a network
+# namespace of its own (unshare --net: a loopback, nothing else), which needs the CAP_SYS_ADMIN the task was given; the
+# command never holds it: setpriv drops it and NET_RAW from the bounding set (so no child can regain them) with
+# no-new-privileges, and switches to the stage's user. Without unshare or setpriv in the image the stage is refused
+# rather than run with the network.
 set -euo pipefail
 host=${KILN_EXEC_REGISTRY%:*}
 port=${KILN_EXEC_REGISTRY##*:}
@@ -66,8 +73,23 @@ while read -r kind a b c; do
   esac
 done </tmp/kiln-exec/inputs
 
+sandbox=()
+if [[ "${KILN_EXEC_NETWORK:-0}" != 1 ]]; then
+  command -v unshare >/dev/null || die "the image has no unshare (util-linux): a stage without network cannot be isolated; add util-linux to the environment or declare  network: true"
+  sandbox+=(unshare --net --)
+fi
+command -v setpriv >/dev/null || die "the image has no setpriv (util-linux): the stage's command cannot be started with its privileges dropped; add util-linux to the environment"
+sandbox+=(setpriv --no-new-privs --bounding-set -sys_admin,-net_raw)
+if [[ -n "${KILN_EXEC_USER:-}" ]]; then
+  uid=${KILN_EXEC_USER%%:*}; gid=${KILN_EXEC_USER#*:}
+  [[ "$uid" =~ ^[0-9]+$ && "$gid" =~ ^[0-9]+$ ]] || die "KILN_EXEC_USER must be uid:gid, not '$KILN_EXEC_USER'"
+  sandbox+=(--reuid "$uid" --regid "$gid" --clear-groups)
+  for o in "${outs[@]}"; do chown "$uid:$gid" "$o"; done
+fi
+sandbox+=(--)
+
 set +e
-( cd "${KILN_EXEC_WORKDIR:-/work}" && /bin/sh -c "$KILN_EXEC_COMMAND" )
+( cd "${KILN_EXEC_WORKDIR:-/work}" && "${sandbox[@]}" /bin/sh -c "$KILN_EXEC_COMMAND" )
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then exit "$rc"; fi
