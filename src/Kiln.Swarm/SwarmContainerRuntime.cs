@@ -77,7 +77,7 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
         var stage = spec.Labels.GetValueOrDefault("dev.kiln.stage", "stage");
         var name = $"kiln-{Sanitize(stage)}-{Guid.NewGuid().ToString("N")[..8]}";
         // A retry after a lost node goes elsewhere: the nodes an earlier attempt lost are excluded by id.
-        var placement = (constraints ?? []).Concat(spec.AvoidNodes.Select(n => $"node.id != {n}")).ToList();
+        var placement = (constraints ?? []).Concat(spec.Placement).Concat(spec.AvoidNodes.Select(n => $"node.id != {n}")).ToList();
         var started = DateTimeOffset.UtcNow;
         var job = new SwarmJob(name, image, ["/bin/bash", "-c", Executor], env, spec.Labels, spec.Cpus, spec.MemoryBytes, placement,
             // /work lives in the task container's own layer (removed with the service), not on a tmpfs: the Engine API

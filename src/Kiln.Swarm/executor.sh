@@ -88,6 +88,8 @@ if [[ -n "${KILN_EXEC_USER:-}" ]]; then
 fi
 sandbox+=(--)
 
+# The working folder exists even for a stage with no inputs and no outputs (as a local stage's /work does).
+mkdir -p "${KILN_EXEC_WORKDIR:-/work}"
 set +e
 ( cd "${KILN_EXEC_WORKDIR:-/work}" && "${sandbox[@]}" /bin/sh -c "$KILN_EXEC_COMMAND" )
 rc=$?

@@ -9,7 +9,7 @@ namespace Kiln.Swarm.IntegrationTests;
 
 /// <summary>A swarm stage without <c>network: true</c> reaches nothing: not a listener outside its task, not another node, not
 /// even the registry that its executor talks to; nor can it take back the executor's network. The same probe in a stage
-/// with <c>network: true</c> reaches all three, so the test can fail.</summary>
+/// with <c>network: true</c> reaches all three, so the test can fail. Each stage is put on its own worker by <c>placement:</c>.</summary>
 [Collection(SwarmCollection.Name)]
 public sealed class NetworkIsolationTests(TestSwarm swarm, ITestOutputHelper output)
 {
@@ -65,18 +65,23 @@ public sealed class NetworkIsolationTests(TestSwarm swarm, ITestOutputHelper out
                     run: ./src/probe.sh {targets} > out/sealed.txt
                     code: [src/probe.sh]
                     outs: [out/sealed.txt]
+                    placement: [node.labels.kiln.node == node1]
                   open:
                     env: base
                     network: true
                     run: ./src/probe.sh {targets} > out/open.txt
                     code: [src/probe.sh]
                     outs: [out/open.txt]
+                    placement: ['node.labels.kiln.node == node2', node.role != manager]
                 """);
             var cache = $"{swarm.Registry}/kiln-swarm-it/net-{Guid.NewGuid().ToString("N")[..8]}";
             var r = await KilnCli.RunAsync(dir, SwarmEnv(swarm), "run", "--on", "swarm", "--cache", cache, "-j", "2");
             Assert.True(r.ExitCode == 0, r.Describe());
             var run = await LastRunAsync(dir);
             Assert.All(run.Stages, st => Assert.False(string.IsNullOrEmpty(Assert.Single(st.Attempts).Node), $"{st.Name} did not run on the swarm"));
+            // Each ran where its placement: put it (the worker labelled node1, the one labelled node2).
+            Assert.Equal(swarm.NodeIds[1], run.Stages.Single(st => st.Name == "sealed").Attempts[0].Node);
+            Assert.Equal(swarm.NodeIds[2], run.Stages.Single(st => st.Name == "open").Attempts[0].Node);
             var sealedLines = File.ReadAllLines(Path.Combine(dir, "out", "sealed.txt"));
             var openLines = File.ReadAllLines(Path.Combine(dir, "out", "open.txt"));
             output.WriteLine("sealed:\n" + string.Join('\n', sealedLines) + "\nopen:\n" + string.Join('\n', openLines));

@@ -86,7 +86,7 @@ public sealed class SwarmCacheTests(TestSwarm swarm, ITestOutputHelper output)
     }
 
     /// <summary><c>seed</c> writes new random bytes each time it runs (so a rerun uploads a new blob); <c>fixed</c> always
-    /// the same bytes.</summary>
+    /// the same bytes; <c>bare</c> has no inputs and no outputs (its working folder must exist all the same).</summary>
     private const string PoisonSpec = """
         name: kiln-swarm-poison
         environments:
@@ -100,6 +100,9 @@ public sealed class SwarmCacheTests(TestSwarm swarm, ITestOutputHelper output)
             env: base
             run: echo always the same > data/fixed.txt
             outs: [data/fixed.txt]
+          bare:
+            env: base
+            run: test "$(pwd)" = /work
         """;
 
     [DockerFact]
@@ -115,6 +118,7 @@ public sealed class SwarmCacheTests(TestSwarm swarm, ITestOutputHelper output)
             var r = await KilnCli.RunAsync(first, SwarmEnv(swarm), "run", "--on", "swarm", "--cache", cache);
             Assert.True(r.ExitCode == 0, r.Describe());
             var firstRun = await LastRunAsync(first);
+            Assert.All(firstRun.Stages, st => Assert.False(string.IsNullOrEmpty(Assert.Single(st.Attempts).Node), $"{st.Name} did not run on the swarm"));
             var seed = firstRun.Stages.Single(st => st.Name == "seed");
             var fixedStage = firstRun.Stages.Single(st => st.Name == "fixed");
             var seedBlob = seed.Outputs.Single().Digest;
@@ -138,10 +142,11 @@ public sealed class SwarmCacheTests(TestSwarm swarm, ITestOutputHelper output)
             Assert.Contains("KILN7923", again.Text);
             Assert.Contains(seedBlob.ToString(), again.Text); // the refused blob is named
             Assert.Contains("KILN7924", again.Text);
-            Assert.Contains("2 ran, 0 cached", again.Text);
+            Assert.Contains("2 ran, 1 cached", again.Text); // bare's entry is fine
             var cloneRun = await LastRunAsync(clone);
+            Assert.Equal(StageStatus.Cached, cloneRun.Stages.Single(st => st.Name == "bare").Status);
             // Both refused entries were run instead, on the swarm.
-            Assert.All(cloneRun.Stages, st =>
+            Assert.All(cloneRun.Stages.Where(st => st.Name != "bare"), st =>
             {
                 Assert.True(st.Status == StageStatus.Succeeded, $"{st.Name}: {st.Status} {st.Error}");
                 Assert.False(string.IsNullOrEmpty(Assert.Single(st.Attempts).Node), $"{st.Name} did not run on the swarm");
