@@ -84,12 +84,12 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             // (1.41) mounts a swarm tmpfs noexec, and a stage may run its own scripts. So the root is writable here,
             // unlike a local stage's (a known gap, docs/scale-out.md).
             // The executor runs as root and needs the network (it talks to the registry); the stage's command does not get
-            // it: the executor starts the command in a network namespace of its own (unshare --net: only a loopback, down),
-            // which takes CAP_SYS_ADMIN, and drops that capability (and NET_RAW, as a local stage) from the command's
-            // bounding set with no-new-privileges, as the stage's user (setpriv). A stage with  network: true  keeps the
-            // task's network and gets no added capability.
+            // it: the executor starts the command in namespaces of its own (unshare: a mount namespace where the root is
+            // remounted read-only but for the output folders, and a network namespace with only a loopback, down, unless
+            // network: true), which takes CAP_SYS_ADMIN, and drops that capability (and NET_RAW, as a local stage) from the
+            // command's bounding set with no-new-privileges, as the stage's user (setpriv).
             WorkingDir: "/", User: null, ReadOnlyRoot: false, Tmpfs: ["/tmp"],
-            CapabilityAdd: spec.Network ? null : ["CAP_SYS_ADMIN"]);
+            CapabilityAdd: ["CAP_SYS_ADMIN"]);
         var result = await jobs.RunAsync(job, ct).ConfigureAwait(false);
 
         Digest? report = null;

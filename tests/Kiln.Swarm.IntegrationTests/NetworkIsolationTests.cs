@@ -9,12 +9,13 @@ namespace Kiln.Swarm.IntegrationTests;
 
 /// <summary>A swarm stage without <c>network: true</c> reaches nothing: not a listener outside its task, not another node, not
 /// even the registry that its executor talks to; nor can it take back the executor's network. The same probe in a stage
-/// with <c>network: true</c> reaches all three, so the test can fail. Each stage is put on its own worker by <c>placement:</c>.</summary>
+/// with <c>network: true</c> reaches all three, so the test can fail. Both find their root file system and code read-only.
+/// Each stage is put on its own worker by <c>placement:</c>.</summary>
 [Collection(SwarmCollection.Name)]
 public sealed class NetworkIsolationTests(TestSwarm swarm, ITestOutputHelper output)
 {
-    /// <summary>Tries each host:port (3 s each), then the executor's network namespace (pid 1's) through nsenter, and prints
-    /// the command's capability bounding set.</summary>
+    /// <summary>Tries each host:port (3 s each), then the executor's network namespace (pid 1's) through nsenter, prints
+    /// the command's capability bounding set, and tries to write the root file system, its code and /tmp.</summary>
     private const string Probe = """
         #!/bin/bash
         try() { timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
@@ -24,6 +25,10 @@ public sealed class NetworkIsolationTests(TestSwarm swarm, ITestOutputHelper out
         # The attack on the sandbox itself: back into the executor's network namespace, which can reach the registry.
         if nsenter --net=/proc/1/ns/net -- bash -c "exec 3<>/dev/tcp/${1%:*}/${1##*:}" 2>/dev/null; then echo "nsenter reached"; else echo "nsenter blocked"; fi
         grep CapBnd /proc/self/status
+        # The root file system and the code are read-only, /tmp is not (the output folder is written by the redirection).
+        if touch /usr/kiln-probe 2>/dev/null; then echo "root writable"; else echo "root read-only"; fi
+        if touch src/kiln-probe 2>/dev/null; then echo "code writable"; else echo "code read-only"; fi
+        if touch /tmp/kiln-probe 2>/dev/null; then echo "tmp writable"; else echo "tmp read-only"; fi
         """;
 
     [DockerFact]
@@ -100,6 +105,10 @@ public sealed class NetworkIsolationTests(TestSwarm swarm, ITestOutputHelper out
             // The command holds neither CAP_SYS_ADMIN (21), which the executor needed to make its namespace, nor NET_RAW (13).
             foreach (var lines in new[] { sealedLines, openLines })
             {
+                // A read-only root as for a local stage (only the outputs and /tmp writable), network or not.
+                Assert.Contains("root read-only", lines);
+                Assert.Contains("code read-only", lines);
+                Assert.Contains("tmp writable", lines);
                 var bounding = ulong.Parse(lines.Single(l => l.StartsWith("CapBnd:", StringComparison.Ordinal))["CapBnd:".Length..].Trim(), NumberStyles.HexNumber);
                 Assert.Equal(0UL, bounding & (1UL << 21));
                 Assert.Equal(0UL, bounding & (1UL << 13));
