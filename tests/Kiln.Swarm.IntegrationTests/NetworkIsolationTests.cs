@@ -97,6 +97,15 @@ public sealed class NetworkIsolationTests(TestSwarm swarm, ITestOutputHelper out
                 Assert.DoesNotContain($"{t} reached", sealedLines);
             }
             foreach (var t in targets.Split(' ')) Assert.Contains($"{t} reached", openLines); // the probe works
+            // The read-only root leaves nothing behind on the workers (anonymous volumes for /work would: the swarm keeps them).
+            foreach (var worker in new[] { 1, 2 })
+            {
+                using var volumes = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("docker",
+                    $"-H unix:///run/kiln-swarm-{TestSwarm.Id}/n{worker}/docker.sock volume ls -q") { RedirectStandardOutput = true })!;
+                var left = (await volumes.StandardOutput.ReadToEndAsync()).Trim();
+                await volumes.WaitForExitAsync();
+                Assert.True(volumes.ExitCode == 0 && left.Length == 0, $"worker {worker}: exit {volumes.ExitCode}, volumes left: {left}");
+            }
             // The listener saw the open stage only (the sealed one never got a connection through).
             stop.Cancel();
             listener.Stop();
