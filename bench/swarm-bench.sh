@@ -51,7 +51,9 @@ export KILN_SWARM_ID=$ID
 down() { bash "$REPO/scripts/swarm-down.sh" >"$WORK/swarm-down.log" 2>&1 || log "swarm-down.sh left something (log: $WORK/swarm-down.log)"; }
 [[ -d /run/kiln-swarm-$ID ]] && down
 bash "$REPO/scripts/swarm-up.sh" 3 >"$WORK/swarm-up.log" 2>&1 || { tail -20 "$WORK/swarm-up.log" >&2; die "swarm-up.sh 3 failed"; }
-trap 'down; for t in $(docker images --format "{{.Repository}}:{{.Tag}}" | grep "^$REGISTRY/" || true); do docker rmi "$t" >/dev/null; done' EXIT
+# On exit: the swarm, and the image tags this script made on the main engine (for the swarm's registry, and the
+# environments of its projects, kiln-env/swarm-bench-*); the base image itself stays.
+trap 'down; for t in $(docker images --format "{{.Repository}}:{{.Tag}}" | grep -E "^($REGISTRY/|kiln-env/swarm-bench-)" || true); do docker rmi "$t" >/dev/null; done' EXIT
 # shellcheck disable=SC1090
 source "/run/kiln-swarm-$ID/env"
 REGISTRY=$KILN_SWARM_REGISTRY
