@@ -53,7 +53,7 @@ down() { bash "$REPO/scripts/swarm-down.sh" >"$WORK/swarm-down.log" 2>&1 || log 
 bash "$REPO/scripts/swarm-up.sh" 3 >"$WORK/swarm-up.log" 2>&1 || { tail -20 "$WORK/swarm-up.log" >&2; die "swarm-up.sh 3 failed"; }
 # On exit: the swarm, and the image tags this script made on the main engine (for the swarm's registry, and the
 # environments of its projects, kiln-env/swarm-bench-*); the base image itself stays.
-trap 'down; for t in $(docker images --format "{{.Repository}}:{{.Tag}}" | grep -E "^($REGISTRY/|kiln-env/swarm-bench-)" || true); do docker rmi "$t" >/dev/null; done' EXIT
+trap 'down; for t in $(docker images --format "{{.Repository}}:{{.Tag}}" | grep -E "^(${REGISTRY:-none}/|kiln-env/swarm-bench-)" || true); do docker rmi "$t" >/dev/null; done' EXIT
 # shellcheck disable=SC1090
 source "/run/kiln-swarm-$ID/env"
 REGISTRY=$KILN_SWARM_REGISTRY
