@@ -7,6 +7,7 @@ namespace Kiln.Environments;
 /// <summary>The facts an SBOM needs beyond kiln.lock's inventory, read from inside the image (kiln env sbom).</summary>
 public sealed partial class EnvironmentBuilder
 {
+    // The distribution's ID and codename (os-release is read, never sourced: it is the image's text, not a script to run);
     // dpkg's own fields (architecture, source package and version); the License line of each copyright file's "Files: *"
     // paragraph (the file is kept in every image: Kiln's dpkg excludes spare /usr/share/doc/*/copyright); and each Python
     // distribution's install folder and licence metadata. Everything sorted under LC_ALL=C, so the output is a function
@@ -14,6 +15,8 @@ public sealed partial class EnvironmentBuilder
     private const string FactsScript =
         """
         LC_ALL=C; export LC_ALL
+        echo '--- os'
+        grep -E '^(ID|VERSION_CODENAME)=' /etc/os-release 2>/dev/null
         echo '--- dpkg'
         dpkg-query -W -f='${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\n' 2>/dev/null | sort
         echo '--- copyright'

@@ -246,6 +246,26 @@ public sealed class SbomTests
     }
 
     [Fact]
+    public void ADockerfileEnvironmentsPurlsNameTheDistributionItsImageReports()
+    {
+        // No distro: in the lock (a Dockerfile environment): os-release says which vendor and release the packages are of.
+        var json = JsonNode.Parse(LockJson(["bash=5.1-6ubuntu1"], [], [], sde: null))!;
+        var env = json["environments"]!["sklearn"]!.AsObject();
+        env.Remove("distro");
+        env.Remove("sourceDateEpoch");
+        env["kind"] = "dockerfile";
+        env["reproducible"] = false;
+        string[] facts = ["--- os", "ID=ubuntu", "VERSION_CODENAME=\"jammy\"", "--- dpkg", "bash\t5.1-6ubuntu1\tamd64\tbash\t5.1-6ubuntu1", "--- end"];
+        var doc = Build(Locked(json.ToJsonString()), facts);
+        Assert.Equal("pkg:deb/ubuntu/bash@5.1-6ubuntu1?arch=amd64&distro=jammy", Package(doc, "bash").Purl);
+        Assert.Equal("1970-01-01T00:00:00Z", doc.Timestamp); // the caller's time (the image's creation time in the CLI)
+        SbomSchemas.AssertValid(SbomSchemas.CycloneDx, CycloneDxWriter.Write(doc), "a Dockerfile environment's CycloneDX document");
+        // A declarative environment is Debian whatever its image claims.
+        Assert.StartsWith("pkg:deb/debian/bash@5.2.15-2%2Bb13?arch=amd64&distro=bookworm",
+            Package(Build(Iris(), IrisFacts.Prepend("ID=ubuntu").Prepend("--- os").ToArray()), "bash").Purl);
+    }
+
+    [Fact]
     public void MalformedFactLinesAreSkippedNotGuessedAt()
     {
         var facts = ImageFacts.Parse(["--- dpkg", "bash", "\t1\tamd64\tx\t1", "a\tb\tc", "--- copyright", "License: MIT",

@@ -11,8 +11,10 @@ public sealed record DebianFacts(string Name, string Version, string? Architectu
 public sealed record PythonFacts(string Name, string Version, string Location, string? LicenseExpression, string? License);
 
 /// <summary>The facts an SBOM adds to kiln.lock's inventory, read from inside the image (see
-/// <see cref="EnvironmentBuilder.ReadImageFactsAsync"/>). Keys: package names (Debian) and normalized names (Python).</summary>
-public sealed record ImageFacts(IReadOnlyDictionary<string, DebianFacts> Debian, IReadOnlyDictionary<string, PythonFacts> Python)
+/// <see cref="EnvironmentBuilder.ReadImageFactsAsync"/>). Keys: package names (Debian) and normalized names (Python).
+/// <see cref="OsId"/> and <see cref="OsCodename"/> are os-release's <c>ID</c> and <c>VERSION_CODENAME</c> (debian, bookworm).</summary>
+public sealed record ImageFacts(IReadOnlyDictionary<string, DebianFacts> Debian, IReadOnlyDictionary<string, PythonFacts> Python,
+    string? OsId = null, string? OsCodename = null)
 {
     public static readonly ImageFacts Empty = new(new Dictionary<string, DebianFacts>(), new Dictionary<string, PythonFacts>());
 
@@ -23,6 +25,7 @@ public sealed record ImageFacts(IReadOnlyDictionary<string, DebianFacts> Debian,
         var dpkg = new SortedDictionary<string, (string Version, string? Arch, string? Source, string? SourceVersion)>(StringComparer.Ordinal);
         var licenses = new Dictionary<string, string>(StringComparer.Ordinal);
         var python = new SortedDictionary<string, PythonFacts>(StringComparer.Ordinal);
+        string? osId = null, osCodename = null;
         var section = "";
         string? docDir = null;
         bool dep5 = false, inFilesStar = false, sawFiles = false;
@@ -36,6 +39,10 @@ public sealed record ImageFacts(IReadOnlyDictionary<string, DebianFacts> Debian,
             }
             switch (section)
             {
+                case "os":
+                    if (line.StartsWith("ID=", StringComparison.Ordinal)) osId = OsValue(line["ID=".Length..]);
+                    else if (line.StartsWith("VERSION_CODENAME=", StringComparison.Ordinal)) osCodename = OsValue(line["VERSION_CODENAME=".Length..]);
+                    break;
                 case "dpkg":
                 {
                     var f = line.Split('\t');
@@ -77,8 +84,11 @@ public sealed record ImageFacts(IReadOnlyDictionary<string, DebianFacts> Debian,
         var debian = new SortedDictionary<string, DebianFacts>(StringComparer.Ordinal);
         foreach (var (name, d) in dpkg)
             debian[name] = new DebianFacts(name, d.Version, d.Arch, d.Source, d.SourceVersion, licenses.GetValueOrDefault(name));
-        return new ImageFacts(debian, python);
+        return new ImageFacts(debian, python, osId, osCodename);
     }
+
+    /// <summary>An os-release value without its quotes; null when empty.</summary>
+    private static string? OsValue(string v) => Blank(v.Trim().Trim('"', '\''));
 
     private static string? Blank(string s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 }

@@ -8,13 +8,14 @@ namespace Kiln.Environments.Sbom;
 /// or version can never change how the purl splits.</summary>
 public static class Purl
 {
-    public static string Deb(string name, string version, string? arch, string? distro, string? upstream)
+    /// <summary>A Debian-format package; <paramref name="vendor"/> is the purl namespace (debian, ubuntu: os-release's ID).</summary>
+    public static string Deb(string vendor, string name, string version, string? arch, string? distro, string? upstream)
     {
         var qualifiers = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (arch is not null) qualifiers["arch"] = arch;
         if (distro is not null) qualifiers["distro"] = distro;
         if (upstream is not null) qualifiers["upstream"] = upstream;
-        return Build("deb", "debian", name, version, qualifiers);
+        return Build("deb", vendor, name, version, qualifiers);
     }
 
     /// <summary>PyPI names are normalized as the purl spec asks (PEP 503: lower case, runs of '-', '_', '.' as one '-').</summary>

@@ -37,7 +37,10 @@ public sealed record SbomDocument(
     public static SbomDocument Build(string project, LockedEnvironment locked, ImageFacts facts, DateTimeOffset created, string toolVersion)
     {
         var packages = new List<SbomPackage>();
-        var distro = locked.Distro is { } d && d.StartsWith("debian:", StringComparison.Ordinal) ? d["debian:".Length..] : null;
+        // A declarative environment is Debian by construction (distro debian:SUITE); a Dockerfile's image says what it is.
+        var declared = locked.Distro is { } d && d.StartsWith("debian:", StringComparison.Ordinal) ? d["debian:".Length..] : null;
+        var vendor = declared is not null ? "debian" : (facts.OsId?.ToLowerInvariant() ?? "debian");
+        var distro = declared ?? facts.OsCodename;
         foreach (var (name, version) in locked.Inventory.Dpkg.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             // Facts read from the image count only when they agree with the lock's version (the image is the locked one).
@@ -45,7 +48,7 @@ public sealed record SbomDocument(
             var upstream = f?.Source is { } src && (src != name || (f.SourceVersion is { } sv && sv != version))
                 ? f.SourceVersion is { } v ? $"{src}@{v}" : src
                 : null;
-            packages.Add(new SbomPackage("deb", name, version, Purl.Deb(name, version, f?.Architecture, distro, upstream),
+            packages.Add(new SbomPackage("deb", name, version, Purl.Deb(vendor, name, version, f?.Architecture, distro, upstream),
                 f?.Architecture, f?.Source ?? (f is null ? null : name), f?.SourceVersion,
                 Licenses.FromDeclared(f?.LicenseName), null, DebDigestUnknown, null));
         }
