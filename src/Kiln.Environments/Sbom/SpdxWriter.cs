@@ -76,7 +76,6 @@ public static class SpdxWriter
         w.WriteString("SPDXID", id);
         w.WriteString("name", p.Name);
         w.WriteString("versionInfo", p.Version);
-        w.WriteString("primaryPackagePurpose", "LIBRARY");
         w.WriteString("downloadLocation", "NOASSERTION");
         w.WriteBoolean("filesAnalyzed", false);
         if (p.Sha256 is { } sha)
