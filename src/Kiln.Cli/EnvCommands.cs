@@ -5,6 +5,7 @@ using Kiln.Core.Specs;
 using Kiln.Docker;
 using Kiln.Environments;
 using Kiln.Environments.Locking;
+using Kiln.Environments.Sbom;
 using Spectre.Console;
 
 namespace Kiln.Cli;
@@ -18,6 +19,7 @@ internal static class EnvCommands
         env.Subcommands.Add(Show(services));
         env.Subcommands.Add(Verify(services));
         env.Subcommands.Add(Diff(services));
+        env.Subcommands.Add(Sbom(services));
         return env;
     }
 
@@ -146,6 +148,53 @@ internal static class EnvCommands
         foreach (var (k, v) in inventory.Dpkg.OrderBy(kv => kv.Key, StringComparer.Ordinal)) o.WriteLine($"    {k}={v}");
         o.WriteLine($"  pip          {inventory.Pip.Count} distributions");
         foreach (var (k, v) in inventory.Pip.OrderBy(kv => kv.Key, StringComparer.Ordinal)) o.WriteLine($"    {k}=={v}");
+    }
+
+    // ---- sbom --------------------------------------------------------------------------------
+
+    private static Command Sbom(KilnServices services)
+    {
+        var name = new Argument<string>("environment") { Description = "The environment (it must be in kiln.lock and its image in the engine)." };
+        var format = new Option<string>("--format") { Description = "spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.5 JSON).", DefaultValueFactory = _ => "spdx" };
+        format.AcceptOnlyFromAmong("spdx", "cyclonedx");
+        var output = new Option<string?>("--output", "-o") { Description = "The file to write (atomically). Default: standard output." };
+        var sbom = new Command("sbom",
+            "Write the bill of materials of an environment's image: every Debian package and Python distribution of kiln.lock's inventory, with " +
+            "its version, package URL, source package, licence (from machine-readable copyright files and Python metadata) and digest (the wheel hashes " +
+            "kiln.lock pins; a .deb's is not known and the document says so). The same environment gives the same bytes.")
+        {
+            name, format, output,
+        };
+        sbom.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var envName = Wanted(project, [parse.GetValue(name)!])[0];
+            var lockFile = LockFile.Load(project.Dir);
+            var locked = lockFile?.Environments.GetValueOrDefault(envName)
+                         ?? throw new KilnException("KILN5012",
+                             lockFile is null ? $"there is no {LockFile.PathIn(project.Dir)}, so environment '{envName}' has no inventory to list"
+                                 : $"environment '{envName}' is not in {LockFile.PathIn(project.Dir)}",
+                             $"build it with 'kiln env build {envName}' (that writes kiln.lock), then run 'kiln env sbom {envName}' again", ExitCode.NotFound);
+            var engine = services.Engine;
+            await engine.PingAsync(ct);
+            var image = await engine.InspectImageAsync(locked.ImageId.ToString(), ct)
+                        ?? throw new KilnException("KILN5013", $"the image of environment '{envName}' ({locked.ImageId}, from kiln.lock) is not in the engine",
+                            $"'kiln env build {envName}' rebuilds it from kiln.lock, or 'kiln pull' fetches it where kiln.lock pins a registry", ExitCode.NotFound);
+            var facts = await services.NewQuietEnvironmentBuilder(engine).ReadImageFactsAsync(locked.ImageId.ToString(), ct);
+            // The document's time: the environment's SOURCE_DATE_EPOCH, or (a Dockerfile environment) the image's own creation time.
+            var created = locked.SourceDateEpoch is { } sde ? DateTimeOffset.FromUnixTimeSeconds(sde) : image.Created;
+            var doc = SbomDocument.Build(project.Spec.Name, locked, facts, created, Program.InformationalVersion);
+            var text = doc.Write(parse.GetValue(format) == "cyclonedx" ? SbomFormat.CycloneDx : SbomFormat.Spdx);
+            if (parse.GetValue(output) is { } file)
+            {
+                AtomicFile.WriteAllText(file, text);
+                Output.Err.MarkupLine($"[grey]wrote {Markup.Escape(file)} ({doc.Packages.Count} packages)[/]");
+            }
+            else
+                Console.Out.Write(text);
+            return 0;
+        });
+        return sbom;
     }
 
     // ---- verify ------------------------------------------------------------------------------

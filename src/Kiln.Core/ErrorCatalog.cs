@@ -129,6 +129,8 @@ public static class ErrorCatalog
         new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
         new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
         new("KILN5011", ExitCode.NotFound, "kiln ledger migrate --from names no ledger file", "give the project's .kiln/ledger.db"),
+        new("KILN5012", ExitCode.NotFound, "kiln env sbom: the environment is not in kiln.lock (or there is no kiln.lock), so there is no inventory to list", "build it with 'kiln env build ENV', which writes kiln.lock"),
+        new("KILN5013", ExitCode.NotFound, "kiln env sbom: the environment's locked image is not in the engine", "'kiln env build ENV' rebuilds it from kiln.lock, or 'kiln pull' fetches it"),
         new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
         new("KILN5701", ExitCode.NotFound, "kiln import-run compose: the export folder under .kiln/compose/ is gone (imported already, or removed)", "run kiln export compose again, then docker-compose up, then kiln import-run compose FILE"),
         new("KILN5801", ExitCode.NotFound, "kiln monitor: the model is not being served (its last deployment is not serving)", "start it with kiln serve NAME --detach, or point --url at a server"),
