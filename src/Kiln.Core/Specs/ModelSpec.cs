@@ -7,8 +7,9 @@ namespace Kiln.Core.Specs;
 public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOnlyList<Gate> Gates, ServeSpec? Serve);
 
 /// <summary>How a model is served: the user's predictor (a Python file with <c>load()</c> and <c>predict(inputs)</c>) and the
-/// environment it runs in (default: the producing stage's).</summary>
-public sealed record ServeSpec(string Predictor, string? Env, ReferenceSpec? Reference = null, MonitorSpec? Monitor = null);
+/// environment it runs in (default: the producing stage's), and how many predictor workers answer side by side (null: one per
+/// core the server may use, at most 8).</summary>
+public sealed record ServeSpec(string Predictor, string? Env, ReferenceSpec? Reference = null, MonitorSpec? Monitor = null, int? Workers = null);
 
 /// <summary>The training data a served version's live inputs are compared with (docs/monitoring.md): a CSV file in the
 /// project or a stage output, and the columns to profile (null: every numeric column).</summary>
