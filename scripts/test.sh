@@ -27,6 +27,9 @@ need docker-compose docker-compose "the orchestration integration tests" "the co
 # chromium: kiln ui's browser tests drive it with Playwright (ExecutablePath /usr/bin/chromium; Playwright never
 # downloads a browser). CI=true makes a missing chromium a test failure, not a skip.
 need chromium chromium "the kiln ui browser tests" "the browser tests will fail"
+# postgresql: the team ledger tests (Kiln.Ledger.IntegrationTests) initdb and start a throwaway server from
+# /usr/lib/postgresql/<version>/bin on 127.0.0.1 (pg_ctlcluster, from postgresql-common, marks the package installed).
+need pg_ctlcluster postgresql "the team ledger tests" "the PostgreSQL ledger tests will fail"
 # The test projects run in two lanes at once (this machine has 2 cores, and most integration tests wait on the engine,
 # the Debian mirror or a server rather than compute): one build first, then the unit projects and the integration
 # projects spread over the lanes, heaviest first, so the whole suite stays well under CI's limit. Each line of output
@@ -39,7 +42,7 @@ set -e
 if [[ $rc -ne 0 ]]; then rm -rf "$log"; exit "$rc"; fi
 # Lane a: the environment tests (about 25–35 minutes of Debian bootstraps on their own); lane b: everything else.
 lane_a=(Kiln.Environments.IntegrationTests Kiln.Ui.BrowserTests Kiln.Remote.IntegrationTests)
-lane_b=(Kiln.Core.Tests Kiln.Content.Tests Kiln.Engine.Tests Kiln.Environments.Tests Kiln.Export.Tests Kiln.Ledger.Tests
+lane_b=(Kiln.Core.Tests Kiln.Content.Tests Kiln.Engine.Tests Kiln.Environments.Tests Kiln.Export.Tests Kiln.Ledger.Tests Kiln.Ledger.IntegrationTests
         Kiln.Monitoring.Tests Kiln.Orchestration.Tests Kiln.Serving.Tests Kiln.Ui.Tests
         Kiln.IntegrationTests Kiln.Swarm.IntegrationTests Kiln.Monitoring.IntegrationTests Kiln.Orchestration.IntegrationTests
         Kiln.Export.IntegrationTests Kiln.SecurityTests)

@@ -13,7 +13,7 @@ internal static class GcCommand
     {
         var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Say what would be removed, remove nothing." };
         var noWait = ProjectState.NoWaitOption();
-        var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (every recorded stage keeps all its outputs, its key document and the snapshots of its code and inputs, so 'kiln repro' and 'kiln export' still work), and say how much space that freed. Holds the project lock: never runs beside a 'kiln run'.") { dryRun, noWait };
+        var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (every recorded stage keeps all its outputs, its key document and the snapshots of its code and inputs, so 'kiln repro' and 'kiln export' still work), and the Compose export folders (.kiln/compose/RUN) of runs already imported or never imported for 7 days, and say how much space that freed. Holds the project lock: never runs beside a 'kiln run'.") { dryRun, noWait };
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
@@ -21,11 +21,19 @@ internal static class GcCommand
             using var ledger = services.OpenLedger(project.LedgerPath);
             var cache = services.OpenStageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
-            var gc = await cache.CollectGarbageAsync(ledger, dry, ct);
+            var gc = await cache.CollectGarbageAsync(ledger, dry, ct, await new ModelRegistry(ledger).ReferenceDigestsAsync(ct));
             var verb = dry ? "would remove" : "removed";
             Output.Out.MarkupLine($"{verb} {gc.EntriesRemoved} cache entr{(gc.EntriesRemoved == 1 ? "y" : "ies")} and {gc.BlobsRemoved} blob(s), " +
                                   $"freeing {Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +
                                   $"referenced by {gc.Keys} recorded stage key(s)");
+            // Compose exports (.kiln/compose/RUN) that were imported, or never imported and stale.
+            var recorded = new HashSet<string>(StringComparer.Ordinal);
+            var composeRoot = Path.Combine(project.StateDir, "compose");
+            if (Directory.Exists(composeRoot))
+                foreach (var dir in Directory.EnumerateDirectories(composeRoot).Select(Path.GetFileName))
+                    if (await ledger.GetRunAsync(dir!, ct) is { } found && found.Run.Id == dir) recorded.Add(dir!);
+            foreach (var (run, why, bytes) in Orchestration.ComposeExport.CollectGarbage(project.StateDir, recorded.Contains, DateTimeOffset.UtcNow, dry))
+                Output.Out.MarkupLine($"{verb} compose export {Markup.Escape(run)} ({why}), {Format(bytes)}");
             return 0;
         });
         return cmd;

@@ -50,10 +50,17 @@ internal static class ModelsCommands
             if (run == "latest")
                 run = (await ledger.ListRunsAsync(int.MaxValue, ct)).FirstOrDefault(r => r.Status == RunStatus.Succeeded)?.Id
                     ?? throw new KilnException("KILN5911", "--from latest: no run has succeeded yet", "'kiln run' makes one", ExitCode.NotFound);
-            var (v, created) = await new SqliteModelRegistry(ledger).RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
+            var registry = new ModelRegistry(ledger);
+            var store = services.OpenStore(project.StateDir);
+            var profile = await ledger.GetRunAsync(run, ct) is { } details // (an unknown run: RegisterAsync says so)
+                ? await ReferenceProfiles.PrepareAsync(project, store, ModelSpecs(project).GetValueOrDefault(model)?.Serve, model, details, ct)
+                : null;
+            var (v, created) = await registry.RegisterAsync(model, run, output, Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
                 ? $"registered {v.Model} version {v.Version} ({v.ArtifactDigest}) from run {v.RunId}, stage {v.Stage}"
                 : $"{v.Model} version {v.Version} already holds this artifact ({v.ArtifactDigest}); nothing registered");
+            if (profile is { } p && await ReferenceProfiles.RecordAsync(store, registry, v, p, ct) is var reference)
+                Output.Out.WriteLine($"reference profile {reference.Digest}: {reference.Source}");
             return 0;
         });
         return cmd;
@@ -66,7 +73,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var names = await registry.ModelsAsync(ct);
             if (names.Count == 0)
             {
@@ -96,7 +103,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var aliases = await registry.AliasesAsync(model, ct);
             IReadOnlyList<ModelVersion> versions = parse.GetValue(version) is { } one
@@ -113,6 +120,8 @@ internal static class ModelsCommands
                 Output.Out.WriteLine($"  image       {v.ImageId}");
                 Output.Out.WriteLine($"  metrics     {string.Join(", ", v.Metrics.Select(m => $"{m.Key}={m.Value.ToString("R", CultureInfo.InvariantCulture)}"))}");
                 Output.Out.WriteLine($"  registered  {v.RegisteredAt:u} by {v.RegisteredBy}");
+                var reference = await registry.ReferenceAsync(v.Model, v.Version, ct);
+                Output.Out.WriteLine($"  reference   {(reference is null ? "- (no serve.reference when registered: no drift monitoring)" : $"{reference.Digest}  {reference.Source}")}");
             }
             return 0;
         });
@@ -127,7 +136,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var events = await registry.HistoryAsync(model, ct);
             var deployments = await registry.DeploymentsAsync(model, ct);
@@ -157,9 +166,10 @@ internal static class ModelsCommands
             var model = parse.GetValue(name)!;
             var alias = parse.GetValue(to)!;
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var v = await registry.VersionAsync(model, parse.GetValue(version), ct);
-            var gates = ModelSpecs(project).GetValueOrDefault(model)?.Gates.Where(g => g.AppliesTo(alias)).ToList() ?? [];
+            var spec = ModelSpecs(project).GetValueOrDefault(model);
+            var gates = spec?.Gates.Where(g => g.AppliesTo(alias)).ToList() ?? [];
             foreach (var gate in gates)
             {
                 var (passed, why) = gate.Check(v.Metrics);
@@ -170,6 +180,8 @@ internal static class ModelsCommands
                         ExitCode.GateRefused);
                 Output.Out.WriteLine($"gate '{gate.Text}' passed ({why})");
             }
+            await DriftGateCheck.CheckAsync(services.OpenStore(project.StateDir), registry, v, alias,
+                spec?.DriftGates?.Where(g => g.AppliesTo(alias)).ToList() ?? [], ct); // drift: {max_psi: X} (docs/monitoring.md)
             var e = await registry.PromoteAsync(model, v.Version, alias, Actor, parse.GetValue(reason), DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine($"{model}@{alias}: {e.From?.ToString(CultureInfo.InvariantCulture) ?? "-"} → {e.To}");
             return 0;
@@ -187,7 +199,7 @@ internal static class ModelsCommands
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var e = await new SqliteModelRegistry(ledger).RollbackAsync(parse.GetValue(name)!, parse.GetValue(alias)!, Actor,
+            var e = await new ModelRegistry(ledger).RollbackAsync(parse.GetValue(name)!, parse.GetValue(alias)!, Actor,
                 parse.GetValue(reason), DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine($"{e.Model}@{e.Alias}: {e.From?.ToString(CultureInfo.InvariantCulture) ?? "-"} → {e.To} (rolled back)");
             return 0;

@@ -40,13 +40,13 @@ internal static partial class MonitorCommand
             {
                 var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
                 using var ledger = services.OpenLedger(project.LedgerPath);
-                baseUrl = ServedUrl(await new SqliteModelRegistry(ledger).DeploymentsAsync(name, ct), name, alias);
+                baseUrl = ServedUrl(await new ModelRegistry(ledger).DeploymentsAsync(name, ct), name, alias);
             }
             var query = sinceAt is { } s ? "?since=" + Uri.EscapeDataString(s.ToString("O", CultureInfo.InvariantCulture)) : "";
             var body = await FetchAsync($"{baseUrl.TrimEnd('/')}/v2/models/{Uri.EscapeDataString(name)}/drift{query}", name, ct);
             if (parse.GetValue(json))
             {
-                Output.Out.WriteLine(body);
+                Console.Out.WriteLine(body); // as is: not through the console, which wraps long lines
                 return 0;
             }
             var report = JsonSerializer.Deserialize<DriftReport>(body, new JsonSerializerOptions(JsonSerializerDefaults.Web))
@@ -91,16 +91,18 @@ internal static partial class MonitorCommand
     [GeneratedRegex(@"127\.0\.0\.1:([0-9]{1,5})")]
     private static partial Regex LoopbackPort();
 
-    /// <summary>The base URL of the model's running deployment: its latest deployment (for ALIAS, when given) must be
-    /// serving, and its detail names the loopback port kiln serve published.</summary>
-    internal static string ServedUrl(IReadOnlyList<DeploymentRecord> deployments, string name, string? alias)
-    {
-        var latest = deployments.Where(d => alias is null || d.Alias == alias).OrderBy(d => d.Id).LastOrDefault();
-        if (latest is null || latest.Outcome != DeploymentOutcome.Serving || latest.Detail is null || LoopbackPort().Match(latest.Detail) is not { Success: true } port)
-            throw new KilnException("KILN5801", $"model '{name}'{(alias is null ? "" : $"@{alias}")} is not being served here" +
-                (latest is null ? "" : $" (its last deployment is {latest.Outcome.ToString().ToLowerInvariant()})"),
+    /// <summary>The base URL of the model's running deployment: a container of its deployments (for ALIAS, when given)
+    /// whose latest record says serving (<see cref="ServingDeployments"/>), at the loopback port kiln serve published.</summary>
+    internal static string ServedUrl(IReadOnlyList<DeploymentRecord> deployments, string name, string? alias) =>
+        ServedUrlOrNull(deployments, alias, out _)
+        ?? throw new KilnException("KILN5801", $"model '{name}'{(alias is null ? "" : $"@{alias}")} is not being served here" +
+                (deployments.LastOrDefault(d => alias is null || d.Alias == alias) is { } latest ? $" (its last deployment is {latest.Outcome.ToString().ToLowerInvariant()})" : ""),
                 $"start it with 'kiln serve {name}{(alias is null ? "" : "@" + alias)} --detach', or point --url at a server", ExitCode.NotFound);
-        return $"http://127.0.0.1:{port.Groups[1].Value}";
+
+    internal static string? ServedUrlOrNull(IReadOnlyList<DeploymentRecord> deployments, string? alias, out DeploymentRecord? serving)
+    {
+        serving = ServingDeployments.Current(deployments, alias);
+        return serving?.Detail is { } detail && LoopbackPort().Match(detail) is { Success: true } port ? $"http://127.0.0.1:{port.Groups[1].Value}" : null;
     }
 
     private static async Task<string> FetchAsync(string url, string name, CancellationToken ct)
@@ -128,47 +130,4 @@ internal static partial class MonitorCommand
             return body;
         }
     }
-}
-
-/// <summary>The reference profile a serving image carries: built at <c>kiln serve</c> from the model's
-/// <c>serve.reference</c> (a CSV file in the project, or a stage output published there) and written as canonical JSON,
-/// whose sha256 is its content address.</summary>
-internal static class ReferenceProfiles
-{
-    public static (string File, string Digest)? Write(Project project, ServeSpec spec, string name, string dir)
-    {
-        if (spec.Reference is not { } reference) return null;
-        var path = Path.Combine(project.Dir, reference.Path);
-        if (!File.Exists(path))
-            throw new KilnException("KILN5804", $"the reference data '{reference.Path}' of model '{name}' does not exist",
-                "run the stage that writes it (kiln run), or fix serve.reference in kiln.yaml", ExitCode.NotFound);
-        ReferenceProfile profile;
-        try
-        {
-            using var reader = new StreamReader(path);
-            var (names, columns) = CsvColumns.Read(reader, reference.Columns);
-            profile = ReferenceProfile.Build(names, columns);
-        }
-        catch (Exception e) when (e is FormatException or ArgumentException)
-        {
-            throw new KilnException("KILN2805", $"the reference data '{reference.Path}' of model '{name}' cannot be profiled: {e.Message}",
-                "serve.reference must be a CSV file with a header and numeric columns (name them with columns: [...])", ExitCode.SpecInvalid, e);
-        }
-        Directory.CreateDirectory(dir);
-        var file = Path.Combine(dir, "reference.json");
-        var bytes = profile.ToCanonicalJson();
-        var temp = file + ".tmp";
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, file, overwrite: true);
-        return (file, profile.Digest);
-    }
-
-    /// <summary>serve.monitor as the server's serve.json reads it (Kiln.Monitoring.InputLogOptions).</summary>
-    public static System.Text.Json.Nodes.JsonObject? MonitorConfig(ServeSpec spec) =>
-        spec.Reference is null ? null : new System.Text.Json.Nodes.JsonObject
-        {
-            ["cap"] = (spec.Monitor ?? new MonitorSpec()).Cap,
-            ["sampleRate"] = (spec.Monitor ?? new MonitorSpec()).Rate,
-            ["storePayload"] = (spec.Monitor ?? new MonitorSpec()).Payload,
-        };
 }

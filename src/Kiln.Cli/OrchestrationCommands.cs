@@ -17,7 +17,9 @@ internal static class OrchestrationCommands
     public static Command AddTo(Command export, KilnServices services)
     {
         export.Subcommands.Add(CreateCompose(services));
-        export.Description += " 'kiln export compose' instead writes the pipeline as a Compose file (docs/orchestration.md).";
+        export.Subcommands.Add(CreateCluster("k8s"));
+        export.Subcommands.Add(CreateCluster("argo"));
+        export.Description += " 'kiln export compose|k8s|argo' instead writes the pipeline for Docker Compose, Kubernetes Jobs or an Argo Workflow (docs/orchestration.md).";
         return export;
     }
 
@@ -53,6 +55,70 @@ internal static class OrchestrationCommands
             return 0;
         });
         return cmd;
+    }
+
+    private static Command CreateCluster(string kind)
+    {
+        var k8s = kind == "k8s";
+        var output = new Option<string?>("--output", "-o") { Description = $"The file to write. Default: {(k8s ? "kiln-k8s.yaml" : "kiln-argo.yaml")} in the project folder." };
+        var pvc = new Option<string>("--pvc") { Description = "The PersistentVolumeClaim that holds this project folder (at the exported commit) at its root; stages read code and deps from it and write outputs to fresh folders on it under " + (k8s ? ".kiln/k8s/RUN/" : ".kiln/argo/RUN/") + ".", DefaultValueFactory = _ => "kiln-project" };
+        var ns = new Option<string?>("--namespace", "-n") { Description = "The namespace to write into the objects. Default: none (kubectl's current namespace)." };
+        var registry = new Option<string?>("--registry") { Description = "Use the images kiln.lock pins in this repository prefix (REGISTRY/REPO) when it records several. Default: the first one recorded." };
+        var cmd = new Command(kind, k8s
+            ? "Write the pipeline as Kubernetes objects (a v1 List, in JSON, which kubectl reads as YAML): one batch/v1 Job per stage in the sandbox of a local stage (image by registry digest from kiln.lock, read-only root, no privilege escalation, non-root where the local stage is, cpu/memory requests and limits, GPUs as nvidia.com/gpu, emptyDir /tmp, no service-account token), its params as a ConfigMap, a NetworkPolicy denying all traffic to stages without 'network: true'. A Job waits in an init container until its upstream stages have succeeded. Needs every environment pushed (kiln push) and the project on a PVC (--pvc)."
+            : "Write the pipeline as one Argo Workflow (JSON, which argo and kubectl read as YAML): a DAG template with one task per stage and 'dependencies' on its upstream stages, each stage's template the same container as 'kiln export k8s' (image by registry digest, sandbox, resources, GPUs), params as raw input artifacts. Needs every environment pushed (kiln push), the project on a PVC (--pvc) and a service account for Argo's executor (--executor-sa).")
+        {
+            output, pvc, ns, registry,
+        };
+        var executorSa = new Option<string>("--executor-sa") { Description = "The service account of Argo's executor containers (the stage's own container gets no token).", DefaultValueFactory = _ => "argo-executor" };
+        if (!k8s) cmd.Options.Add(executorSa);
+        cmd.SetAction((parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var file = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine(project.Dir, k8s ? "kiln-k8s.yaml" : "kiln-argo.yaml"));
+            var spec = project.Spec;
+            var claim = parse.GetValue(pvc)!;
+            if (!System.Text.RegularExpressions.Regex.IsMatch(claim, "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"))
+                throw new KilnException("KILN0701", $"--pvc '{claim}' is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.', e.g. --pvc kiln-project", ExitCode.Usage);
+            var (images, references) = ClusterImages(project, parse.GetValue(registry));
+            var runId = RunIds.NewRunId(DateTimeOffset.UtcNow);
+            var plan = StagePlan.Create(spec, images, spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal), runId, Engine.StageContainer.CurrentUser());
+            var target = new ClusterTarget(references, claim, parse.GetValue(ns), k8s ? "argo-executor" : parse.GetValue(executorSa)!);
+            var text = k8s ? KubernetesExport.Write(plan, target) : ArgoExport.Write(plan, target);
+            AtomicWrite(file, text);
+            Output.Out.MarkupLine($"[green bold]wrote[/] {Markup.Escape(file)}: {plan.Stages.Count} stage(s) of run {Markup.Escape(runId)}, outputs under " +
+                                  $"{Markup.Escape(k8s ? KubernetesExport.StateDir(runId) : ArgoExport.StateDir(runId))}/ on PVC {Markup.Escape(claim)}");
+            Output.Out.MarkupLine(k8s ? $"next: [bold]kubectl create -f {Markup.Escape(file)}[/]" : $"next: [bold]argo submit {Markup.Escape(file)}[/] (or kubectl create -f)");
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    /// <summary>Every environment's image ID and registry reference (REPOSITORY@sha256:…), from kiln.lock alone: a cluster pulls
+    /// by digest, so an environment that was never pushed, or whose kiln.yaml entry changed since, is refused (KILN7702).</summary>
+    private static (Dictionary<string, Digest> Images, Dictionary<string, string> References) ClusterImages(Project project, string? registry)
+    {
+        var lockFile = Kiln.Environments.Locking.LockFile.Load(project.Dir);
+        var images = new Dictionary<string, Digest>(StringComparer.Ordinal);
+        var references = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in project.Spec.Stages.Select(s => s.Env).Distinct(StringComparer.Ordinal))
+        {
+            const string Hint = "build and push it: kiln push {0} --to REGISTRY/REPO (kiln.lock then records its digest), and export again";
+            if (lockFile?.Environments.GetValueOrDefault(name) is not { } locked)
+                throw new KilnException("KILN7702", $"environment '{name}' is not in kiln.lock, so it has no registry digest for the cluster to pull",
+                    string.Format(System.Globalization.CultureInfo.InvariantCulture, Hint, name), ExitCode.PortabilityFailed);
+            if (locked.SpecDigest != project.Spec.Environments[name].SpecDigest)
+                throw new KilnException("KILN7702", $"environment '{name}' changed in kiln.yaml since kiln.lock recorded its image and registry digest",
+                    string.Format(System.Globalization.CultureInfo.InvariantCulture, Hint, name), ExitCode.PortabilityFailed);
+            var pin = locked.Registry.FirstOrDefault(p => registry is null || p.Repository.StartsWith(registry.TrimEnd('/') + "/", StringComparison.Ordinal) || p.Repository == registry)
+                      ?? throw new KilnException("KILN7702", registry is null
+                              ? $"environment '{name}' was never pushed: kiln.lock has no registry digest for it"
+                              : $"environment '{name}' has no registry digest under {registry} in kiln.lock",
+                          string.Format(System.Globalization.CultureInfo.InvariantCulture, Hint, name), ExitCode.PortabilityFailed);
+            images[name] = locked.ImageId;
+            references[locked.ImageId.ToString()] = $"{pin.Repository}@{pin.Digest}";
+        }
+        return (images, references);
     }
 
     /// <summary>The stages 'kiln run' would run (the decision of 'kiln status'); the outputs of the others are restored.</summary>
@@ -132,7 +198,8 @@ internal static class OrchestrationCommands
                 "give the file 'kiln export compose' wrote (-o FILE)", ExitCode.SpecInvalid);
         var dir = ComposeExport.ExportDir(project.StateDir, run);
         var named = doc?["x-kiln"]?["state"]?.GetValue<string>();
-        if (named is null || Path.GetFullPath(named.Replace("$$", "$")) != Path.GetFullPath(dir))
+        // The state folder is written relative to the file's folder when it lies under it (the default: the project).
+        if (named is null || Path.GetFullPath(named.Replace("$$", "$"), Path.GetDirectoryName(Path.GetFullPath(file))!) != Path.GetFullPath(dir))
             throw new KilnException("KILN2701", $"{file} names the export folder '{named}', which is not {dir} of this project",
                 "import the file in the project that exported it (-C DIR)", ExitCode.SpecInvalid);
         return dir;

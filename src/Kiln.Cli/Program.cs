@@ -109,6 +109,7 @@ public static class Program
         root.Subcommands.Add(ServeCommand.Create(services));
         root.Subcommands.Add(MonitorCommand.Create(services));
         root.Subcommands.Add(UiCommand.Create(services));
+        root.Subcommands.Add(LedgerCommands.Create(services));
 
         var parse = root.Parse(args.Length == 0 ? ["--help"] : args);
         setup.Dispose();

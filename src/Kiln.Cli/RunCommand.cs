@@ -90,7 +90,7 @@ internal static class RunCommand
         Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
 
         var ledgerOpen = Profiler.Time("ledger: open, mark abandoned runs");
-        using var ledger = services.OpenLedger(project.LedgerPath);
+        using var ledger = services.OpenRunLedger(project.LedgerPath);
         var host = Environment.MachineName;
         foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
         {

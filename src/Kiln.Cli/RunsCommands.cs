@@ -166,7 +166,7 @@ internal static class RunsCommands
         return runs;
     }
 
-    private static async Task<RunDetails> Get(SqliteLedger ledger, Project project, string id, CancellationToken ct) =>
+    private static async Task<RunDetails> Get(SqlLedger ledger, Project project, string id, CancellationToken ct) =>
         await ledger.GetRunAsync(id, ct)
         ?? throw new KilnException("KILN5001", $"no run '{id}' in {project.LedgerPath}", "'kiln runs' lists the recorded runs", ExitCode.NotFound);
 

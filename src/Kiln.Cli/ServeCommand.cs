@@ -36,7 +36,7 @@ internal static class ServeCommand
             var at = text.IndexOf('@');
             var (name, selector) = at < 0 ? (text, (string?)null) : (text[..at], text[(at + 1)..]);
             using var ledger = services.OpenLedger(project.LedgerPath);
-            var registry = new SqliteModelRegistry(ledger);
+            var registry = new ModelRegistry(ledger);
             var engine = services.Engine;
             await engine.PingAsync(ct);
             if (parse.GetValue(stop))
@@ -83,7 +83,7 @@ internal static class ServeCommand
     /// that version, switches the front to it once it is ready, drains the old container and removes it. A version that fails
     /// to become ready is recorded as failed and the old one keeps serving. Only a writer of the project's ledger (kiln models
     /// promote / rollback) moves the alias: the front has no control endpoint for an HTTP client to switch versions with.</summary>
-    private static async Task<Deployment> FollowAsync(SqliteModelRegistry registry, ServeDeployer deployer, ServeFront front, Deployment live,
+    private static async Task<Deployment> FollowAsync(ModelRegistry registry, ServeDeployer deployer, ServeFront front, Deployment live,
         string name, string? alias, CancellationToken ct)
     {
         int? failed = null;
@@ -116,7 +116,7 @@ internal static class ServeCommand
         }
     }
 
-    private static async Task<int> StopAsync(DockerEngine engine, SqliteModelRegistry registry, Project project, string name, CancellationToken ct)
+    private static async Task<int> StopAsync(DockerEngine engine, ModelRegistry registry, Project project, string name, CancellationToken ct)
     {
         static IEnumerable<DeploymentRecord> Open(IEnumerable<DeploymentRecord> all) =>
             all.GroupBy(d => d.Detail?.Split(' ').ElementAtOrDefault(1)).Select(g => g.Last()).Where(d => d.Outcome is DeploymentOutcome.Serving or DeploymentOutcome.Started);

@@ -21,7 +21,7 @@ internal sealed record Deployment(ModelVersion Version, Digest ImageId, string C
 /// <summary>Deploys model versions for kiln serve: builds the serving image (the model's environment image + Kiln's inference
 /// server + the artifact + the predictor), starts it with a free port on 127.0.0.1, waits until /v2/health/ready says 200,
 /// and records every step in the ledger (started, serving, failed, stopped: version, image digest, time, outcome).</summary>
-internal sealed class ServeDeployer(DockerEngine engine, SqliteModelRegistry registry, Project project, string name, string? alias, string serverDir)
+internal sealed class ServeDeployer(DockerEngine engine, ModelRegistry registry, Project project, string name, string? alias, string serverDir)
 {
     public async Task<Deployment> DeployAsync(ModelVersion version, CancellationToken ct)
     {
@@ -36,8 +36,11 @@ internal sealed class ServeDeployer(DockerEngine engine, SqliteModelRegistry reg
             Path.Combine(project.Dir, spec.Predictor), Path.GetFileName(spec.Predictor), serverDir, baseImage,
             long.TryParse(baseImage.Labels.GetValueOrDefault("dev.kiln.source-date-epoch"), out var epoch) ? epoch : 0, Workers: spec.Workers);
         var work = Path.Combine(project.StateDir, "tmp", "serve-" + Guid.NewGuid().ToString("N"));
-        if (ReferenceProfiles.Write(project, spec, name, work + "-reference") is { } profile) // drift monitoring (MonitorCommand.cs)
+        if (await ReferenceProfiles.WriteForServingAsync(project, Store(), registry, version, spec, work + "-reference", ct) is { } profile) // drift monitoring
+        {
             request = request with { ReferenceFile = profile.File, Monitor = ReferenceProfiles.MonitorConfig(spec) };
+            Output.Out.WriteLine($"reference profile {profile.Digest}: {profile.Source}");
+        }
         Digest imageId;
         try
         {
@@ -80,9 +83,11 @@ internal sealed class ServeDeployer(DockerEngine engine, SqliteModelRegistry reg
     }
 
     /// <summary>The artifact's bytes: from the content store by digest, else the project's file when its digest still matches.</summary>
+    private ContentStore Store() => new(Path.Combine(project.StateDir, "store"));
+
     private string ArtifactFile(ModelVersion version)
     {
-        var store = new ContentStore(Path.Combine(project.StateDir, "store"));
+        var store = Store();
         if (store.Contains(version.ArtifactDigest)) return store.BlobPath(version.ArtifactDigest);
         var file = Path.Combine(project.Dir, version.ArtifactPath);
         if (File.Exists(file))

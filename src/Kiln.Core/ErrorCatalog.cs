@@ -37,9 +37,11 @@ public static class ErrorCatalog
     [
         // 0nnn: the command line is wrong (exit 64)
         new("KILN0107", ExitCode.Usage, "a registry target is not REGISTRY/REPO", "e.g. --to 127.0.0.1:5000/iris", "KILN7107"),
+        new("KILN0180", ExitCode.Usage, "the ledger setting (KILN_LEDGER or settings.yaml) is not a usable postgres:// URL, or carries a password", "give ledger: postgres://USER@HOST[:PORT]/DATABASE with the password in PGPASSWORD or ~/.pgpass, or remove the setting to use .kiln/ledger.db"),
         new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
         new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
         new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
+        new("KILN0701", ExitCode.Usage, "kiln export k8s|argo: --pvc is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.', e.g. --pvc kiln-project"),
         new("KILN0801", ExitCode.Usage, "kiln monitor --since is neither a time nor an age", "give an ISO 8601 time (2026-12-02T15:00:00Z) or an age such as 30m, 2h or 1d"),
         new("KILN0901", ExitCode.Usage, "a model or alias name is not valid", "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)"),
         new("KILN0909", ExitCode.Usage, "no --path given and kiln.yaml declares none for the model", "name the output with --path"),
@@ -126,6 +128,7 @@ public static class ErrorCatalog
         new("KILN5006", ExitCode.NotFound, "'kiln env diff' names no environment, lock file or image", "give an environment name, a kiln.lock path, or an image tag or ID"),
         new("KILN5007", ExitCode.NotFound, "no stage with that name", "the spec's stages are listed by 'kiln status'", "KILN1010"),
         new("KILN5010", ExitCode.NotFound, "there is no capsule file at that path", "name the file that 'kiln export' wrote"),
+        new("KILN5011", ExitCode.NotFound, "kiln ledger migrate --from names no ledger file", "give the project's .kiln/ledger.db"),
         new("KILN5109", ExitCode.NotFound, "kiln.lock pins no registry digest to pull", "run 'kiln push --to REGISTRY/REPO' where the environments were built, and commit kiln.lock", "KILN7109"),
         new("KILN5701", ExitCode.NotFound, "kiln import-run compose: the export folder under .kiln/compose/ is gone (imported already, or removed)", "run kiln export compose again, then docker-compose up, then kiln import-run compose FILE"),
         new("KILN5801", ExitCode.NotFound, "kiln monitor: the model is not being served (its last deployment is not serving)", "start it with kiln serve NAME --detach, or point --url at a server"),
@@ -144,6 +147,10 @@ public static class ErrorCatalog
 
         // 6nnn: the ledger or the store could not be read or written (exit 6)
         new("KILN6001", ExitCode.StorageFailed, "the run ledger cannot be opened, read or written", "the message says why (damaged, locked, read-only, disk full) and what to do"),
+        new("KILN6002", ExitCode.StorageFailed, "the team ledger (PostgreSQL) cannot be reached; a run keeps its record in .kiln/ledger-journal/ meanwhile", "start or reach the server; the next kiln command that reaches it writes the journaled runs"),
+        new("KILN6003", ExitCode.StorageFailed, "the team ledger's schema is newer than this kiln; nothing was changed", "upgrade kiln on this machine"),
+        new("KILN6004", ExitCode.StorageFailed, "the team ledger (PostgreSQL) refused an operation (authentication, rights)", "check the user, PGPASSWORD or the pgpass file, and the user's rights on the database"),
+        new("KILN6005", ExitCode.StorageFailed, "kiln ledger migrate: a model has a different version or alias event in the target ledger; nothing of it was written", "copy into an empty team ledger, or rename the model in one of them first"),
         new("KILN6201", ExitCode.StorageFailed, "the content store has no blob with that digest", "run the stage that produced it again"),
         new("KILN6202", ExitCode.StorageFailed, "a blob in the content store is corrupt", "delete it and run the stage that produced it again; check the disk"),
         new("KILN6203", ExitCode.StorageFailed, "a path to hash or store does not exist", "check the path in kiln.yaml, or run the stage that produces it first"),
@@ -156,6 +163,9 @@ public static class ErrorCatalog
         new("KILN6220", ExitCode.StorageFailed, "the ledger is missing while the content store beside it has content", "restore .kiln/ledger.db from a backup, or run again with --new-ledger to start an empty history"),
         new("KILN6231", ExitCode.StorageFailed, "a cached output does not hash to the digest it was stored under; the blob is quarantined and the stage re-run", "nothing to do for the run; run 'kiln fsck' to check the rest of the store and the disk"),
         new("KILN6701", ExitCode.StorageFailed, "kiln export --only-stale: a cache entry went away while its outputs were being restored", "export again"),
+        new("KILN6810", ExitCode.StorageFailed, "the reference profile recorded with a model version is not in the content store", "run kiln models register NAME --from RUN again with that version's run: it profiles the same data and puts the profile back"),
+        new("KILN6811", ExitCode.StorageFailed, "the stored reference profile of a model version does not match its digest or is not a profile; it was quarantined", "run kiln models register NAME --from RUN again with that version's run; kiln fsck checks the rest of the store"),
+        new("KILN6812", ExitCode.StorageFailed, "the stored run output named by serve.reference does not hash to its digest; it was quarantined", "kiln repro RUN makes the output again; kiln fsck checks the rest of the store"),
 
         // 7nnn: a push, pull, export, import or remote-cache transfer failed (exit 7)
         new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),
@@ -183,6 +193,7 @@ public static class ErrorCatalog
         new("KILN7214", ExitCode.PortabilityFailed, "the engine saved another image than the one asked for", "export again once no tag moves"),
         new("KILN7301", ExitCode.PortabilityFailed, "a capsule is of a format version this Kiln does not read (v1, or a newer one)", "export the run again with this Kiln, or import it with the Kiln version manifest.json names"),
         new("KILN7701", ExitCode.PortabilityFailed, "kiln import-run compose: the export's run is already in the ledger (imported before)", "kiln runs show RUN shows it; export again for a new run"),
+        new("KILN7702", ExitCode.PortabilityFailed, "kiln export k8s|argo: an environment has no registry digest in kiln.lock (never pushed, or changed since), and a cluster pulls images only by digest", "kiln push ENV --to REGISTRY/REPO, commit kiln.lock, export again"),
         new("KILN7921", ExitCode.PortabilityFailed, "the remote cache registry did not answer", "check that it runs and that this machine reaches it"),
         new("KILN7922", ExitCode.PortabilityFailed, "the remote cache registry refused a request", "the message gives its HTTP status and answer"),
         new("KILN7923", ExitCode.PortabilityFailed, "bytes from the registry do not match their digest; they were refused", "nothing of them was used; the stage runs instead"),
@@ -195,6 +206,8 @@ public static class ErrorCatalog
 
         // 9nnn: a promotion gate refused (exit 9)
         new("KILN9110", ExitCode.GateRefused, "a promotion gate refused: the version's metrics fail a gate kiln.yaml declares", "the message names the gate and the metric's value; promote a version that passes, or change the gate"),
+        new("KILN9111", ExitCode.GateRefused, "a drift gate refused: the live inputs of the served model drift from the training data of the version to promote beyond max_psi", "the message names each feature and its PSI; kiln monitor shows the drift; promote a version trained on data like today's inputs, or change the gate"),
+        new("KILN9112", ExitCode.GateRefused, "a drift gate cannot be checked (no reference profile, nothing served, too few live rows, or an unusable input log), so it refuses", "the message says what is missing: serve the model and let traffic arrive, or scope the gate to a later alias"),
     ];
 
     /// <summary>Codes that are no longer thrown, and what replaced them (never reuse one).</summary>

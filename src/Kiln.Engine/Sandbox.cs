@@ -32,20 +32,10 @@ public sealed class Sandbox
         Directory.CreateDirectory(outRoot);
         var mounts = new List<Mount>();
 
-        // Writable: the folder of each output (or the output folder itself), shallowest first, no nesting.
-        var writable = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var output in stage.AllOutputs)
-        {
-            var dir = IsDirectoryOutput(output) ? output.TrimEnd('/') : ParentOf(output);
-            Directory.CreateDirectory(Path.Combine(outRoot, dir));
-            writable.Add(dir);
-        }
-        foreach (var dir in writable)
-        {
-            if (writable.Any(other => other != dir && (other.Length == 0 || dir.StartsWith(other + "/", StringComparison.Ordinal))))
-                continue; // inside another writable folder: already reachable
+            Directory.CreateDirectory(Path.Combine(outRoot, OutputFolder(output)));
+        foreach (var dir in WritableFolders(stage))
             mounts.Add(new Mount(Path.Combine(outRoot, dir), Join(WorkDir, dir), ReadOnly: false));
-        }
 
         // Read-only: code and deps, straight from the project.
         foreach (var input in stage.AllInputs.Distinct())
@@ -65,6 +55,18 @@ public sealed class Sandbox
 
         return new Sandbox(sandboxDir, outRoot, mounts);
     }
+
+    /// <summary>The project-relative folders a stage may write (pure): the folder of each output (or the output folder
+    /// itself), shallowest first, none inside another ("" is the project root). The exports to Kubernetes and Argo mount
+    /// exactly these, as a local run does.</summary>
+    public static IReadOnlyList<string> WritableFolders(StageSpec stage)
+    {
+        var writable = new SortedSet<string>(stage.AllOutputs.Select(OutputFolder), StringComparer.Ordinal);
+        return writable.Where(dir => !writable.Any(other => other != dir && (other.Length == 0 || dir.StartsWith(other + "/", StringComparison.Ordinal))))
+            .ToList();
+    }
+
+    private static string OutputFolder(string output) => IsDirectoryOutput(output) ? output.TrimEnd('/') : ParentOf(output);
 
     /// <summary>Where the stage's container wrote a declared output.</summary>
     public string StagedPath(string output) => Path.Combine(OutRoot, output.TrimEnd('/'));

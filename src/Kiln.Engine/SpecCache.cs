@@ -258,6 +258,7 @@ public static class SpecCache
             w.Write(s.Line);
             w.Write(s.Retries.NodeLost);
             w.Write(s.Retries.Exit);
+            WriteList(w, s.Placement);
             w.Write(s.Verify is not null);
             if (s.Verify is not null)
             {
@@ -310,6 +311,7 @@ public static class SpecCache
             var gpus = r.ReadInt32();
             var line = r.ReadInt32();
             var retries = new RetryPolicy(r.ReadInt32(), r.ReadInt32());
+            var placement = ReadList(r);
             Dictionary<string, VerifyRule>? verify = null;
             if (r.ReadBoolean())
             {
@@ -330,7 +332,7 @@ public static class SpecCache
             var resources = !hasCpus && !hasMemory && gpus == 0 ? Resources.None
                 : new Resources(hasCpus ? cpus : null, hasMemory ? memory : null, gpus);
             stages.Add(new StageSpec(stageName, env, run, code, deps, stageParams, outs, metrics, vars, network, resources, line, verify)
-                { Retries = retries == RetryPolicy.Default ? RetryPolicy.Default : retries });
+                { Retries = retries == RetryPolicy.Default ? RetryPolicy.Default : retries, Placement = placement });
         }
         if (r.BaseStream.Position != r.BaseStream.Length) throw new FormatException("trailing bytes");
         return new ProjectSpec(name, file, environments, paramsFile, parameters, stages, Digest.Sha256(yamlText));

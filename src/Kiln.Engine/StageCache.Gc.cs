@@ -13,10 +13,11 @@ public sealed partial class StageCache
     /// <summary><see cref="CollectGarbageAsync(IEnumerable{ValueTuple{string, Digest}}, bool, CancellationToken, IEnumerable{Digest}?)"/>
     /// with everything the ledger records: every key of every recorded stage of every run, and all their outputs. Call it holding
     /// the <see cref="ProjectLock"/>: a run storing outputs beside it would otherwise lose blobs it has not recorded yet.</summary>
-    public async Task<GcSummary> CollectGarbageAsync(ILedger ledger, bool dryRun, CancellationToken ct)
+    /// <param name="alsoKeep">Further blobs the ledger records outside runs (the model versions' reference profiles).</param>
+    public async Task<GcSummary> CollectGarbageAsync(ILedger ledger, bool dryRun, CancellationToken ct, IEnumerable<Digest>? alsoKeep = null)
     {
         var recorded = new List<(string, Digest)>();
-        var outputs = new List<Digest>();
+        var outputs = new List<Digest>(alsoKeep ?? []);
         foreach (var run in await ledger.ListRunsAsync(int.MaxValue, ct).ConfigureAwait(false))
             if (await ledger.GetRunAsync(run.Id, ct).ConfigureAwait(false) is { } details)
                 foreach (var stage in details.Stages)

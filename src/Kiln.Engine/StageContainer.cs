@@ -45,7 +45,7 @@ public static class StageContainer
             Cpus: stage.Resources.Cpus,
             MemoryBytes: stage.Resources.MemoryBytes,
             Gpus: stage.Resources.Gpus,
-            User: CurrentUser());
+            User: CurrentUser()) { Placement = stage.Placement };
     }
 
     /// <summary>uid:gid of this process, or null for root (a stage then runs as the image's user).</summary>

@@ -144,6 +144,19 @@ internal static class SqliteSchema
             FOREIGN KEY (run_id, stage) REFERENCES stages (run_id, name) ON DELETE CASCADE
         );
         """,
+        // 4 → 5: the reference profile of a model version (drift monitoring, docs/monitoring.md), computed at
+        // kiln models register from serve.reference: the digest of its canonical JSON in the content store, and what it
+        // profiled. One statement (the PostgreSQL back end mirrors it); written once per version, never updated.
+        """
+        CREATE TABLE model_references (
+            model   TEXT    NOT NULL,
+            version INTEGER NOT NULL,
+            digest  TEXT    NOT NULL,
+            source  TEXT    NOT NULL,
+            PRIMARY KEY (model, version),
+            FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+        );
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Kiln.Core;
-using Kiln.Core.Graph;
 using Kiln.Core.Runtime;
 using Kiln.Core.Specs;
 using Kiln.Engine;
@@ -52,59 +51,76 @@ public static class ComposeExport
     public static (string ComposeText, ComposeManifest Manifest) Prepare(ProjectSpec spec, string projectDir, string stateDir,
         IReadOnlyDictionary<string, Digest> images, IReadOnlyCollection<string> stages, string runId, string composeFile)
     {
+        var plan = StagePlan.Create(spec, images, stages, runId, StageContainer.CurrentUser());
         var exportDir = ExportDir(stateDir, runId);
-        var graph = new PipelineGraph(spec.Stages);
         var taken = new HashSet<string>(StringComparer.Ordinal);
         var services = new List<ComposeService>();
         var entries = new Dictionary<string, ComposeStageEntry>(StringComparer.Ordinal);
-        var producedBy = new Dictionary<string, (string Stage, string StagedPath)>(StringComparer.Ordinal); // output path → producer
-        foreach (var stage in graph.Order.Where(s => stages.Contains(s.Name)))
+        var sandboxes = new Dictionary<string, Sandbox>(StringComparer.Ordinal);
+        foreach (var planned in plan.Stages)
         {
-            var image = images[stage.Env];
-            var stageDir = Path.Combine(exportDir, "stages", SafeFolder(stage.Name, entries.Count));
-            var paramsJson = StageContainer.ParamsJson(spec, stage);
-            var sandbox = Sandbox.Create(projectDir, stageDir, stage, spec.ParamsFile, paramsJson);
+            var stage = planned.Stage;
+            var stageDir = Path.Combine(exportDir, "stages", planned.Folder);
+            var sandbox = Sandbox.Create(projectDir, stageDir, stage, spec.ParamsFile, planned.ParamsJson);
+            sandboxes[stage.Name] = sandbox;
+            // A dep an upstream service writes is mounted from that service's output folder.
             var mounts = sandbox.Mounts.Select(m =>
-                m.ReadOnly && Producer(producedBy, m.Target) is { } staged ? m with { Source = staged } : m).ToList();
-            var container = StageContainer.For(spec, stage, image, runId, spec.Name, mounts, paramsJson is not null);
+                m.ReadOnly && m.Target.StartsWith(Sandbox.WorkDir + "/", StringComparison.Ordinal)
+                           && plan.ProducerOf(m.Target[(Sandbox.WorkDir.Length + 1)..]) is { } produced
+                    ? m with { Source = Path.Combine(sandboxes[produced.Producer.Stage.Name].OutRoot, produced.Path) }
+                    : m).ToList();
+            var container = planned.Container with { Mounts = mounts };
             var statusDir = Path.Combine(stageDir, "status");
             Directory.CreateDirectory(statusDir);
             var service = ComposeWriter.ServiceName(stage.Name, taken);
-            var dependsOn = graph.Upstream(stage.Name).Where(entries.ContainsKey).Select(u => entries[u].Service).Order(StringComparer.Ordinal).ToList();
+            var dependsOn = planned.Upstream.Select(u => entries[u].Service).Order(StringComparer.Ordinal).ToList();
             services.Add(new ComposeService(service, container, dependsOn, statusDir));
             entries[stage.Name] = new ComposeStageEntry(service, container.Image, container.Command[2], statusDir,
                 mounts.Where(m => !m.ReadOnly).ToDictionary(m => m.Target, m => m.Source, StringComparer.Ordinal));
-            foreach (var o in stage.AllOutputs)
-                producedBy[o.TrimEnd('/')] = (stage.Name, sandbox.StagedPath(o));
         }
         var manifest = new ComposeManifest(runId, spec.Name, spec.SpecDigest,
             images.Where(kv => entries.Keys.Any(s => spec.Stage(s).Env == kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal), entries);
+        var baseDir = Path.GetDirectoryName(Path.GetFullPath(composeFile))!;
         var text = ComposeWriter.Write(services, new Dictionary<string, string>
         {
             ["run"] = runId,
             ["project"] = spec.Name,
-            ["state"] = exportDir,
-            ["import"] = $"kiln import-run compose {composeFile}",
-        });
+            ["state"] = ComposeWriter.Relative(exportDir, baseDir),
+            ["import"] = $"kiln import-run compose {(ComposeWriter.Relative(composeFile, projectDir) is var f && f.StartsWith("./", StringComparison.Ordinal) ? f[2..] : f)}",
+        }, baseDir);
         return (text, manifest);
+    }
+
+    /// <summary>How long <c>kiln gc</c> keeps a Compose export that was never imported.</summary>
+    public static readonly TimeSpan UnimportedKeep = TimeSpan.FromDays(7);
+
+    /// <summary>The Compose export folders <c>kiln gc</c> removes: those of runs the ledger has (imported: the import
+    /// already stored what it wanted, and a run is imported once), and those never imported and older than
+    /// <see cref="UnimportedKeep"/> (by their manifest's time). Only folders named like a run id are looked at; links are
+    /// removed as links, never followed.</summary>
+    /// <returns>Each folder removed (or, with <paramref name="dryRun"/>, that would be), why, and its size in bytes.</returns>
+    public static IReadOnlyList<(string RunId, string Why, long Bytes)> CollectGarbage(string stateDir, Func<string, bool> recorded,
+        DateTimeOffset now, bool dryRun)
+    {
+        var root = Path.Combine(stateDir, "compose");
+        var removed = new List<(string, string, long)>();
+        if (!Directory.Exists(root)) return removed;
+        foreach (var dir in new DirectoryInfo(root).EnumerateDirectories())
+        {
+            if (dir.LinkTarget is not null || !System.Text.RegularExpressions.Regex.IsMatch(dir.Name, "^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$")) continue;
+            var manifest = new FileInfo(Path.Combine(dir.FullName, ComposeManifest.FileName));
+            string? why = recorded(dir.Name) ? "imported"
+                : (manifest.Exists ? manifest.LastWriteTimeUtc : dir.LastWriteTimeUtc) < now.UtcDateTime - UnimportedKeep ? $"never imported, older than {UnimportedKeep.TotalDays:0} days"
+                : null;
+            if (why is null) continue;
+            var bytes = dir.EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true })
+                .Sum(f => f.Length);
+            if (!dryRun) dir.Delete(recursive: true);
+            removed.Add((dir.Name, why, bytes));
+        }
+        return removed;
     }
 
     /// <summary>The folder of one export's staging folders and manifest.</summary>
     public static string ExportDir(string stateDir, string runId) => Path.Combine(stateDir, "compose", runId);
-
-    /// <summary>The staged path of an upstream output that a read-only mount at <paramref name="target"/> names: the output
-    /// itself, or a file inside a directory output.</summary>
-    private static string? Producer(Dictionary<string, (string Stage, string StagedPath)> producedBy, string target)
-    {
-        if (!target.StartsWith(Sandbox.WorkDir + "/", StringComparison.Ordinal)) return null;
-        var rel = target[(Sandbox.WorkDir.Length + 1)..];
-        if (producedBy.TryGetValue(rel, out var exact)) return exact.StagedPath;
-        foreach (var (path, p) in producedBy)
-            if (rel.StartsWith(path + "/", StringComparison.Ordinal))
-                return Path.Combine(p.StagedPath, rel[(path.Length + 1)..]);
-        return null;
-    }
-
-    private static string SafeFolder(string stage, int index) =>
-        $"{index:D3}-" + new string(stage.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_').ToArray());
 }

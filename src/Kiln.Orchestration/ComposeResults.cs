@@ -34,6 +34,7 @@ public sealed class ComposeResults(ComposeManifest manifest) : IContainerRuntime
         if (!long.TryParse(text, out var exit))
             throw new KilnException("KILN1702", $"the compose service '{entry.Service}' (stage '{stage}') left an exit status that is not a number ('{Clip(text)}')",
                 "export and run it again", ExitCode.StageFailed);
+        foreach (var line in ReadLog(Path.Combine(entry.StatusDir, "log"))) log(new LogLine(false, line));
         log(new LogLine(false, $"kiln: outputs of docker-compose service '{entry.Service}' (exit code {exit})"));
         if (exit != 0) return Task.FromResult(new ContainerResult(exit, false, "compose:" + entry.Service));
 
@@ -53,6 +54,27 @@ public sealed class ComposeResults(ComposeManifest manifest) : IContainerRuntime
     }
 
     public Task<int> RemoveContainersAsync(string labelKey, string labelValue, CancellationToken ct = default) => Task.FromResult(0);
+
+    /// <summary>At most this much of the end of a service's log is recorded.</summary>
+    internal const int MaxLogBytes = 1 << 20;
+
+    /// <summary>The lines of the log a service left (stdout and stderr merged by the wrapper): at most the last
+    /// <see cref="MaxLogBytes"/>, invalid UTF-8 replaced. A log that is not a plain file (a link the service planted to
+    /// make the import read a host file, a FIFO that would block it) is not read.</summary>
+    internal static IReadOnlyList<string> ReadLog(string path)
+    {
+        var kind = NativeStat.Lstat(path).Kind;
+        if (kind == NativeStat.EntryKind.Missing) return [];
+        if (kind != NativeStat.EntryKind.File) return ["kiln: the service's log is not a plain file: not read"];
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read);
+        var skipped = stream.Length > MaxLogBytes;
+        if (skipped) stream.Seek(-MaxLogBytes, SeekOrigin.End);
+        using var reader = new StreamReader(stream, new System.Text.UTF8Encoding(false, false));
+        var lines = reader.ReadToEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        if (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
+        if (skipped) lines[0] = $"kiln: (the log's first {stream.Length - MaxLogBytes} bytes are left out)";
+        return lines;
+    }
 
     private static string Clip(string s) => s.Length <= 40 ? s : s[..40] + "…";
 }

@@ -22,14 +22,19 @@ public static class ComposeWriter
     public const string StatusTarget = "/kiln/status";
 
     /// <summary>The shell that runs the stage's command (<c>$1</c>) and then records its exit code, so that the import knows
-    /// which services completed. The stage's own command is unchanged: it runs as <c>/bin/sh -c COMMAND</c>, as locally.</summary>
-    public const string Wrapper = "/bin/sh -c \"$1\"; rc=$?; echo $rc > " + StatusTarget + "/exit; exit $rc";
+    /// which services completed. The stage's own command is unchanged: it runs as <c>/bin/sh -c COMMAND</c>, as locally.
+    /// Its output (stdout and stderr, merged) also goes to <c>/kiln/status/log</c>, which the import records in the ledger.</summary>
+    public const string Wrapper = "( /bin/sh -c \"$1\"; echo $? > " + StatusTarget + "/exit ) 2>&1 | tee " + StatusTarget + "/log; " +
+                                  "rc=$(cat " + StatusTarget + "/exit 2>/dev/null || echo 1); exit $rc";
 
-    public static string Write(IReadOnlyList<ComposeService> services, IReadOnlyDictionary<string, string>? extension = null)
+    /// <param name="baseDir">The Compose file's folder: a bind source under it is written relative to it (<c>./src/train.py</c>),
+    /// which Compose resolves against the file's folder, so the file names no absolute path of this machine when it sits in
+    /// the project folder (the default). A source outside it stays absolute.</param>
+    public static string Write(IReadOnlyList<ComposeService> services, IReadOnlyDictionary<string, string>? extension = null, string? baseDir = null)
     {
         var root = new Dictionary<string, object>(StringComparer.Ordinal);
         var all = new SortedDictionary<string, object>(StringComparer.Ordinal);
-        foreach (var s in services) all[s.Name] = Service(s);
+        foreach (var s in services) all[s.Name] = Service(s, baseDir);
         root["services"] = all;
         // docker-compose 1.29 reads a file with no service, network or volume as the old version-1 format, in which every
         // top-level key (x-kiln included) is a service: the default network, declared with no options, keeps it a
@@ -48,7 +53,7 @@ public static class ComposeWriter
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    private static Dictionary<string, object> Service(ComposeService s)
+    private static Dictionary<string, object> Service(ComposeService s, string? baseDir)
     {
         var c = s.Container;
         if (c.Command is not ["/bin/sh", "-c", var command])
@@ -67,8 +72,8 @@ public static class ComposeWriter
             ["cap_drop"] = SandboxPolicy.DroppedCapabilities.Cast<object>().ToList(),
             ["pids_limit"] = SandboxPolicy.PidsLimit,
             ["network_mode"] = c.Network ? "bridge" : "none",
-            ["volumes"] = c.Mounts.Select(Volume)
-                .Append(Volume(new Mount(s.StatusDir, StatusTarget, ReadOnly: false))).ToList(),
+            ["volumes"] = c.Mounts.Append(new Mount(s.StatusDir, StatusTarget, ReadOnly: false))
+                .Select(m => Volume(m, baseDir)).ToList(),
         };
         if (c.User is { } user) service["user"] = user;
         if (c.Cpus is { } cpus) service["cpus"] = cpus.ToString("0.###", CultureInfo.InvariantCulture);
@@ -97,13 +102,22 @@ public static class ComposeWriter
         return service;
     }
 
-    private static Dictionary<string, object> Volume(Mount m) => new(StringComparer.Ordinal)
+    private static Dictionary<string, object> Volume(Mount m, string? baseDir) => new(StringComparer.Ordinal)
     {
         ["type"] = "bind",
-        ["source"] = Escape(m.Source),
+        ["source"] = Escape(baseDir is null ? m.Source : Relative(m.Source, baseDir)),
         ["target"] = Escape(m.Target),
         ["read_only"] = m.ReadOnly,
     };
+
+    /// <summary><paramref name="path"/> as <c>./REL</c> when it lies under <paramref name="baseDir"/>, else unchanged.</summary>
+    public static string Relative(string path, string baseDir)
+    {
+        var full = Path.GetFullPath(path);
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(baseDir));
+        if (full == root) return ".";
+        return full.StartsWith(root + "/", StringComparison.Ordinal) ? "./" + full[(root.Length + 1)..] : path;
+    }
 
     /// <summary>Compose interpolates <c>${VAR}</c> and <c>$VAR</c> in every value; <c>$$</c> is a literal dollar.</summary>
     internal static string Escape(string value) => value.Replace("$", "$$", StringComparison.Ordinal);

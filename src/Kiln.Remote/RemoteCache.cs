@@ -48,17 +48,15 @@ public sealed class RemoteCache(RegistryClient registry) : IRemoteCache
         Validate(entry, key, declaredOutputs, Location);
 
         var store = local.Store;
-        var ingest = Path.Combine(store.Root, "remote-ingest");
-        Directory.CreateDirectory(ingest);
         foreach (var o in entry.Outputs)
         {
-            await FetchBlobAsync(store, ingest, o.Digest, ct).ConfigureAwait(false);
+            await FetchBlobAsync(store, o.Digest, ct).ConfigureAwait(false);
             if (!o.IsTree) continue;
             TreeManifest tree;
             try { tree = await store.ReadTreeAsync(o.Digest, ct).ConfigureAwait(false); }
             catch (KilnException e) { throw RemoteErrors.EntryInvalid(Location, key, $"output '{o.Path}' is not a tree: {e.Message}"); }
             foreach (var file in tree.Entries.Where(e => e.Kind == TreeEntryKind.File).Select(e => e.Digest).Distinct())
-                await FetchBlobAsync(store, ingest, file, ct).ConfigureAwait(false);
+                await FetchBlobAsync(store, file, ct).ConfigureAwait(false);
         }
         await local.AddEntryAsync(entry, ct).ConfigureAwait(false);
         return entry;
@@ -94,21 +92,10 @@ public sealed class RemoteCache(RegistryClient registry) : IRemoteCache
         }
     }
 
-    private async Task FetchBlobAsync(ContentStore store, string ingest, Digest digest, CancellationToken ct)
-    {
-        if (store.Contains(digest)) return;
-        var temp = Path.Combine(ingest, Guid.NewGuid().ToString("N"));
-        try
-        {
-            await registry.GetBlobAsync(digest, temp, MaxBlob, ct).ConfigureAwait(false); // verified: the digest matched
-            var stored = await store.PutFileAsync(temp, ct).ConfigureAwait(false);
-            if (stored != digest) throw RemoteErrors.DigestMismatch(Location, digest, stored); // changed on disk in between
-        }
-        finally
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
-    }
+    /// <summary>Downloads a blob straight into the store's ingest folder, hashed on the way (GetBlobAsync refuses bytes that do
+    /// not match, and deletes them), and renames it into the store: the bytes are written once.</summary>
+    private Task FetchBlobAsync(ContentStore store, Digest digest, CancellationToken ct) =>
+        store.PutVerifiedAsync(digest, async (temp, c) => await registry.GetBlobAsync(digest, temp, MaxBlob, c).ConfigureAwait(false), ct);
 
     public async Task PublishAsync(CacheEntry entry, StageCache local, Action<string> warn, CancellationToken ct)
     {

@@ -71,17 +71,25 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             ["KILN_EXEC_INPUTS"] = Digest.Sha256(listBytes).ToString(),
             ["KILN_EXEC_COMMAND"] = command,
             ["KILN_EXEC_WORKDIR"] = spec.WorkingDir,
+            ["KILN_EXEC_NETWORK"] = spec.Network ? "1" : "0",
+            ["KILN_EXEC_USER"] = spec.User ?? "",
         };
         var stage = spec.Labels.GetValueOrDefault("dev.kiln.stage", "stage");
         var name = $"kiln-{Sanitize(stage)}-{Guid.NewGuid().ToString("N")[..8]}";
         // A retry after a lost node goes elsewhere: the nodes an earlier attempt lost are excluded by id.
-        var placement = (constraints ?? []).Concat(spec.AvoidNodes.Select(n => $"node.id != {n}")).ToList();
+        var placement = (constraints ?? []).Concat(spec.Placement).Concat(spec.AvoidNodes.Select(n => $"node.id != {n}")).ToList();
         var started = DateTimeOffset.UtcNow;
         var job = new SwarmJob(name, image, ["/bin/bash", "-c", Executor], env, spec.Labels, spec.Cpus, spec.MemoryBytes, placement,
             // /work lives in the task container's own layer (removed with the service), not on a tmpfs: the Engine API
             // (1.41) mounts a swarm tmpfs noexec, and a stage may run its own scripts. So the root is writable here,
             // unlike a local stage's (a known gap, docs/scale-out.md).
-            WorkingDir: "/", User: spec.User, ReadOnlyRoot: false, Tmpfs: ["/tmp"]);
+            // The executor runs as root and needs the network (it talks to the registry); the stage's command does not get
+            // it: the executor starts the command in namespaces of its own (unshare: a mount namespace where the root is
+            // remounted read-only but for the output folders, and a network namespace with only a loopback, down, unless
+            // network: true), which takes CAP_SYS_ADMIN, and drops that capability (and NET_RAW, as a local stage) from the
+            // command's bounding set with no-new-privileges, as the stage's user (setpriv).
+            WorkingDir: "/", User: null, ReadOnlyRoot: false, Tmpfs: ["/tmp"],
+            CapabilityAdd: ["CAP_SYS_ADMIN"]);
         var result = await jobs.RunAsync(job, ct).ConfigureAwait(false);
 
         Digest? report = null;

@@ -21,7 +21,8 @@ public sealed record SwarmJob(
     string? WorkingDir = null,
     string? User = null,
     bool ReadOnlyRoot = false,
-    IReadOnlyList<string>? Tmpfs = null);
+    IReadOnlyList<string>? Tmpfs = null,
+    IReadOnlyList<string>? CapabilityAdd = null);
 
 /// <summary>How a job ended: the node and task that ran it, its exit code (null when it never started: rejected, no node),
 /// the swarm's own error, and the last lines of its log.</summary>
@@ -104,6 +105,7 @@ public sealed class SwarmJobRunner : IDisposable
                     Dir = job.WorkingDir,
                     User = job.User,
                     ReadOnly = job.ReadOnlyRoot,
+                    CapabilityAdd = job.CapabilityAdd is { Count: > 0 } caps ? caps.ToList() : null,
                     Mounts = job.Tmpfs?.Select(t => new Docker.DotNet.Models.Mount { Type = "tmpfs", Target = t }).ToList(),
                 },
                 RestartPolicy = new SwarmRestartPolicy { Condition = "none", MaxAttempts = 0 },

@@ -3,7 +3,14 @@
 # of the declared output folders, and prints the digest of the list of what it uploaded as its last line:
 #   KILN-OUTPUTS sha256:<hex>
 # Environment: KILN_EXEC_REGISTRY (host:port), KILN_EXEC_REPO, KILN_EXEC_INPUTS (digest of the input list),
-# KILN_EXEC_COMMAND (run with /bin/sh -c). Input list lines: "F <digest> <mode> <absolute path>", "O <output folder>".
+# KILN_EXEC_COMMAND (run with /bin/sh -c), KILN_EXEC_NETWORK (1: the command keeps the task's network), KILN_EXEC_USER
+# (uid:gid the command runs as; empty: root). Input list lines: "F <digest> <mode> <absolute path>", "O <output folder>".
+#
+# Only the executor talks to the network (to the registry). The command runs in a mount namespace of its own with a
+# read-only root (its output folders and /tmp writable) and, without KILN_EXEC_NETWORK=1, in a network namespace of its
+# own (a loopback, nothing else); both need the CAP_SYS_ADMIN the task was given, which the command never holds: setpriv
+# drops it and NET_RAW from the bounding set (so no child can regain them) with no-new-privileges, and switches to the
+# stage's user. Without unshare or setpriv in the image the stage is refused rather than run unisolated.
 set -euo pipefail
 host=${KILN_EXEC_REGISTRY%:*}
 port=${KILN_EXEC_REGISTRY##*:}
@@ -66,8 +73,37 @@ while read -r kind a b c; do
   esac
 done </tmp/kiln-exec/inputs
 
+# The command's sandbox. unshare: a mount namespace of its own, in which the output folders are bound onto themselves and
+# then the root is remounted read-only (so only the outputs, /tmp and /dev stay writable, as for a local stage), and,
+# without KILN_EXEC_NETWORK=1, a network namespace of its own. Then setpriv drops the capabilities and switches user.
+command -v unshare >/dev/null || die "the image has no unshare (util-linux): the stage cannot be isolated; add util-linux to the environment"
+command -v setpriv >/dev/null || die "the image has no setpriv (util-linux): the stage's command cannot be started with its privileges dropped; add util-linux to the environment"
+namespaces=(--mount)
+[[ "${KILN_EXEC_NETWORK:-0}" == 1 ]] || namespaces+=(--net)
+privileges=(setpriv --no-new-privs --bounding-set -sys_admin,-net_raw)
+if [[ -n "${KILN_EXEC_USER:-}" ]]; then
+  uid=${KILN_EXEC_USER%%:*}; gid=${KILN_EXEC_USER#*:}
+  [[ "$uid" =~ ^[0-9]+$ && "$gid" =~ ^[0-9]+$ ]] || die "KILN_EXEC_USER must be uid:gid, not '$KILN_EXEC_USER'"
+  privileges+=(--reuid "$uid" --regid "$gid" --clear-groups)
+  for o in "${outs[@]}"; do chown "$uid:$gid" "$o"; done
+fi
+privileges+=(--)
+# Run inside the new namespaces: N output folders, then the command line. A node whose container profile forbids mount
+# (AppArmor's docker-default) keeps the root writable: said in the stage's log; what the stage writes outside its output
+# folders is never uploaded either way.
+read_only_root='
+  n=$1; shift; bound=1
+  for ((i = 0; i < n; i++)); do mount --bind "$1" "$1" 2>/dev/null || bound=0; shift; done
+  if ((bound == 0)) || ! mount -o remount,bind,ro / 2>/dev/null; then
+    echo "kiln-executor: this node does not allow mounts in a container: the root file system stays writable for this stage" >&2
+  fi
+  exec "$@"'
+
+# The working folder exists even for a stage with no inputs and no outputs (as a local stage's /work does).
+mkdir -p "${KILN_EXEC_WORKDIR:-/work}"
 set +e
-( cd "${KILN_EXEC_WORKDIR:-/work}" && /bin/sh -c "$KILN_EXEC_COMMAND" )
+( cd "${KILN_EXEC_WORKDIR:-/work}" && unshare "${namespaces[@]}" -- /bin/bash -c "$read_only_root" kiln-sandbox "${#outs[@]}" "${outs[@]}" \
+    "${privileges[@]}" /bin/sh -c "$KILN_EXEC_COMMAND" )
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then exit "$rc"; fi

@@ -48,7 +48,7 @@ public sealed record StatusLine(string Stage, string State, string Reason);
 
 /// <summary>The dashboard over a SQLite ledger and the project's <c>.kiln/</c> folder.</summary>
 public sealed class LedgerDashboardData(
-    SqliteLedger ledger,
+    SqlLedger ledger,
     string stateDir,
     string projectName,
     PipelineShape? pipeline = null,
@@ -58,7 +58,7 @@ public sealed class LedgerDashboardData(
     public const int MaxLogBytes = 512 * 1024;
 
     private readonly SemaphoreSlim _refresh = new(1, 1);
-    private readonly SqliteModelRegistry _models = new(ledger);
+    private readonly ModelRegistry _models = new(ledger);
     private (long Version, RunTable Table)? _cache;
 
     public string ProjectName => projectName;

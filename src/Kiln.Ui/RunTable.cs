@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Kiln.Core.Ledger;
 using Kiln.Ledger;
@@ -102,11 +103,28 @@ public sealed class RunTable
             s.StageCount);
     }
 
+    /// <summary>Every row in the order of one sort column, computed on the first request for that column and kept with
+    /// the table (which is replaced when the ledger changes): a later request for the same order only filters, O(n),
+    /// instead of sorting 10,000 rows again. The number of orders kept is bounded (a request may name any column).</summary>
+    private readonly ConcurrentDictionary<(string Sort, bool Descending), RunRow[]> _orders = new();
+
+    public const int MaxCachedOrders = 64;
+
+    private RunRow[] Ordered(string sort, bool descending)
+    {
+        if (_orders.TryGetValue((sort, descending), out var cached)) return cached;
+        var rows = Rows.ToArray();
+        Array.Sort(rows, Comparer(sort, descending));
+        if (_orders.Count >= MaxCachedOrders) _orders.Clear();
+        _orders[(sort, descending)] = rows;
+        return rows;
+    }
+
     public RunTablePage Query(RunQuery q)
     {
         var hidden = 0;
         var matching = new List<RunRow>();
-        foreach (var row in Rows)
+        foreach (var row in Ordered(q.Sort, q.Descending))
         {
             if (!q.All && row.Run.Verifies is not null)
             {
@@ -115,7 +133,6 @@ public sealed class RunTable
             }
             if (Matches(row, q)) matching.Add(row);
         }
-        matching.Sort(Comparer(q.Sort, q.Descending));
         var size = Math.Clamp(q.PageSize, 1, RunQuery.MaxPageSize);
         var pages = Math.Max(1, (matching.Count + size - 1) / size);
         var page = Math.Clamp(q.Page, 1, pages);

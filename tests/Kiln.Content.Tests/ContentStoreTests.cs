@@ -40,6 +40,32 @@ public class ContentStoreTests
     }
 
     [Fact]
+    public async Task PutVerifiedRenamesWhatTheWriterWroteIntoTheStoreAndLeavesNothingWhenTheWriterRefuses()
+    {
+        using var t = new TempDir();
+        var store = Store(t);
+        var digest = Digest.Sha256("downloaded");
+        await store.PutVerifiedAsync(digest, (temp, ct) => File.WriteAllTextAsync(temp, "downloaded", ct));
+        Assert.True(store.Contains(digest));
+        Assert.Equal("downloaded", File.ReadAllText(store.BlobPath(digest)));
+        Assert.Equal((UnixFileMode)0b100_100_100, File.GetUnixFileMode(store.BlobPath(digest))); // 0444, as PutFile
+        Assert.Empty(Directory.EnumerateFileSystemEntries(t[".kiln/store/ingest"]));
+
+        // There already: the writer is not called.
+        await store.PutVerifiedAsync(digest, (_, _) => throw new InvalidOperationException("called for a blob the store has"));
+
+        // A writer that refuses its bytes (a digest mismatch) leaves neither a blob nor a temp file.
+        var other = Digest.Sha256("expected");
+        await Assert.ThrowsAsync<KilnException>(() => store.PutVerifiedAsync(other, async (temp, ct) =>
+        {
+            await File.WriteAllTextAsync(temp, "poison", ct);
+            throw new KilnException("KILN7923", "mismatch", null, ExitCode.PortabilityFailed);
+        }));
+        Assert.False(store.Contains(other));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(t[".kiln/store/ingest"]));
+    }
+
+    [Fact]
     public async Task PutBytesAndPutFileOfTheSameContentGiveOneBlob()
     {
         using var t = new TempDir();

@@ -31,7 +31,8 @@ public sealed class SpecCacheFieldTests : IDisposable
                 "  built:\n    dockerfile: docker/Dockerfile\n    context: docker\n")
             .Replace("    outs: [reports/summary.txt]",
                 "    outs: [reports/summary.txt]\n    network: true\n    resources: { cpus: 1.5, memory: 1g, gpus: 1 }\n" +
-                "    verify: { reports/summary.txt: { tolerance: 0.01 } }\n    retries: { node-lost: 3, exit: 2 }"));
+                "    verify: { reports/summary.txt: { tolerance: 0.01 } }\n    retries: { node-lost: 3, exit: 2 }\n" +
+                "    placement: [node.labels.gpu == true]"));
     }
 
     public void Dispose() => _project.Dispose();

@@ -68,7 +68,7 @@ public sealed class ServeSwitchTests(DockerFixture docker, ITestOutputHelper out
 
             await Kiln(project, "serve", model, "--stop");
             using var ledger = SqliteLedger.Open(project.LedgerPath);
-            var deployments = (await new SqliteModelRegistry(ledger).DeploymentsAsync(model)).Select(d => (d.Version, d.Outcome)).ToArray();
+            var deployments = (await new ModelRegistry(ledger).DeploymentsAsync(model)).Select(d => (d.Version, d.Outcome)).ToArray();
             (int, DeploymentOutcome)[] expected =
             [
                 (1, DeploymentOutcome.Started), (1, DeploymentOutcome.Serving),
@@ -108,7 +108,7 @@ public sealed class ServeSwitchTests(DockerFixture docker, ITestOutputHelper out
     {
         var until = DateTime.UtcNow + TimeSpan.FromMinutes(5);
         using var ledger = SqliteLedger.Open(project.LedgerPath);
-        var registry = new SqliteModelRegistry(ledger);
+        var registry = new ModelRegistry(ledger);
         var since = (await registry.DeploymentsAsync(model)).Max(d => d.Id);
         while (DateTime.UtcNow < until)
         {

@@ -107,7 +107,7 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
             Assert.Contains("removed 1 serving container", stop.StdOut);
             using (var ledger = SqliteLedger.Open(project.LedgerPath))
             {
-                var deployments = await new SqliteModelRegistry(ledger).DeploymentsAsync(model);
+                var deployments = await new ModelRegistry(ledger).DeploymentsAsync(model);
                 Assert.Equal([DeploymentOutcome.Started, DeploymentOutcome.Serving, DeploymentOutcome.Stopped], deployments.Select(d => d.Outcome));
             }
         }

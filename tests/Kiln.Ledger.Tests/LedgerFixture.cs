@@ -1,10 +1,10 @@
 using Kiln.Core;
 using Kiln.Core.Ledger;
-using Microsoft.Data.Sqlite;
 
 namespace Kiln.Ledger.Tests;
 
-/// <summary>A fresh temp directory per test, deleted afterwards, plus builders for sample records.</summary>
+/// <summary>A fresh ledger per test on one back end (the concrete test class says which), a temp directory deleted afterwards,
+/// and builders for sample records. Shared by Kiln.Ledger.Tests (SQLite) and Kiln.Ledger.IntegrationTests (PostgreSQL).</summary>
 public abstract class LedgerFixture : IDisposable
 {
     protected static readonly DateTimeOffset T0 = new(2025, 1, 31, 9, 15, 2, 123, TimeSpan.Zero);
@@ -16,27 +16,26 @@ public abstract class LedgerFixture : IDisposable
 
     protected string DatabasePath => Path.Combine(Directory, "ledger", "kiln.db");
 
-    protected SqliteLedger OpenLedger(TimeProvider? time = null)
+    /// <summary>Opens a ledger on this test's store (a second call opens a second connection to the same one).</summary>
+    protected SqlLedger OpenLedger(TimeProvider? time = null)
     {
-        var ledger = time is null ? SqliteLedger.Open(DatabasePath) : SqliteLedger.Open(DatabasePath, time);
+        var ledger = OpenBackend(time ?? TimeProvider.System);
         _owned.Add(ledger);
         return ledger;
     }
 
-    /// <summary>A connection of the test's own, to look at what the ledger really wrote.</summary>
-    protected SqliteConnection OpenRaw()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DatabasePath, Pooling = false }.ToString());
-        connection.Open();
-        _owned.Add(connection);
-        return connection;
-    }
+    /// <summary>Opens the back end's ledger on this test's store.</summary>
+    protected abstract SqlLedger OpenBackend(TimeProvider time);
 
-    protected static object? Scalar(SqliteConnection connection, string sql)
+    /// <summary>Runs <paramref name="sql"/> on a connection of the test's own and returns the first column of the first
+    /// row (counts are long on both back ends): a look at what the ledger really wrote.</summary>
+    protected abstract object? Raw(string sql);
+
+    /// <summary>Registers something the fixture disposes after the test (in reverse order).</summary>
+    protected T Own<T>(T disposable) where T : IDisposable
     {
-        using var cmd = connection.CreateCommand();
-        cmd.CommandText = sql;
-        return cmd.ExecuteScalar();
+        _owned.Add(disposable);
+        return disposable;
     }
 
     protected static RunRecord Run(string id, DateTimeOffset? startedAt = null, RunStatus status = RunStatus.Running, int pid = 4242) =>
@@ -64,9 +63,13 @@ public abstract class LedgerFixture : IDisposable
         Assert.Equal(expected.Metrics, actual.Metrics);
     }
 
+    /// <summary>Removes the back end's store (after every ledger is closed).</summary>
+    protected virtual void DisposeBackend() { }
+
     public void Dispose()
     {
         for (var i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        DisposeBackend();
         if (System.IO.Directory.Exists(Directory)) System.IO.Directory.Delete(Directory, recursive: true);
         GC.SuppressFinalize(this);
     }

@@ -2,7 +2,7 @@ using Kiln.Core;
 
 namespace Kiln.Ledger.Tests;
 
-public sealed class StorageErrorTests : LedgerFixture
+public sealed class StorageErrorTests : SqliteFixture
 {
     [Fact]
     public void OpeningAFileThatIsNotADatabaseFailsWithStorageFailed()

@@ -85,7 +85,7 @@ public sealed class ComposeExportTests(ITestOutputHelper output)
             stages:
               first:
                 env: base
-                run: mkdir -p a && echo partial > a/x.txt && exit 3
+                run: mkdir -p a && echo partial > a/x.txt && echo "first-says-$KILN_STAGE" && echo to-stderr >&2 && exit 3
                 outs: [a/x.txt]
               second:
                 env: base
@@ -115,6 +115,16 @@ public sealed class ComposeExportTests(ITestOutputHelper output)
             Assert.False(File.Exists(p.Path("a/x.txt")), "a failed stage's partial output must never reach the project");
             Assert.False(File.Exists(p.Path("b/y.txt")), "the dependent of a failed stage must not run");
             Assert.Equal("fine\n", File.ReadAllText(p.Path("c/z.txt"))); // independent stages go on
+            // The service's log (stdout and stderr) is in the run's record, as after a local run.
+            var runId = (string)JsonNode.Parse(File.ReadAllText(file))!["x-kiln"]!["run"]!;
+            var log = File.ReadAllText(p.Path($".kiln/runs/{runId}/first.log"));
+            Assert.Contains("first-says-first", log);
+            Assert.Contains("to-stderr", log);
+            // The file names no absolute path of this machine: every bind source is relative to the file's folder.
+            var sources = JsonNode.Parse(File.ReadAllText(file))!["services"]!.AsObject()
+                .SelectMany(kv => kv.Value!["volumes"]!.AsArray().Select(v => (string)v!["source"]!)).ToList();
+            Assert.All(sources, s => Assert.StartsWith("./", s));
+            Assert.DoesNotContain(p.Dir, File.ReadAllText(file));
         }
         finally
         {
@@ -201,7 +211,7 @@ public sealed class ComposeExportTests(ITestOutputHelper output)
         return r;
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
             if (File.Exists(Path.Combine(d.FullName, "Kiln.sln"))) return d.FullName;

@@ -38,7 +38,7 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
 
     private const string FanScript = "#!/bin/sh\nset -e\nsed -n \"$1~6p\" data/numbers.txt | sha256sum | cut -c1-16 > out/f$1.txt\necho fan $1 done\n";
 
-    private static string Project(string root, string name, string spec)
+    internal static string Project(string root, string name, string spec)
     {
         var dir = Path.Combine(root, name);
         Directory.CreateDirectory(Path.Combine(dir, "src"));
@@ -48,19 +48,21 @@ public sealed partial class SwarmPipelineTests(TestSwarm swarm, ITestOutputHelpe
         return dir;
     }
 
-    private static async Task<RunDetails> LastRunAsync(string project)
+    internal static async Task<RunDetails> LastRunAsync(string project)
     {
         using var ledger = SqliteLedger.Open(Path.Combine(project, ".kiln", "ledger.db"));
         return (await ledger.GetRunAsync((await ledger.ListRunsAsync()).First().Id))!;
     }
 
-    private Dictionary<string, string> SwarmEnv() => new()
+    private Dictionary<string, string> SwarmEnv() => SwarmEnv(swarm);
+
+    internal static Dictionary<string, string> SwarmEnv(TestSwarm swarm) => new()
     {
         ["KILN_SWARM_MANAGER"] = swarm.Manager.ToString(),
         ["KILN_SWARM_NODE_REGISTRY"] = swarm.NodeRegistry,
     };
 
-    private static IEnumerable<string> Files(string dir) =>
+    internal static IEnumerable<string> Files(string dir) =>
         Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/.kiln/")).Select(f => Path.GetRelativePath(dir, f)).Order(StringComparer.Ordinal);
 
     [DockerFact]

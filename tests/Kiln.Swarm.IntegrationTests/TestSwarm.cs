@@ -21,6 +21,14 @@ public sealed class TestSwarm : IAsyncLifetime
     /// <summary>The registry as this machine reaches it (127.0.0.1:5222) and as the nodes do (10.213.9.1:5222).</summary>
     public string Registry { get; private set; } = "";
     public string NodeRegistry { get; private set; } = "";
+    /// <summary>The registry's storage folder (a test that plays a tampered registry writes there).</summary>
+    public string RegistryStorage => $"/var/lib/kiln-swarm-{Id}/registry";
+    /// <summary>This machine's address on the swarm's bridge (where the registry listens for the nodes): 10.213.9.1.</summary>
+    public string HostAddress => NodeRegistry[..NodeRegistry.LastIndexOf(':')];
+    /// <summary>The manager node's address (it runs no stages: drained), where its dockerd listens on 2377.</summary>
+    public string ManagerAddress { get; private set; } = "";
+    /// <summary>The swarm node id of node I (labelled <c>kiln.node=nodeI</c>): 0 the manager, 1 and 2 the workers.</summary>
+    public IReadOnlyList<string> NodeIds { get; private set; } = [];
     public TimeSpan UpTime { get; private set; }
     public TimeSpan PushTime { get; private set; }
 
@@ -61,6 +69,16 @@ public sealed class TestSwarm : IAsyncLifetime
         var env = File.ReadAllLines($"/run/kiln-swarm-{Id}/env").Select(l => l.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
         Manager = new Uri(env["KILN_SWARM_MANAGER"]);
         WorkerSocket = new Uri($"unix:///run/kiln-swarm-{Id}/n1/docker.sock");
+        ManagerAddress = File.ReadAllLines($"/run/kiln-swarm-{Id}/nodes").Select(l => l.Split(' ')).Single(f => f[0] == "0")[2];
+        var ids = new List<string>();
+        for (var i = 0; i < Nodes; i++)
+        {
+            using var info = Process.Start(new ProcessStartInfo("docker", $"-H unix:///run/kiln-swarm-{Id}/n{i}/docker.sock info --format {{{{.Swarm.NodeID}}}}")
+                { RedirectStandardOutput = true })!;
+            ids.Add((await info.StandardOutput.ReadToEndAsync()).Trim());
+            await info.WaitForExitAsync();
+        }
+        NodeIds = ids;
 
         // The main engine pushes Kiln's base image into the swarm's registry (the nodes cannot reach any other).
         using var engine = new DockerEngine();

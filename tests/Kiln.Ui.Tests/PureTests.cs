@@ -82,6 +82,27 @@ public sealed class RunTableTests
         Assert.Equal(3, table.Query(new RunQuery(PageSize: 50, Page: 99)).Page);
     }
 
+    [Fact]
+    public void AKeptSortOrderGivesTheSameRowsAsAFreshSortWithFiltersAndAfterManyOtherOrdersEvictedIt()
+    {
+        var rows = Enumerable.Range(0, 200).Select(i => Row($"r{i:D3}", i, (i * 37 % 101) / 101.0, i % 5, tags: i % 3 == 0 ? ["t"] : null)).ToList();
+        var table = new RunTable(rows);
+        var query = new RunQuery(Sort: "metric:accuracy", Descending: true, Tag: "t", PageSize: 20, Page: 2);
+        var first = Ids(table.Query(query));
+        // The same order again (now kept), then enough other orders to evict every kept one, then the first again.
+        Assert.Equal(first, Ids(table.Query(query)));
+        for (var i = 0; i < RunTable.MaxCachedOrders + 3; i++) table.Query(new RunQuery(Sort: $"metric:m{i}"));
+        Assert.Equal(first, Ids(table.Query(query)));
+        Assert.Equal(first, Ids(new RunTable(rows).Query(query)));
+        // What the kept order must equal: every tagged row, highest accuracy first, ties newest first, page 2 of 20.
+        var expected = rows.Where(r => (r.Run.Tags ?? []).Contains("t"))
+            .OrderByDescending(r => r.Numbers["accuracy"]).ThenByDescending(r => r.Run.StartedAt)
+            .Skip(20).Take(20).Select(r => r.Run.Id).ToArray();
+        Assert.Equal(expected, first);
+        // Ascending is its own order, not the descending one reused.
+        Assert.NotEqual(first, Ids(table.Query(query with { Descending = false })));
+    }
+
     [Theory]
     [InlineData("accuracy>=0.9", "accuracy", ">=", "0.9")]
     [InlineData("train.C = 0.5", "train.C", "=", "0.5")]

@@ -149,7 +149,7 @@ public sealed class ServerTests : IAsyncLifetime
     [Fact]
     public async Task TheModelsPageShowsVersionsAliasesHistoryAndDeployments()
     {
-        var registry = new Kiln.Ledger.SqliteModelRegistry(_seed.Writer);
+        var registry = new Kiln.Ledger.ModelRegistry(_seed.Writer);
         await registry.RegisterAsync("iris", _ids[3], "out/train.bin", "tester", DateTimeOffset.UtcNow);
         await registry.PromoteAsync("iris", 1, "production", "tester", "best so far", DateTimeOffset.UtcNow);
         await registry.RecordDeploymentAsync("iris", 1, "production", Digest.Sha256("served"), DeploymentOutcome.Serving, "port 8080", DateTimeOffset.UtcNow);

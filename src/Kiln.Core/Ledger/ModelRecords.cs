@@ -42,3 +42,7 @@ public sealed record DeploymentRecord(
     DateTimeOffset At,
     DeploymentOutcome Outcome,
     string? Detail);
+
+/// <summary>The reference profile of a model version (drift monitoring): the content-store digest of its canonical JSON
+/// and what it profiled (e.g. <c>data/train.csv sha256:… (output of stage split, run 20261202-…)</c>).</summary>
+public sealed record ModelReference(string Model, int Version, Digest Digest, string Source);

@@ -71,6 +71,9 @@ public sealed record ContainerSpec(
 {
     /// <summary>Nodes a cluster runtime must not place this container on (those an earlier attempt lost).</summary>
     public IReadOnlyList<string> AvoidNodes { get; init; } = [];
+
+    /// <summary>The stage's placement constraints (<c>placement:</c>) for a cluster runtime; a single engine ignores them.</summary>
+    public IReadOnlyList<string> Placement { get; init; } = [];
 }
 
 public sealed record ContainerResult(long ExitCode, bool OomKilled, string ContainerId)

@@ -4,7 +4,19 @@ namespace Kiln.Core.Specs;
 
 /// <summary>A model declared in kiln.yaml's <c>models:</c> section: where its artifact comes from, the gates a version must
 /// pass before an alias may point to it, and how it is served.</summary>
-public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOnlyList<Gate> Gates, ServeSpec? Serve);
+public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOnlyList<Gate> Gates, ServeSpec? Serve,
+    IReadOnlyList<DriftGate>? DriftGates = null);
+
+/// <summary>The promotion gate <c>drift: {max_psi: X}</c> (docs/monitoring.md): the inputs the model's served version
+/// receives now, compared with the training data of the version to promote (its reference profile), may have a
+/// Population Stability Index of at most <see cref="MaxPsi"/> on every feature. <see cref="Alias"/> limits it to
+/// promotions to that alias (null: every alias).</summary>
+public sealed record DriftGate(double MaxPsi, string? Alias = null)
+{
+    public string Text => $"drift: max_psi {MaxPsi.ToString("R", CultureInfo.InvariantCulture)}";
+
+    public bool AppliesTo(string alias) => Alias is null || Alias == alias;
+}
 
 /// <summary>How a model is served: the user's predictor (a Python file with <c>load()</c> and <c>predict(inputs)</c>) and the
 /// environment it runs in (default: the producing stage's), and how many predictor workers answer side by side (null: one per

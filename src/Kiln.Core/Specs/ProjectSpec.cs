@@ -90,6 +90,10 @@ public sealed record StageSpec(
     /// <summary>How often the stage is run again (<c>retries:</c>): not part of its key, which says what it computes.</summary>
     public RetryPolicy Retries { get; init; } = RetryPolicy.Default;
 
+    /// <summary>Where a cluster runtime may place the stage (<c>placement:</c>, swarm constraints such as
+    /// <c>node.labels.gpu == true</c>): not part of its key either.</summary>
+    public IReadOnlyList<string> Placement { get; init; } = [];
+
     /// <summary>Everything the stage writes: outs and metrics.</summary>
     public IEnumerable<string> AllOutputs => Outs.Concat(Metrics);
 

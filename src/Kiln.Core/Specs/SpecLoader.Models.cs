@@ -72,6 +72,7 @@ public static partial class SpecLoader
             }
 
             var gates = new List<Gate>();
+            var driftGates = new List<DriftGate>();
             if (Child(m, "gates") is { } gatesNode)
             {
                 if (gatesNode is not YamlSequenceNode seq)
@@ -79,6 +80,11 @@ public static partial class SpecLoader
                 else
                     foreach (var item in seq.Children)
                     {
+                        if (ParseDriftGate(item, ctx) is var (isDrift, drift) && isDrift)
+                        {
+                            if (drift is not null) driftGates.Add(drift);
+                            continue;
+                        }
                         // "accuracy >= 0.9" applies to every alias; { production: "accuracy >= 0.95" } only to that one.
                         var (text, alias, at) = item switch
                         {
@@ -89,7 +95,7 @@ public static partial class SpecLoader
                         };
                         if (text is null)
                         {
-                            ctx.Error(item, "a gate must be a string such as 'accuracy >= 0.9', or one alias mapped to one, such as 'production: accuracy >= 0.95'");
+                            ctx.Error(item, "a gate must be a string such as 'accuracy >= 0.9', one alias mapped to one, such as 'production: accuracy >= 0.95', or a drift gate, such as 'drift: { max_psi: 0.2 }'");
                             continue;
                         }
                         if (Gate.TryParse(text, alias) is { } gate) gates.Add(gate);
@@ -133,7 +139,10 @@ public static partial class SpecLoader
                     if (predictor is not null) serve = new ServeSpec(predictor, env, ParseReference(s, name, ctx), ParseMonitor(s, name, ctx), workers);
                 }
             }
-            result[name] = new ModelSpec(name, stage, path, gates, serve);
+            if (driftGates.Count > 0 && serve?.Reference is null)
+                ctx.Error(Child(m, "gates"), $"model '{name}' has a drift gate but no serve.reference, so no version would have training data to compare with",
+                    "declare it, e.g.  serve: { predictor: src/predict.py, reference: data/train.csv }");
+            result[name] = new ModelSpec(name, stage, path, gates, serve, driftGates);
         }
         return result;
     }

@@ -33,6 +33,41 @@ public static partial class SpecLoader
         return new ReferenceSpec(NormalizePath(path), columns);
     }
 
+    private static readonly string[] DriftGateKeys = ["max_psi"];
+
+    /// <summary>A gates item of the form <c>drift: {max_psi: X}</c> or <c>ALIAS: {drift: {max_psi: X}}</c>. IsDrift is
+    /// false when the item is another kind of gate; Gate is null when it is a drift gate with errors (reported).</summary>
+    private static (bool IsDrift, DriftGate? Gate) ParseDriftGate(YamlNode item, Context ctx)
+    {
+        if (item is not YamlMappingNode { Children.Count: 1 } one || one.Children.First() is not { Key: YamlScalarNode { Value: { } key } } entry)
+            return (false, null);
+        if (key == "drift") return (true, DriftGateBody(entry.Value, null, ctx));
+        if (entry.Value is YamlMappingNode { Children.Count: 1 } inner && inner.Children.First() is { Key: YamlScalarNode { Value: "drift" } } scoped)
+            return (true, DriftGateBody(scoped.Value, key, ctx));
+        return (false, null);
+    }
+
+    private static DriftGate? DriftGateBody(YamlNode node, string? alias, Context ctx)
+    {
+        const string Example = "e.g.  - drift: { max_psi: 0.2 }   or, for one alias,   - production: { drift: { max_psi: 0.2 } }";
+        if (node is not YamlMappingNode map)
+        {
+            ctx.Error(node, "a drift gate must be a mapping with 'max_psi'", Example);
+            return null;
+        }
+        CheckKeys(map, DriftGateKeys, "key of a drift gate", ctx);
+        if (Child(map, "max_psi") is not { } value)
+        {
+            ctx.Error(map, "a drift gate needs 'max_psi': the largest PSI any feature's live inputs may have against the training data", Example);
+            return null;
+        }
+        if (value is YamlScalarNode { Value: { } text } && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var max)
+            && double.IsFinite(max) && max > 0)
+            return new DriftGate(max, alias);
+        ctx.Error(value, "'max_psi' must be a positive number: the largest Population Stability Index a feature may have (0.1 moderate, 0.2 major shift)", Example);
+        return null;
+    }
+
     private static MonitorSpec? ParseMonitor(YamlMappingNode serve, string model, Context ctx)
     {
         if (Child(serve, "monitor") is not { } node) return null;

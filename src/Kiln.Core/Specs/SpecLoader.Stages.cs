@@ -77,9 +77,10 @@ public static partial class SpecLoader
         var verify = ParseVerify(name, Child(map, "verify"), outs.Concat(metrics).ToList(), ctx);
 
         var retries = ParseRetries(name, Child(map, "retries"), ctx); // SpecLoader.Retries.cs
+        var placement = ParsePlacement(name, Child(map, "placement"), ctx); // SpecLoader.Placement.cs
 
         return new StageSpec(name, env ?? "", run ?? "", code, deps, parameters, outs, metrics, vars, network,
-            resources, (int)keyNode.Start.Line, verify) { Retries = retries };
+            resources, (int)keyNode.Start.Line, verify) { Retries = retries, Placement = placement };
     }
 
     /// <summary>verify: { metrics/eval.json: { tolerance: 0.01 }, logs/run.txt: ignore }</summary>

@@ -14,7 +14,7 @@ public static partial class SpecLoader
     public static readonly string[] TopLevelKeys = ["name", "environments", "params", "stages", "models"];
     public static readonly string[] EnvironmentKeys = ["distro", "apt", "pip", "wheelhouse", "env", "dockerfile", "context"];
     public static readonly string[] StageKeys =
-        ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "verify", "desc", "retries"];
+        ["env", "run", "code", "deps", "params", "outs", "metrics", "vars", "network", "resources", "verify", "desc", "retries", "placement"];
     public static readonly string[] ResourceKeys = ["cpus", "memory", "gpus"];
 
     /// <summary><c>${params.key}</c> (the value single-quoted for the shell) or <c>${raw:params.key}</c> (pasted as it is);

@@ -8,14 +8,14 @@ namespace Kiln.Ledger;
 public sealed record RunSummaryRow(RunRecord Run, IReadOnlyList<string> MetricsJson, int StageCount);
 
 /// <summary>Bulk reads of the ledger for dashboards: every run in two queries, and a change counter to cache them by.</summary>
-public static class SqliteRunSummaries
+public static class RunSummaries
 {
     /// <summary>Every recorded run, newest first, with its metrics JSON and stage count, read in one snapshot.</summary>
-    public static Task<IReadOnlyList<RunSummaryRow>> ListRunSummariesAsync(this SqliteLedger ledger, CancellationToken ct = default) =>
+    public static Task<IReadOnlyList<RunSummaryRow>> ListRunSummariesAsync(this SqlLedger ledger, CancellationToken ct = default) =>
         ledger.ReadAsync<IReadOnlyList<RunSummaryRow>>(tx =>
         {
             var metrics = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-            using (var cmd = SqliteLedger.Command(tx,
+            using (var cmd = SqlLedger.Command(tx,
                        "SELECT m.run_id, m.json FROM metrics m JOIN stages s ON s.run_id = m.run_id AND s.name = m.stage ORDER BY m.run_id, s.seq, m.ord"))
             using (var r = cmd.ExecuteReader())
                 while (r.Read())
@@ -24,12 +24,12 @@ public static class SqliteRunSummaries
                     list.Add(r.GetString(1));
                 }
             var stages = new Dictionary<string, int>(StringComparer.Ordinal);
-            using (var cmd = SqliteLedger.Command(tx, "SELECT run_id, count(*) FROM stages GROUP BY run_id"))
+            using (var cmd = SqlLedger.Command(tx, "SELECT run_id, count(*) FROM stages GROUP BY run_id"))
             using (var r = cmd.ExecuteReader())
-                while (r.Read()) stages[r.GetString(0)] = r.GetInt32(1);
+                while (r.Read()) stages[r.GetString(0)] = Convert.ToInt32(r.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
 
             var rows = new List<RunSummaryRow>();
-            using (var cmd = SqliteLedger.Command(tx, $"SELECT {SqliteLedger.RunColumns} FROM runs ORDER BY started_at DESC, id DESC"))
+            using (var cmd = SqlLedger.Command(tx, $"SELECT {SqlLedger.RunColumns} FROM runs ORDER BY started_at DESC, id DESC"))
             using (var r = cmd.ExecuteReader())
                 while (r.Read())
                 {
@@ -40,11 +40,12 @@ public static class SqliteRunSummaries
         }, ct);
 
     /// <summary>A number that changes whenever another connection (another kiln process) commits to the ledger: a cache of
-    /// <see cref="ListRunSummariesAsync"/> is fresh while it is unchanged (SQLite's <c>PRAGMA data_version</c>).</summary>
-    public static Task<long> ChangeCounterAsync(this SqliteLedger ledger, CancellationToken ct = default) =>
+    /// <see cref="ListRunSummariesAsync"/> is fresh while it is unchanged (SQLite's <c>PRAGMA data_version</c>, PostgreSQL's
+    /// commit counter).</summary>
+    public static Task<long> ChangeCounterAsync(this SqlLedger ledger, CancellationToken ct = default) =>
         ledger.ReadAsync(tx =>
         {
-            using var cmd = SqliteLedger.Command(tx, "PRAGMA data_version");
+            using var cmd = SqlLedger.Command(tx, ledger.ChangeCounterQuery);
             return Convert.ToInt64(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
         }, ct);
 }

@@ -4,13 +4,13 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Kiln.Core;
 using Kiln.Core.Ledger;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Kiln.Ledger;
 
 /// <summary>The model registry, kept in the run ledger's file: immutable versions (artifact digest + lineage), aliases moved
 /// by append-only events, and deployments. Shares the ledger's connection, so each call is one transaction there too.</summary>
-public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
+public sealed partial class ModelRegistry(SqlLedger ledger)
 {
     private const string VersionColumns =
         "model, version, artifact_path, artifact_digest, artifact_size, run_id, stage, stage_key, image_id, metrics, registered_at, registered_by";
@@ -36,11 +36,11 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
             var producer = stages.FirstOrDefault(s => s.Outputs.Any(o => o.Path == normalized))
                 ?? throw ModelErrors.NotAnOutput(run.Id, path, stages.SelectMany(s => s.Outputs.Select(o => o.Path)));
             if (producer.Status is not (StageStatus.Succeeded or StageStatus.Cached))
-                throw ModelErrors.StageNotSucceeded(run.Id, producer.Name, SqliteLedger.Text(producer.Status));
+                throw ModelErrors.StageNotSucceeded(run.Id, producer.Name, SqlLedger.Text(producer.Status));
             var image = producer.ImageId ?? throw ModelErrors.NoStageImage(run.Id, producer.Name);
             var output = producer.Outputs.First(o => o.Path == normalized);
 
-            using (var existing = SqliteLedger.Command(tx,
+            using (var existing = SqlLedger.Command(tx,
                        $"SELECT {VersionColumns} FROM model_versions WHERE model = @m AND artifact_digest = @d ORDER BY version LIMIT 1",
                        ("@m", model), ("@d", output.Digest.ToString())))
             using (var r = existing.ExecuteReader())
@@ -48,15 +48,15 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
 
             var metrics = FlattenMetrics(stages);
             int next;
-            using (var max = SqliteLedger.Command(tx, "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = @m", ("@m", model)))
+            using (var max = SqlLedger.Command(tx, "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = @m", ("@m", model)))
                 next = Convert.ToInt32(max.ExecuteScalar(), CultureInfo.InvariantCulture);
             var version = new ModelVersion(model, next, normalized, output.Digest, output.Size, run.Id, producer.Name, producer.Key, image,
                 metrics, at, actor);
-            using var insert = SqliteLedger.Command(tx,
+            using var insert = SqlLedger.Command(tx,
                 $"INSERT INTO model_versions ({VersionColumns}) VALUES (@m, @v, @p, @d, @s, @run, @stage, @key, @image, @metrics, @at, @by)",
                 ("@m", model), ("@v", next), ("@p", normalized), ("@d", output.Digest.ToString()), ("@s", output.Size),
                 ("@run", run.Id), ("@stage", producer.Name), ("@key", producer.Key?.ToString()), ("@image", image.ToString()),
-                ("@metrics", JsonSerializer.Serialize(metrics)), ("@at", SqliteLedger.Time(at)), ("@by", actor));
+                ("@metrics", JsonSerializer.Serialize(metrics)), ("@at", SqlLedger.Time(at)), ("@by", actor));
             insert.ExecuteNonQuery();
             return (version, true);
         }, ct);
@@ -95,7 +95,7 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
     public Task<IReadOnlyList<string>> ModelsAsync(CancellationToken ct = default) =>
         ledger.ReadAsync<IReadOnlyList<string>>(tx =>
         {
-            using var cmd = SqliteLedger.Command(tx, "SELECT DISTINCT model FROM model_versions ORDER BY model");
+            using var cmd = SqlLedger.Command(tx, "SELECT DISTINCT model FROM model_versions ORDER BY model");
             using var r = cmd.ExecuteReader();
             var names = new List<string>();
             while (r.Read()) names.Add(r.GetString(0));
@@ -169,17 +169,17 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
         ledger.WriteAsync(tx =>
         {
             Version(tx, model, version);
-            using var cmd = SqliteLedger.Command(tx,
+            using var cmd = SqlLedger.Command(tx,
                 "INSERT INTO deployments (model, version, alias, image_id, at, outcome, detail) VALUES (@m, @v, @a, @i, @at, @o, @d) RETURNING id",
-                ("@m", model), ("@v", version), ("@a", alias), ("@i", imageId.ToString()), ("@at", SqliteLedger.Time(at)),
-                ("@o", SqliteLedger.Text(outcome)), ("@d", detail));
+                ("@m", model), ("@v", version), ("@a", alias), ("@i", imageId.ToString()), ("@at", SqlLedger.Time(at)),
+                ("@o", SqlLedger.Text(outcome)), ("@d", detail));
             return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture);
         }, ct);
 
     public Task<IReadOnlyList<DeploymentRecord>> DeploymentsAsync(string model, CancellationToken ct = default) =>
         ledger.ReadAsync<IReadOnlyList<DeploymentRecord>>(tx =>
         {
-            using var cmd = SqliteLedger.Command(tx,
+            using var cmd = SqlLedger.Command(tx,
                 "SELECT id, model, version, alias, image_id, at, outcome, detail FROM deployments WHERE model = @m ORDER BY id", ("@m", model));
             using var r = cmd.ExecuteReader();
             var list = new List<DeploymentRecord>();
@@ -190,26 +190,88 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
             return list;
         }, ct);
 
+    /// <summary>Adds one model's versions, alias events and deployments copied from another ledger (<see cref="LedgerCopy"/>),
+    /// in one transaction. What the target already has is skipped; a version or event number that the target holds with
+    /// different content is refused (KILN6005: two histories of one model cannot be merged), writing nothing.</summary>
+    internal Task<(int Versions, int Events, int Deployments)> ImportAsync(IReadOnlyList<ModelVersion> versions, IReadOnlyList<AliasEvent> events,
+        IReadOnlyList<DeploymentRecord> deployments, CancellationToken ct = default) =>
+        ledger.WriteAsync(tx =>
+        {
+            int v = 0, e = 0, d = 0;
+            foreach (var version in versions)
+            {
+                var existing = Versions(tx, version.Model).FirstOrDefault(x => x.Version == version.Version);
+                if (existing is not null)
+                {
+                    if (existing.ArtifactDigest != version.ArtifactDigest) throw Conflict(version.Model, $"version {version.Version}");
+                    continue;
+                }
+                using var insert = SqlLedger.Command(tx,
+                    $"INSERT INTO model_versions ({VersionColumns}) VALUES (@m, @v, @p, @d, @s, @run, @stage, @key, @image, @metrics, @at, @by)",
+                    ("@m", version.Model), ("@v", version.Version), ("@p", version.ArtifactPath), ("@d", version.ArtifactDigest.ToString()),
+                    ("@s", version.ArtifactSize), ("@run", version.RunId), ("@stage", version.Stage), ("@key", version.StageKey?.ToString()),
+                    ("@image", version.ImageId.ToString()), ("@metrics", JsonSerializer.Serialize(version.Metrics)),
+                    ("@at", SqlLedger.Time(version.RegisteredAt)), ("@by", version.RegisteredBy));
+                insert.ExecuteNonQuery();
+                v++;
+            }
+            foreach (var ev in events)
+            {
+                var existing = Events(tx, ev.Model).FirstOrDefault(x => x.Seq == ev.Seq);
+                if (existing is not null)
+                {
+                    if (existing != ev) throw Conflict(ev.Model, $"alias event {ev.Seq}");
+                    continue;
+                }
+                using var insert = SqlLedger.Command(tx,
+                    "INSERT INTO model_alias_events (model, seq, alias, from_version, to_version, change, actor, at, reason) " +
+                    "VALUES (@m, @seq, @alias, @from, @to, @change, @actor, @at, @reason)",
+                    ("@m", ev.Model), ("@seq", ev.Seq), ("@alias", ev.Alias), ("@from", ev.From), ("@to", ev.To),
+                    ("@change", SqlLedger.Text(ev.Change)), ("@actor", ev.Actor), ("@at", SqlLedger.Time(ev.At)), ("@reason", ev.Reason));
+                insert.ExecuteNonQuery();
+                e++;
+            }
+            foreach (var dep in deployments)
+            {
+                using (var same = SqlLedger.Command(tx,
+                           "SELECT 1 FROM deployments WHERE model = @m AND version = @v AND image_id = @i AND at = @at AND outcome = @o",
+                           ("@m", dep.Model), ("@v", dep.Version), ("@i", dep.ImageId.ToString()), ("@at", SqlLedger.Time(dep.At)),
+                           ("@o", SqlLedger.Text(dep.Outcome))))
+                    if (same.ExecuteScalar() is not null) continue;
+                using var insert = SqlLedger.Command(tx,
+                    "INSERT INTO deployments (model, version, alias, image_id, at, outcome, detail) VALUES (@m, @v, @a, @i, @at, @o, @d)",
+                    ("@m", dep.Model), ("@v", dep.Version), ("@a", dep.Alias), ("@i", dep.ImageId.ToString()), ("@at", SqlLedger.Time(dep.At)),
+                    ("@o", SqlLedger.Text(dep.Outcome)), ("@d", dep.Detail));
+                insert.ExecuteNonQuery();
+                d++;
+            }
+            return (v, e, d);
+        }, ct);
+
+    private static KilnException Conflict(string model, string what) =>
+        new("KILN6005", $"model '{model}' has a different {what} in the target ledger: the two registries cannot be merged",
+            "copy into an empty team ledger, or rename the model in one of them first; nothing was written", ExitCode.StorageFailed);
+
     // ---- plumbing ---------------------------------------------------------------------------------------------------
 
-    private static AliasEvent Append(SqliteTransaction tx, string model, string alias, int? from, int to, AliasChange change,
+    private static AliasEvent Append(DbTransaction tx, string model, string alias, int? from, int to, AliasChange change,
         string actor, string? reason, DateTimeOffset at)
     {
         long seq;
-        using (var max = SqliteLedger.Command(tx, "SELECT coalesce(max(seq), 0) + 1 FROM model_alias_events WHERE model = @m", ("@m", model)))
+        using (var max = SqlLedger.Command(tx, "SELECT coalesce(max(seq), 0) + 1 FROM model_alias_events WHERE model = @m", ("@m", model)))
             seq = Convert.ToInt64(max.ExecuteScalar(), CultureInfo.InvariantCulture);
-        using var cmd = SqliteLedger.Command(tx,
+        using var cmd = SqlLedger.Command(tx,
             "INSERT INTO model_alias_events (model, seq, alias, from_version, to_version, change, actor, at, reason) " +
             "VALUES (@m, @seq, @alias, @from, @to, @change, @actor, @at, @reason)",
-            ("@m", model), ("@seq", seq), ("@alias", alias), ("@from", from), ("@to", to), ("@change", SqliteLedger.Text(change)),
-            ("@actor", actor), ("@at", SqliteLedger.Time(at)), ("@reason", reason));
+            ("@m", model), ("@seq", seq), ("@alias", alias), ("@from", from), ("@to", to), ("@change", SqlLedger.Text(change)),
+            ("@actor", actor), ("@at", SqlLedger.Time(at)), ("@reason", reason));
         cmd.ExecuteNonQuery();
         return new AliasEvent(model, seq, alias, from, to, change, actor, at, reason);
     }
 
-    private List<AliasEvent> Events(SqliteTransaction tx, string model)
+    private List<AliasEvent> Events(DbTransaction tx, string model)
     {
-        using var cmd = SqliteLedger.Command(tx,
+        using var cmd = SqlLedger.Command(tx,
             "SELECT seq, alias, from_version, to_version, change, actor, at, reason FROM model_alias_events WHERE model = @m ORDER BY seq",
             ("@m", model));
         using var r = cmd.ExecuteReader();
@@ -221,26 +283,27 @@ public sealed partial class SqliteModelRegistry(SqliteLedger ledger)
         return list;
     }
 
-    private List<ModelVersion> Versions(SqliteTransaction tx, string model)
+    private List<ModelVersion> Versions(DbTransaction tx, string model)
     {
-        using var cmd = SqliteLedger.Command(tx, $"SELECT {VersionColumns} FROM model_versions WHERE model = @m ORDER BY version", ("@m", model));
+        using var cmd = SqlLedger.Command(tx, $"SELECT {VersionColumns} FROM model_versions WHERE model = @m ORDER BY version", ("@m", model));
         using var r = cmd.ExecuteReader();
         var list = new List<ModelVersion>();
         while (r.Read()) list.Add(ReadVersion(r));
         return list;
     }
 
-    private ModelVersion Version(SqliteTransaction tx, string model, int version)
+    private ModelVersion Version(DbTransaction tx, string model, int version)
     {
-        using var cmd = SqliteLedger.Command(tx, $"SELECT {VersionColumns} FROM model_versions WHERE model = @m AND version = @v",
+        using var cmd = SqlLedger.Command(tx, $"SELECT {VersionColumns} FROM model_versions WHERE model = @m AND version = @v",
             ("@m", model), ("@v", version));
-        using var r = cmd.ExecuteReader();
-        if (r.Read()) return ReadVersion(r);
-        using var any = SqliteLedger.Command(tx, "SELECT 1 FROM model_versions WHERE model = @m", ("@m", model));
+        using (var r = cmd.ExecuteReader())
+            if (r.Read()) return ReadVersion(r);
+        // The reader is closed first: PostgreSQL runs one command at a time on a connection.
+        using var any = SqlLedger.Command(tx, "SELECT 1 FROM model_versions WHERE model = @m", ("@m", model));
         throw any.ExecuteScalar() is null ? ModelErrors.UnknownModel(model) : ModelErrors.UnknownVersion(model, version);
     }
 
-    private ModelVersion ReadVersion(SqliteDataReader r) => new(
+    private ModelVersion ReadVersion(DbDataReader r) => new(
         Model: r.GetString(0),
         Version: r.GetInt32(1),
         ArtifactPath: r.GetString(2),

@@ -1,13 +1,13 @@
 using Kiln.Core.Ledger;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Kiln.Ledger;
 
 /// <summary>The <c>stage_attempts</c> table (schema version 4): every attempt at a stage's container, with the node and
 /// task that ran it. Written with the stage's row, in the same transaction, replacing what the stage had.</summary>
-public sealed partial class SqliteLedger
+public abstract partial class SqlLedger
 {
-    private static void WriteAttempts(SqliteTransaction tx, string runId, StageRecord stage)
+    private static void WriteAttempts(DbTransaction tx, string runId, StageRecord stage)
     {
         using (var delete = Command(tx, "DELETE FROM stage_attempts WHERE run_id = @run_id AND stage = @stage", ("@run_id", runId), ("@stage", stage.Name)))
             delete.ExecuteNonQuery();
@@ -23,7 +23,7 @@ public sealed partial class SqliteLedger
         }
     }
 
-    private Dictionary<string, List<StageAttempt>> ReadAttempts(SqliteTransaction tx, string runId)
+    private Dictionary<string, List<StageAttempt>> ReadAttempts(DbTransaction tx, string runId)
     {
         var byStage = new Dictionary<string, List<StageAttempt>>(StringComparer.Ordinal);
         using var cmd = Command(tx,
