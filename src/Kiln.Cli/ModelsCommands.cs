@@ -8,7 +8,8 @@ using Spectre.Console;
 
 namespace Kiln.Cli;
 
-/// <summary>kiln models: the model registry in the ledger (register, list, show, history, promote, rollback).</summary>
+/// <summary>kiln models: the model registry in the ledger (register, list, show, history, promote, rollback; push and pull
+/// are in ModelsTransferCommands.cs).</summary>
 internal static class ModelsCommands
 {
     internal static string Actor => $"{Environment.UserName}@{Environment.MachineName}";
@@ -24,6 +25,8 @@ internal static class ModelsCommands
         models.Subcommands.Add(History(services));
         models.Subcommands.Add(Promote(services));
         models.Subcommands.Add(Rollback(services));
+        models.Subcommands.Add(ModelsTransferCommands.Push(services)); // ModelsTransferCommands.cs
+        models.Subcommands.Add(ModelsTransferCommands.Pull(services));
         return models;
     }
 
@@ -120,6 +123,8 @@ internal static class ModelsCommands
                 Output.Out.WriteLine($"  image       {v.ImageId}");
                 Output.Out.WriteLine($"  metrics     {string.Join(", ", v.Metrics.Select(m => $"{m.Key}={m.Value.ToString("R", CultureInfo.InvariantCulture)}"))}");
                 Output.Out.WriteLine($"  registered  {v.RegisteredAt:u} by {v.RegisteredBy}");
+                if (await registry.ImportOfAsync(v.Model, v.Version, ct) is { } import)
+                    Output.Out.WriteLine($"  imported    from {import.Source} (manifest {import.Manifest}; version {import.OriginVersion} there)");
                 var reference = await registry.ReferenceAsync(v.Model, v.Version, ct);
                 Output.Out.WriteLine($"  reference   {(reference is null ? "- (no serve.reference when registered: no drift monitoring)" : $"{reference.Digest}  {reference.Source}")}");
             }
