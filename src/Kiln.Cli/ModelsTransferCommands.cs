@@ -112,6 +112,8 @@ internal static partial class ModelsTransferCommands
             var allow = parse.GetValue(insecure);
             var repository = target.ToString();
             var max = long.TryParse(Environment.GetEnvironmentVariable("KILN_MODEL_MAX_BYTES"), out var m) && m > 0 ? m : DefaultMaxArtifactBytes;
+            // The ledger first: it refuses a store whose ledger went missing, and a new folder gets both.
+            using var ledger = services.OpenLedger(Path.Combine(stateDir, "ledger.db"));
             var store = services.OpenStore(stateDir);
             ModelTransfer.Head pulled;
             using (var client = RegistryClient.Open(repository, allow))
@@ -134,7 +136,6 @@ internal static partial class ModelsTransferCommands
                 await transfer.PullAsync($"model {v.Model}", repository, lineage.EnvironmentManifest, v.ImageId, allow,
                     line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
             }
-            using var ledger = services.OpenLedger(Path.Combine(stateDir, "ledger.db"));
             var (registered, created) = await new ModelRegistry(ledger).RegisterImportedAsync(lineage, text, pulled.Manifest,
                 ModelsCommands.Actor, DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine(created
