@@ -74,8 +74,8 @@ internal static class ModelsCommands
         var cmd = new Command("list", "List the registered models: versions, newest version, aliases.");
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = services.OpenLedger(project.LedgerPath);
+            // A folder without kiln.yaml that 'kiln models pull' filled works too.
+            using var ledger = services.OpenLedger(Path.Combine(ModelsTransferCommands.ReadStateDir(parse), "ledger.db"));
             var registry = new ModelRegistry(ledger);
             var names = await registry.ModelsAsync(ct);
             if (names.Count == 0)
@@ -104,8 +104,8 @@ internal static class ModelsCommands
         var cmd = new Command("show", "Show a model's versions with their lineage (run, stage, stage key, environment image, artifact digest, metrics) and aliases.") { name, version };
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = services.OpenLedger(project.LedgerPath);
+            // A folder without kiln.yaml that 'kiln models pull' filled works too.
+            using var ledger = services.OpenLedger(Path.Combine(ModelsTransferCommands.ReadStateDir(parse), "ledger.db"));
             var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var aliases = await registry.AliasesAsync(model, ct);
@@ -139,8 +139,8 @@ internal static class ModelsCommands
         var cmd = new Command("history", "Every move of the model's aliases, oldest first: when, who, alias, from → to, promote or rollback, why.") { name };
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = services.OpenLedger(project.LedgerPath);
+            // A folder without kiln.yaml that 'kiln models pull' filled works too.
+            using var ledger = services.OpenLedger(Path.Combine(ModelsTransferCommands.ReadStateDir(parse), "ledger.db"));
             var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var events = await registry.HistoryAsync(model, ct);

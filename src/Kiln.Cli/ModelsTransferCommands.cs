@@ -125,9 +125,6 @@ internal static partial class ModelsTransferCommands
             }
             var lineage = pulled.Lineage;
             var v = lineage.Version;
-            if (lineage.EnvironmentRepository != repository)
-                throw new KilnException("KILN7930", $"{text} is not a Kiln model version: its lineage names the environment image in {lineage.EnvironmentRepository}, not in {repository}",
-                    "nothing was registered; a pushed version keeps its environment image in its own repository", ExitCode.PortabilityFailed);
             if (!parse.GetValue(noEnvironment))
             {
                 var engine = services.Engine;
@@ -146,14 +143,24 @@ internal static partial class ModelsTransferCommands
         return cmd;
     }
 
-    /// <summary>The project's .kiln when there is a kiln.yaml, else .kiln in the folder given with -C (or the current one).</summary>
-    private static string StateDir(ParseResult parse)
+    /// <summary>The project's .kiln when there is a kiln.yaml, else .kiln in the folder given with -C (or the current one):
+    /// where a pull into a folder without a project keeps its registry, and where list/show/history read it.</summary>
+    internal static string StateDir(ParseResult parse)
     {
         var file = parse.GetValue(Program.FileOption);
         var dir = parse.GetValue(Program.ProjectDirOption) ?? Environment.CurrentDirectory;
         if (file is not null || File.Exists(Path.Combine(dir, "kiln.yaml")))
             return Project.Load(file, parse.GetValue(Program.ProjectDirOption)).StateDir;
         return Path.Combine(Path.GetFullPath(dir), ".kiln");
+    }
+
+    /// <summary><see cref="StateDir"/> for a command that only reads: a folder with neither kiln.yaml nor a ledger gets the
+    /// usual "no kiln.yaml" error instead of a new, empty ledger.</summary>
+    internal static string ReadStateDir(ParseResult parse)
+    {
+        var dir = StateDir(parse);
+        if (!File.Exists(Path.Combine(dir, "ledger.db"))) _ = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+        return dir;
     }
 
     /// <summary>The version's artifact: the store's blob, or the project's file when its bytes still hash to the digest.</summary>

@@ -68,6 +68,9 @@ public static class ModelTransfer
         var lineageBytes = await registry.GetBlobBytesAsync(config, ModelLineage.MaxBytes, ct).ConfigureAwait(false);
         var (lineage, error) = ModelLineage.Parse(lineageBytes);
         if (lineage is null) throw NotAModel(where, error!);
+        // The environment image is pulled from where the lineage says: only from this repository, never another host.
+        if (lineage.EnvironmentRepository != registry.Where)
+            throw NotAModel(where, $"its lineage names the environment image in {lineage.EnvironmentRepository}, not in {registry.Where}");
         var v = lineage.Version;
         if (layer.Digest != v.ArtifactDigest || layer.Size != v.ArtifactSize)
             throw new KilnException("KILN7931",

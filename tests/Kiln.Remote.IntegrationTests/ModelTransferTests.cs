@@ -29,12 +29,12 @@ public sealed class ModelTransferTests : IAsyncLifetime
             new DateTimeOffset(2026, 12, 3, 1, 2, 3, TimeSpan.Zero), "ana@box"),
         "c0ffee", false, Digest.Sha256("spec"), """{"train":{"C":0.5}}""", """{"project":"iris"}""", "", Digest.Sha256("env manifest"));
 
-    private async Task<Digest> PushAsync(ModelLineage lineage, string tag = "iris-v3", string content = Artifact)
+    private async Task<Digest> PushAsync(ModelLineage lineage, string tag = "iris-v3", string content = Artifact, string? environmentRepository = null)
     {
         var file = Path.Combine(_dir.Path, Guid.NewGuid().ToString("N"));
         await File.WriteAllTextAsync(file, content);
         using var client = Client();
-        return await ModelTransfer.PushAsync(client, tag, lineage with { EnvironmentRepository = client.Where }, file, CancellationToken.None);
+        return await ModelTransfer.PushAsync(client, tag, lineage with { EnvironmentRepository = environmentRepository ?? client.Where }, file, CancellationToken.None);
     }
 
     private async Task<ModelTransfer.Head> PullAsync(string tag = "iris-v3", long max = 1 << 20, string? into = null)
@@ -174,5 +174,15 @@ public sealed class ModelTransferTests : IAsyncLifetime
         var e = await RefusedAsync();
         Assert.Equal("KILN7930", e.Code);
         Assert.Contains("not a relative path inside a project", e.Message);
+    }
+
+    [Fact]
+    public async Task ALineageThatSendsTheEnvironmentPullToAnotherRegistryIsNotAModel()
+    {
+        // Pulling would make the engine fetch an image from a host the user never named.
+        await PushAsync(Lineage(), environmentRepository: "registry.attacker.example/any/thing");
+        var e = await RefusedAsync();
+        Assert.Equal("KILN7930", e.Code);
+        Assert.Contains("registry.attacker.example", e.Message);
     }
 }

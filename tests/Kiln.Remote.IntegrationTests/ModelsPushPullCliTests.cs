@@ -76,6 +76,13 @@ public sealed class ModelsPushPullCliTests(EngineFixture fixture)
             // The environment image is in the engine under the pulled digest, and is the version's image.
             Assert.Equal(origin.ImageId, (await fixture.Engine.InspectImageAsync(references[^1]))?.Id);
 
+            // The pulling folder has no kiln.yaml, yet its registry can be read: the lineage and where it came from.
+            var show = await KilnCli.RunAsync(empty, "models", "show", "m", "1");
+            Assert.True(show.ExitCode == 0, show.Describe());
+            Assert.Contains($"run {origin.RunId}", show.Text);
+            Assert.Contains($"image {origin.ImageId}", show.Text);
+            Assert.Contains($"imported from {reference}", show.Text);
+
             // Pulling again registers nothing new.
             var again = await KilnCli.RunAsync(empty, "models", "pull", reference);
             Assert.True(again.ExitCode == 0, again.Describe());
