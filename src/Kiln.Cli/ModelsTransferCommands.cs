@@ -60,7 +60,7 @@ internal static partial class ModelsTransferCommands
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            var (target_, tagGiven) = ParseReference(parse.GetValue(target)!);
+            var (destination, tagGiven) = ParseReference(parse.GetValue(target)!);
             var text = parse.GetValue(source)!;
             var at = text.IndexOf('@');
             var (model, which) = at < 0 ? (text, (string?)null) : (text[..at], text[(at + 1)..]);
@@ -74,8 +74,8 @@ internal static partial class ModelsTransferCommands
             var engine = services.Engine;
             await engine.PingAsync(ct);
             var allow = parse.GetValue(insecure);
-            RegistryTarget.CheckTransport(target_.Registry, await engine.IsInsecureRegistryAsync(target_.Registry, ct), allow);
-            var repository = target_.ToString();
+            RegistryTarget.CheckTransport(destination.Registry, await engine.IsInsecureRegistryAsync(destination.Registry, ct), allow);
+            var repository = destination.ToString();
             Output.Out.MarkupLine($"pushing the environment image {version.ImageId.Short} to {Markup.Escape(repository)}");
             var envManifest = await engine.PushImageAsync(version.ImageId, repository, $"env-{version.ImageId.Hex[..12]}",
                 line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
