@@ -91,7 +91,9 @@ internal sealed class WorkerPool : IAsyncDisposable
     private void Replace(PredictorWorker worker, Action<string> logFailure)
     {
         _metrics.WorkerRestarted();
-        if (Interlocked.Decrement(ref _live) == 0 && Volatile.Read(ref _warmedOnce) == 1)
+        var live = Interlocked.Decrement(ref _live);
+        _metrics.SetWorkers(live);
+        if (live == 0 && Volatile.Read(ref _warmedOnce) == 1)
         {
             _ready = false;
             _metrics.SetReady(false);
@@ -114,6 +116,7 @@ internal sealed class WorkerPool : IAsyncDisposable
                 Hello ??= worker.Hello;
                 Failure = null;
                 var live = Interlocked.Increment(ref _live);
+                _metrics.SetWorkers(live);
                 _idle.Writer.TryWrite(worker);
                 if (live == Size) Volatile.Write(ref _warmedOnce, 1);
                 if (Volatile.Read(ref _warmedOnce) == 1 && !_ready)

@@ -71,6 +71,7 @@ public sealed class WorkerPoolTests
         Assert.Equal(busyPid, await PidOf(await held)); // the request on the other worker was not disturbed
         var metrics = await s.Client.GetStringAsync("/metrics");
         Assert.Matches("kiln_predictor_worker_restarts_total\\{[^}]*\\} 1", metrics);
+        Assert.Matches("kiln_predictor_workers\\{[^}]*\\} 2", metrics); // both alive again
         Assert.Equal(3, ((ServingState)s.App.Services.GetService(typeof(ServingState))!).Pool.Starts);
     }
 
