@@ -8,7 +8,8 @@ using Spectre.Console;
 
 namespace Kiln.Cli;
 
-/// <summary>kiln models: the model registry in the ledger (register, list, show, history, promote, rollback).</summary>
+/// <summary>kiln models: the model registry in the ledger (register, list, show, history, promote, rollback; push and pull
+/// are in ModelsTransferCommands.cs).</summary>
 internal static class ModelsCommands
 {
     internal static string Actor => $"{Environment.UserName}@{Environment.MachineName}";
@@ -24,6 +25,8 @@ internal static class ModelsCommands
         models.Subcommands.Add(History(services));
         models.Subcommands.Add(Promote(services));
         models.Subcommands.Add(Rollback(services));
+        models.Subcommands.Add(ModelsTransferCommands.Push(services)); // ModelsTransferCommands.cs
+        models.Subcommands.Add(ModelsTransferCommands.Pull(services));
         return models;
     }
 
@@ -71,8 +74,8 @@ internal static class ModelsCommands
         var cmd = new Command("list", "List the registered models: versions, newest version, aliases.");
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = services.OpenLedger(project.LedgerPath);
+            // A folder without kiln.yaml that 'kiln models pull' filled works too.
+            using var ledger = services.OpenLedger(Path.Combine(ModelsTransferCommands.ReadStateDir(parse), "ledger.db"));
             var registry = new ModelRegistry(ledger);
             var names = await registry.ModelsAsync(ct);
             if (names.Count == 0)
@@ -101,8 +104,8 @@ internal static class ModelsCommands
         var cmd = new Command("show", "Show a model's versions with their lineage (run, stage, stage key, environment image, artifact digest, metrics) and aliases.") { name, version };
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = services.OpenLedger(project.LedgerPath);
+            // A folder without kiln.yaml that 'kiln models pull' filled works too.
+            using var ledger = services.OpenLedger(Path.Combine(ModelsTransferCommands.ReadStateDir(parse), "ledger.db"));
             var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var aliases = await registry.AliasesAsync(model, ct);
@@ -120,6 +123,8 @@ internal static class ModelsCommands
                 Output.Out.WriteLine($"  image       {v.ImageId}");
                 Output.Out.WriteLine($"  metrics     {string.Join(", ", v.Metrics.Select(m => $"{m.Key}={m.Value.ToString("R", CultureInfo.InvariantCulture)}"))}");
                 Output.Out.WriteLine($"  registered  {v.RegisteredAt:u} by {v.RegisteredBy}");
+                if (await registry.ImportOfAsync(v.Model, v.Version, ct) is { } import)
+                    Output.Out.WriteLine($"  imported    from {import.Source} (manifest {import.Manifest}; version {import.OriginVersion} there)");
                 var reference = await registry.ReferenceAsync(v.Model, v.Version, ct);
                 Output.Out.WriteLine($"  reference   {(reference is null ? "- (no serve.reference when registered: no drift monitoring)" : $"{reference.Digest}  {reference.Source}")}");
             }
@@ -134,8 +139,8 @@ internal static class ModelsCommands
         var cmd = new Command("history", "Every move of the model's aliases, oldest first: when, who, alias, from → to, promote or rollback, why.") { name };
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
-            using var ledger = services.OpenLedger(project.LedgerPath);
+            // A folder without kiln.yaml that 'kiln models pull' filled works too.
+            using var ledger = services.OpenLedger(Path.Combine(ModelsTransferCommands.ReadStateDir(parse), "ledger.db"));
             var registry = new ModelRegistry(ledger);
             var model = parse.GetValue(name)!;
             var events = await registry.HistoryAsync(model, ct);

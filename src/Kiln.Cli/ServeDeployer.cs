@@ -34,7 +34,7 @@ internal sealed class ServeDeployer(DockerEngine engine, ModelRegistry registry,
                 "rebuild it with 'kiln env build' (it is reproducible: the same ID comes back) or 'kiln pull'", ExitCode.EnvironmentBuildFailed);
         var request = new ServingImageRequest(name, version.Version, version.ArtifactDigest, artifact, Path.GetFileName(version.ArtifactPath),
             Path.Combine(project.Dir, spec.Predictor), Path.GetFileName(spec.Predictor), serverDir, baseImage,
-            long.TryParse(baseImage.Labels.GetValueOrDefault("dev.kiln.source-date-epoch"), out var epoch) ? epoch : 0);
+            long.TryParse(baseImage.Labels.GetValueOrDefault("dev.kiln.source-date-epoch"), out var epoch) ? epoch : 0, Workers: spec.Workers);
         var work = Path.Combine(project.StateDir, "tmp", "serve-" + Guid.NewGuid().ToString("N"));
         if (await ReferenceProfiles.WriteForServingAsync(project, Store(), registry, version, spec, work + "-reference", ct) is { } profile) // drift monitoring
         {

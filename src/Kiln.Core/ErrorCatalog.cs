@@ -46,6 +46,7 @@ public static class ErrorCatalog
         new("KILN0901", ExitCode.Usage, "a model or alias name is not valid", "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)"),
         new("KILN0909", ExitCode.Usage, "no --path given and kiln.yaml declares none for the model", "name the output with --path"),
         new("KILN0916", ExitCode.Usage, "--on names no backend, or --on swarm lacks --cache", "use --on local or --on swarm --cache REGISTRY/REPO"),
+        new("KILN0930", ExitCode.Usage, "kiln models push/pull: the reference is not REGISTRY/REPO[:TAG] (pull needs the tag)", "e.g. 127.0.0.1:5000/models/iris:iris-v3"),
         new("KILN0960", ExitCode.Usage, "kiln ui was asked to listen beyond 127.0.0.1 without a token, or with one under 16 characters", "give --token TOKEN (or KILN_UI_TOKEN) of 16+ characters, or drop --bind"),
         new("KILN0961", ExitCode.Usage, "kiln ui cannot listen on that address and port (in use, or not this machine's)", "pick another with --port N (0 picks a free one) or --bind ADDRESS"),
         new("KILN0962", ExitCode.Usage, "kiln ui's --port is not a port", "give 1-65535, or 0 for a free one"),
@@ -145,6 +146,7 @@ public static class ErrorCatalog
         new("KILN5907", ExitCode.NotFound, "the stage has no recorded environment image, so the model's lineage would be incomplete", "re-run the stage with kiln run, then register the new run's output"),
         new("KILN5908", ExitCode.NotFound, "the model has no such alias", "'kiln models promote NAME VERSION --to ALIAS' sets it"),
         new("KILN5911", ExitCode.NotFound, "--from latest: no run has succeeded yet", "'kiln run' makes one"),
+        new("KILN5930", ExitCode.NotFound, "kiln models pull: the registry has no such tag", "check the reference; kiln models push prints the tag it wrote (default NAME-vVERSION)"),
         new("KILN5935", ExitCode.NotFound, "the model version's artifact is neither in the store nor in the project", "'kiln repro RUN' recreates it"),
 
         // 6nnn: the ledger or the store could not be read or written (exit 6)
@@ -201,6 +203,8 @@ public static class ErrorCatalog
         new("KILN7923", ExitCode.PortabilityFailed, "bytes from the registry do not match their digest; they were refused", "nothing of them was used; the stage runs instead"),
         new("KILN7924", ExitCode.PortabilityFailed, "a remote cache entry was refused (another key, an undeclared output, bad bytes)", "nothing of it was used; delete the tag in the registry"),
         new("KILN7926", ExitCode.PortabilityFailed, "the registry sent more bytes than allowed", "nothing of it was used"),
+        new("KILN7930", ExitCode.PortabilityFailed, "kiln models pull: the tag is not a Kiln model version (manifest or lineage malformed, or its environment image elsewhere)", "nothing was registered; name a tag that kiln models push wrote"),
+        new("KILN7931", ExitCode.PortabilityFailed, "kiln models pull: the manifest names another artifact (digest or size) than its lineage", "nothing was registered; push the version again from the project that registered it"),
 
         // 8nnn: the project is busy (exit 8)
         new("KILN8202", ExitCode.ProjectBusy, "another kiln command holds the project lock and --no-wait was given", "wait for it (run again without --no-wait), or stop the command named in the message"),

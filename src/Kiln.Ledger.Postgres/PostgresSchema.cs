@@ -167,6 +167,19 @@ internal static class PostgresSchema
             FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
         );
         """,
+        // 5 → 6: model versions pulled from an OCI registry, with where they came from.
+        """
+        CREATE TABLE model_imports (
+            model          ktext   NOT NULL,
+            version        integer NOT NULL,
+            source         ktext   NOT NULL,
+            manifest       ktext   NOT NULL,
+            origin_version integer NOT NULL,
+            lineage        ktext   NOT NULL,
+            PRIMARY KEY (model, version),
+            FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+        );
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -157,6 +157,21 @@ internal static class SqliteSchema
             FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
         );
         """,
+        // 5 → 6: model versions pulled from an OCI registry (kiln models pull): the reference they came from, the manifest's
+        // digest, their version number in the pushing project and the lineage as pushed. One row per imported version,
+        // written once with the version (the PostgreSQL back end mirrors it).
+        """
+        CREATE TABLE model_imports (
+            model          TEXT    NOT NULL,
+            version        INTEGER NOT NULL,
+            source         TEXT    NOT NULL,
+            manifest       TEXT    NOT NULL,
+            origin_version INTEGER NOT NULL,
+            lineage        TEXT    NOT NULL,
+            PRIMARY KEY (model, version),
+            FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+        );
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -20,10 +20,14 @@ public sealed record ServeOptions
     public long MaxBodyBytes { get; init; } = 1 << 20;
     /// <summary>How long one inference may take before the worker is declared hung and restarted.</summary>
     public double InferenceTimeoutSeconds { get; init; } = 30;
+    /// <summary>How many predictor workers (Python processes) answer requests side by side; null: one per core, at most 8.</summary>
+    public int? Workers { get; init; }
     /// <summary>The version's reference profile (Kiln.Monitoring JSON); null: inputs are not logged (docs/monitoring.md).</summary>
     public string? Reference { get; init; }
     /// <summary>How the input log samples (rate, cap, privacy switch); null: the defaults.</summary>
     public Kiln.Monitoring.InputLogOptions? Monitor { get; init; }
+
+    public const int MaxWorkers = 64;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 
@@ -31,8 +35,11 @@ public sealed record ServeOptions
     {
         try
         {
-            return JsonSerializer.Deserialize<ServeOptions>(File.ReadAllText(path), Json)
+            var options = JsonSerializer.Deserialize<ServeOptions>(File.ReadAllText(path), Json)
                 ?? throw new InvalidDataException($"{path} holds null");
+            if (options.Workers is < 1 or > MaxWorkers)
+                throw new InvalidDataException($"KILN9120: cannot read the serving configuration {path}: 'workers' must be 1 to {MaxWorkers}, not {options.Workers}");
+            return options;
         }
         catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
         {

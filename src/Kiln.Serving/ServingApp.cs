@@ -70,8 +70,8 @@ public static class ServingApp
             ["versions"] = new JsonArray(s.Options.Version),
             ["platform"] = "kiln-python",
             ["digest"] = s.Options.Digest,
-            ["inputs"] = s.Worker.Hello?["inputs"]?.DeepClone() ?? new JsonArray(),
-            ["outputs"] = s.Worker.Hello?["outputs"]?.DeepClone() ?? new JsonArray(),
+            ["inputs"] = s.Pool.Hello?["inputs"]?.DeepClone() ?? new JsonArray(),
+            ["outputs"] = s.Pool.Hello?["outputs"]?.DeepClone() ?? new JsonArray(),
         });
 
     private static IResult ModelReady(ServingState s, string name, string? version) =>
@@ -101,11 +101,11 @@ public static class ServingApp
             body.Write(buffer, 0, n);
         }
         if (!s.Ready) return Error(503, "the model is not ready yet (loading or warming up); GET /v2/health/ready says when it is");
-        var (inputs, id, error) = InferenceRequest.Parse(body.GetBuffer().AsSpan(0, (int)body.Length), s.Worker.Hello?["inputs"] as JsonArray);
+        var (inputs, id, error) = InferenceRequest.Parse(body.GetBuffer().AsSpan(0, (int)body.Length), s.Pool.Hello?["inputs"] as JsonArray);
         if (error is not null) return Error(400, error);
         try
         {
-            var outputs = await s.Worker.InferAsync(inputs!, ctx.RequestAborted);
+            var outputs = await s.Pool.InferAsync(inputs!, s.LogFailure, ctx.RequestAborted);
             ctx.RequestServices.GetRequiredService<InputMonitor>().Observe(inputs!);
             var response = new JsonObject { ["model_name"] = s.Options.Model, ["model_version"] = s.Options.Version };
             if (id is not null) response["id"] = id;
@@ -114,79 +114,36 @@ public static class ServingApp
         }
         catch (WorkerException e)
         {
-            if (e.Died) s.WorkerDied();
             return Error(500, e.Message);
+        }
+        catch (PoolBusyException e)
+        {
+            return Error(503, e.Message);
         }
     }
 }
 
-/// <summary>The worker and whether the model is ready. Loads and warms up in the background at start, and again after the
-/// worker dies.</summary>
+/// <summary>The pool of predictor workers and whether the model is ready (<see cref="WorkerPool"/>: it loads and warms up
+/// every worker in the background at start, and each again after it dies).</summary>
 internal sealed class ServingState(ServeOptions options, ServingMetrics metrics, ILogger<ServingState> log) : IHostedService, IAsyncDisposable
 {
-    private volatile bool _ready;
-    private int _restarting;
-    private readonly CancellationTokenSource _stopping = new();
-
     public ServeOptions Options { get; } = options;
     public ServingMetrics Metrics { get; } = metrics;
-    public PredictorWorker Worker { get; } = new(options);
-    public bool Ready => _ready;
+    public WorkerPool Pool { get; } = new(options, metrics);
+    public bool Ready => Pool.Ready;
     /// <summary>Why the model is not ready, when loading or warming up failed.</summary>
-    public string? Failure { get; private set; }
+    public string? Failure => Pool.Failure;
+
+    public void LogFailure(string error) =>
+        log.LogError("model {Model} version {Version}: a predictor worker is not ready: {Error}", Options.Model, Options.Version, error);
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _ = Task.Run(() => LoadAsync(_stopping.Token));
+        Pool.Start(LogFailure);
         return Task.CompletedTask;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stopping.CancelAsync();
-    }
-
-    public void WorkerDied()
-    {
-        _ready = false;
-        Metrics.SetReady(false);
-        Metrics.WorkerRestarted();
-        if (Interlocked.Exchange(ref _restarting, 1) == 0)
-            _ = Task.Run(async () =>
-            {
-                try { await LoadAsync(_stopping.Token); }
-                finally { Volatile.Write(ref _restarting, 0); }
-            });
-    }
-
-    private async Task LoadAsync(CancellationToken ct)
-    {
-        for (var attempt = 0; !ct.IsCancellationRequested; attempt++)
-        {
-            try
-            {
-                await Worker.StartAsync(ct);
-                var warmup = WarmupRequest(Worker.Hello);
-                var (inputs, _, error) = InferenceRequest.Parse(System.Text.Encoding.UTF8.GetBytes(warmup.ToJsonString()), Worker.Hello?["inputs"] as JsonArray);
-                if (error is not null) throw new WorkerException($"the warm-up request is refused: {error}", died: false);
-                await Worker.InferAsync(inputs!, ct);
-                Failure = null;
-                _ready = true;
-                Metrics.SetReady(true);
-                return;
-            }
-            catch (WorkerException e)
-            {
-                Failure = e.Message;
-                log.LogError("model {Model} version {Version} is not ready: {Error}", Options.Model, Options.Version, e.Message);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            await Task.Delay(TimeSpan.FromSeconds(Math.Min(30, 0.5 * (1 << Math.Min(attempt, 6)))), ct).ContinueWith(_ => { });
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>The predictor's EXAMPLE (v2 inputs), or one made from its INPUTS: every -1 dimension 1, every value zero.</summary>
     internal static JsonObject WarmupRequest(JsonObject? hello)
@@ -222,7 +179,6 @@ internal sealed class ServingState(ServeOptions options, ServingMetrics metrics,
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return; // the host and the container may both dispose it
-        await _stopping.CancelAsync();
-        await Worker.DisposeAsync();
+        await Pool.DisposeAsync();
     }
 }

@@ -13,6 +13,7 @@ internal sealed class ServingMetrics
     private readonly Gauge _inFlight;
     private readonly Counter _restarts;
     private readonly Gauge _ready;
+    private readonly Gauge _workers;
 
     public ServingMetrics(ServeOptions options)
     {
@@ -29,7 +30,10 @@ internal sealed class ServingMetrics
             new CounterConfiguration { LabelNames = labels });
         _ready = factory.CreateGauge("kiln_model_ready", "1 when the model is loaded and its warm-up inference succeeded, else 0.",
             new GaugeConfiguration { LabelNames = labels });
+        _workers = factory.CreateGauge("kiln_predictor_workers", "Predictor workers loaded and warmed up (idle or answering); the pool's size is serve.workers.",
+            new GaugeConfiguration { LabelNames = labels });
         _ready.WithLabels(_model).Set(0);
+        _workers.WithLabels(_model).Set(0);
         _inFlight.WithLabels(_model).Set(0);
     }
 
@@ -42,6 +46,8 @@ internal sealed class ServingMetrics
     }
 
     public void WorkerRestarted() => _restarts.WithLabels(_model).Inc();
+
+    public void SetWorkers(int live) => _workers.WithLabels(_model).Set(live);
 
     public void SetReady(bool ready) => _ready.WithLabels(_model).Set(ready ? 1 : 0);
 }

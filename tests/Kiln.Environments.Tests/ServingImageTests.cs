@@ -75,6 +75,16 @@ public sealed class ServingImageTests : IDisposable
     }
 
     [Fact]
+    public void ServeWorkersReachesServeJsonAndTheImageId()
+    {
+        var (plain, plainLayer) = Prepare(Request());
+        var (four, fourLayer) = Prepare(Request() with { Workers = 4 });
+        Assert.DoesNotContain("\"workers\"", System.Text.Encoding.Latin1.GetString(plainLayer)); // absent: the server sizes its pool
+        Assert.Contains("\"workers\":4", System.Text.Encoding.Latin1.GetString(fourLayer));
+        Assert.NotEqual(plain.ImageId, four.ImageId);
+    }
+
+    [Fact]
     public void AMissingServerIsAClearError()
     {
         File.Delete(Path.Combine(_dir, "server", ServingImage.ServerExecutable));

@@ -51,3 +51,12 @@ public sealed class PostgresModelReferenceContractTests(PostgresServer server) :
     protected override object? Raw(string sql) => _store.Raw(sql);
     protected override void DisposeBackend() => _store.Drop();
 }
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresModelImportContractTests(PostgresServer server) : ModelImportContractTests
+{
+    private readonly PostgresStore _store = new(server);
+    protected override SqlLedger OpenBackend(TimeProvider time) => _store.Open(time);
+    protected override object? Raw(string sql) => _store.Raw(sql);
+    protected override void DisposeBackend() => _store.Drop();
+}

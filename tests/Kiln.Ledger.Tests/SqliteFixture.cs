@@ -45,6 +45,12 @@ public sealed class SqliteModelReferenceContractTests : ModelReferenceContractTe
     protected override object? Raw(string sql) => SqliteRaw.Scalar(DatabasePath, sql);
 }
 
+public sealed class SqliteModelImportContractTests : ModelImportContractTests
+{
+    protected override SqlLedger OpenBackend(TimeProvider time) => SqliteLedger.Open(DatabasePath, time);
+    protected override object? Raw(string sql) => SqliteRaw.Scalar(DatabasePath, sql);
+}
+
 public sealed class SqliteStageAttemptsContractTests : StageAttemptsContractTests
 {
     protected override SqlLedger OpenBackend(TimeProvider time) => SqliteLedger.Open(DatabasePath, time);

@@ -19,8 +19,9 @@ public sealed record DriftGate(double MaxPsi, string? Alias = null)
 }
 
 /// <summary>How a model is served: the user's predictor (a Python file with <c>load()</c> and <c>predict(inputs)</c>) and the
-/// environment it runs in (default: the producing stage's).</summary>
-public sealed record ServeSpec(string Predictor, string? Env, ReferenceSpec? Reference = null, MonitorSpec? Monitor = null);
+/// environment it runs in (default: the producing stage's), and how many predictor workers answer side by side (null: one per
+/// core the server may use, at most 8).</summary>
+public sealed record ServeSpec(string Predictor, string? Env, ReferenceSpec? Reference = null, MonitorSpec? Monitor = null, int? Workers = null);
 
 /// <summary>The training data a served version's live inputs are compared with (docs/monitoring.md): a CSV file in the
 /// project or a stage output, and the columns to profile (null: every numeric column).</summary>

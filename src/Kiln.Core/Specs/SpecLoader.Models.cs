@@ -6,7 +6,8 @@ public static partial class SpecLoader
 {
     public static readonly string[] ModelKeys = ["from", "gates", "serve"];
     public static readonly string[] ModelFromKeys = ["stage", "path"];
-    public static readonly string[] ServeKeys = ["predictor", "env", "reference", "monitor"];
+    public static readonly string[] ServeKeys = ["predictor", "env", "reference", "monitor", "workers"];
+    public const int MaxServeWorkers = 64;
 
     /// <summary>Reads only the <c>models:</c> section of kiln.yaml (the rest is checked by <see cref="Load"/>):
     /// model name → its spec. Throws <see cref="SpecException"/> with file:line:column for each problem.</summary>
@@ -125,7 +126,17 @@ public static partial class SpecLoader
                     if (env is not null && project is { } pe && !pe.Environments.Contains(env))
                         ctx.Error(Child(s, "env"), $"'serve' of model '{name}' names the environment '{env}', which is not declared",
                             $"environments are: {string.Join(", ", pe.Environments)}");
-                    if (predictor is not null) serve = new ServeSpec(predictor, env, ParseReference(s, name, ctx), ParseMonitor(s, name, ctx));
+                    int? workers = null;
+                    if (Child(s, "workers") is { } workersNode)
+                    {
+                        if (workersNode is YamlScalarNode { Value: { } w } && int.TryParse(w, System.Globalization.NumberStyles.None,
+                                System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 1 && n <= MaxServeWorkers)
+                            workers = n;
+                        else
+                            ctx.Error(workersNode, $"'workers' of model '{name}' must be a whole number from 1 to {MaxServeWorkers}: the predictor processes answering side by side",
+                                "e.g.  workers: 4  (leave it out for one per core, at most 8)");
+                    }
+                    if (predictor is not null) serve = new ServeSpec(predictor, env, ParseReference(s, name, ctx), ParseMonitor(s, name, ctx), workers);
                 }
             }
             if (driftGates.Count > 0 && serve?.Reference is null)

@@ -21,7 +21,8 @@ public sealed record ServingImageRequest(
     ImageInfo BaseImage,
     long SourceDateEpoch,
     string? ReferenceFile = null,
-    JsonObject? Monitor = null);
+    JsonObject? Monitor = null,
+    int? Workers = null);
 
 /// <summary>Builds serving images bit-for-bit reproducibly: the layer is written by <see cref="DeterministicTarWriter"/>
 /// (sorted entries, fixed mtime, root owner), the config by <see cref="ImageConfig"/>; the same inputs give the same image ID.
@@ -51,6 +52,7 @@ public static class ServingImage
             ["predictor"] = predictorPath,
             ["version"] = r.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
+        if (r.Workers is { } workers) config["workers"] = workers; // absent: the server sizes its pool to its cores
         var files = new SortedDictionary<string, (string? Source, byte[]? Bytes, bool Executable)>(StringComparer.Ordinal)
         {
             [$"{Root}/serve.json"] = (null, Encoding.UTF8.GetBytes(CanonicalJson.Serialize(config)), false),
