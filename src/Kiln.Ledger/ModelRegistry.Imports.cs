@@ -58,6 +58,45 @@ public sealed partial class ModelRegistry
             return ImportOf(tx, model, version);
         }, ct);
 
+    /// <summary><c>kiln ledger migrate</c>: writes the reference profiles and import records of versions already copied,
+    /// each once (one already in the target is skipped when it is the same, refused with KILN6005 when it differs).
+    /// Returns how many rows were written.</summary>
+    internal Task<int> ImportProvenanceAsync(IReadOnlyList<ModelReference> references, IReadOnlyList<ModelImport> imports,
+        CancellationToken ct = default) =>
+        ledger.WriteAsync(tx =>
+        {
+            var written = 0;
+            foreach (var reference in references)
+            {
+                Version(tx, reference.Model, reference.Version);
+                if (Reference(tx, reference.Model, reference.Version) is { } existing)
+                {
+                    if (existing != reference) throw Conflict(reference.Model, $"reference profile of version {reference.Version}");
+                    continue;
+                }
+                using var insert = SqlLedger.Command(tx, "INSERT INTO model_references (model, version, digest, source) VALUES (@m, @v, @d, @s)",
+                    ("@m", reference.Model), ("@v", reference.Version), ("@d", reference.Digest.ToString()), ("@s", reference.Source));
+                insert.ExecuteNonQuery();
+                written++;
+            }
+            foreach (var import in imports)
+            {
+                Version(tx, import.Model, import.Version);
+                if (ImportOf(tx, import.Model, import.Version) is { } existing)
+                {
+                    if (existing != import) throw Conflict(import.Model, $"import record of version {import.Version}");
+                    continue;
+                }
+                using var insert = SqlLedger.Command(tx,
+                    "INSERT INTO model_imports (model, version, source, manifest, origin_version, lineage) VALUES (@m, @v, @src, @man, @ov, @l)",
+                    ("@m", import.Model), ("@v", import.Version), ("@src", import.Source), ("@man", import.Manifest.ToString()),
+                    ("@ov", import.OriginVersion), ("@l", import.Lineage));
+                insert.ExecuteNonQuery();
+                written++;
+            }
+            return written;
+        }, ct);
+
     private ModelImport? ImportOf(DbTransaction tx, string model, int version)
     {
         using var cmd = SqlLedger.Command(tx, "SELECT source, manifest, origin_version, lineage FROM model_imports WHERE model = @m AND version = @v",
