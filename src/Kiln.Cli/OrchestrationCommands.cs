@@ -162,7 +162,7 @@ internal static class OrchestrationCommands
             var (commit, dirty) = Project.GitState(project.Dir);
             var record = new RunRecord(manifest.RunId, spec.Name, DateTimeOffset.UtcNow, null, RunStatus.Running, commit, dirty, spec.SpecDigest,
                 Program.CommandLine, Environment.MachineName, Environment.ProcessId, RunCommand.Version, Name: null, Tags: ["compose"],
-                ParamsJson: spec.Params.Root.ToJsonString());
+                ParamsJson: spec.Params.Root.ToJsonString(), User: Environment.UserName);
             var runner = new PipelineRunner(new ComposeResults(manifest), ledger, new ConsoleReporter(Output.Out, parse.GetValue(quiet)));
             var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, Cache: services.OpenStageCache(project.StateDir)), ct);
             RunCommand.PrintSummary(outcome);

@@ -100,7 +100,7 @@ internal static class ReproCommands
 
         var record = new RunRecord(RunIds.NewRunId(DateTimeOffset.UtcNow), original.Run.Project, DateTimeOffset.UtcNow, null, RunStatus.Running,
             original.Run.GitCommit, original.Run.GitDirty, original.Run.SpecDigest, $"{command} {original.Run.Id}", Environment.MachineName,
-            Environment.ProcessId, RunCommand.Version);
+            Environment.ProcessId, RunCommand.Version, User: Environment.UserName);
         var workDir = Path.Combine(project.StateDir, "repro", record.Id);
         Output.Out.MarkupLine($"[bold]re-executing run {Markup.Escape(original.Run.Id)}[/] ({plan.Stages.Count} stage(s)) as {record.Id} in {Markup.Escape(Path.GetRelativePath(project.Dir, workDir))}");
         var reproducer = new Reproducer(engine, ledger, new ConsoleReporter(Output.Out, quiet));

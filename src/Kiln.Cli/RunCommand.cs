@@ -123,7 +123,8 @@ internal static class RunCommand
             KilnVersion: Version,
             Name: runName,
             Tags: runTags,
-            ParamsJson: spec.Params.Root.ToJsonString());
+            ParamsJson: spec.Params.Root.ToJsonString(),
+            User: Environment.UserName);
 
         using var registry = backend.RemoteCache is null ? null : Kiln.Remote.RegistryClient.Open(backend.RemoteCache, backend.AllowInsecure);
         if (registry is not null)

@@ -194,6 +194,7 @@ internal static class RunsCommands
         if (r.Name is not null || r.Tags is { Count: > 0 }) o.MarkupLine($"  name      {Markup.Escape(r.Name ?? "")} {Markup.Escape(string.Join(" ", (r.Tags ?? []).Select(t => "#" + t)))}");
         if (r.ParamsJson is not null) o.MarkupLine($"  params    {Markup.Escape(r.ParamsJson)}");
         o.MarkupLine($"  host      {Markup.Escape(r.Host)} (pid {r.Pid}), kiln {Markup.Escape(r.KilnVersion)}");
+        if (r.User is not null) o.MarkupLine($"  user      {Markup.Escape(r.User)}");
         if (r.Error is not null) o.MarkupLine($"  error     [red]{Markup.Escape(r.Error.Split('\n')[0])}[/]");
         foreach (var s in d.Stages)
         {

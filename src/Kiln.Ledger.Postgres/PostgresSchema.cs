@@ -180,6 +180,10 @@ internal static class PostgresSchema
             FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
         );
         """,
+        // 6 → 7: who started each run (the OS user), beside the host.
+        """
+        ALTER TABLE runs ADD COLUMN user_name ktext;
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -12,7 +12,7 @@ namespace Kiln.Ledger;
 public abstract partial class SqlLedger : ILedger
 {
     internal const string RunColumns =
-        "id, project, started_at, ended_at, status, git_commit, git_dirty, spec_digest, command, host, pid, kiln_version, error, name, tags, params";
+        "id, project, started_at, ended_at, status, git_commit, git_dirty, spec_digest, command, host, pid, kiln_version, error, name, tags, params, user_name";
 
     private const string StageColumns =
         "name, status, image_id, command, exit_code, started_at, ended_at, key, log_path, error";
@@ -71,7 +71,7 @@ public abstract partial class SqlLedger : ILedger
                 throw new InvalidOperationException($"a run with id '{run.Id}' is already recorded");
             using var cmd = Command(tx,
                 $"INSERT INTO runs ({RunColumns}) VALUES " +
-                "(@id, @project, @started_at, @ended_at, @status, @git_commit, @git_dirty, @spec_digest, @command, @host, @pid, @kiln_version, @error, @name, @tags, @params)",
+                "(@id, @project, @started_at, @ended_at, @status, @git_commit, @git_dirty, @spec_digest, @command, @host, @pid, @kiln_version, @error, @name, @tags, @params, @user)",
                 RunParameters(run));
             cmd.ExecuteNonQuery();
         }, ct);
@@ -86,6 +86,7 @@ public abstract partial class SqlLedger : ILedger
         ("@spec_digest", run.SpecDigest.ToString()), ("@command", run.Command), ("@host", run.Host), ("@pid", run.Pid),
         ("@kiln_version", run.KilnVersion), ("@error", run.Error), ("@name", run.Name),
         ("@tags", run.Tags is { Count: > 0 } tags ? System.Text.Json.JsonSerializer.Serialize(tags) : null), ("@params", run.ParamsJson),
+        ("@user", run.User),
     ];
 
     public Task RecordStageAsync(string runId, StageRecord stage, CancellationToken ct = default)
@@ -119,7 +120,7 @@ public abstract partial class SqlLedger : ILedger
         {
             using (var cmd = Command(tx,
                        $"INSERT INTO runs ({RunColumns}) VALUES " +
-                       "(@id, @project, @started_at, @ended_at, @status, @git_commit, @git_dirty, @spec_digest, @command, @host, @pid, @kiln_version, @error, @name, @tags, @params) " +
+                       "(@id, @project, @started_at, @ended_at, @status, @git_commit, @git_dirty, @spec_digest, @command, @host, @pid, @kiln_version, @error, @name, @tags, @params, @user) " +
                        "ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at, status = excluded.status, error = excluded.error",
                        RunParameters(run)))
                 cmd.ExecuteNonQuery();
@@ -346,7 +347,8 @@ public abstract partial class SqlLedger : ILedger
         Error: r.IsDBNull(12) ? null : r.GetString(12),
         Name: r.IsDBNull(13) ? null : r.GetString(13),
         Tags: r.IsDBNull(14) ? null : System.Text.Json.JsonSerializer.Deserialize<string[]>(r.GetString(14)),
-        ParamsJson: r.IsDBNull(15) ? null : r.GetString(15));
+        ParamsJson: r.IsDBNull(15) ? null : r.GetString(15),
+        User: r.IsDBNull(16) ? null : r.GetString(16));
 
     private static List<T> ListFor<T>(Dictionary<string, List<T>> byStage, string stage)
     {

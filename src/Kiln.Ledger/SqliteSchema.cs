@@ -172,6 +172,11 @@ internal static class SqliteSchema
             FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
         );
         """,
+        // 6 → 7: who started each run (the OS user), beside the host: a team ledger holds runs of many people. Null for
+        // runs recorded before (the PostgreSQL back end mirrors it).
+        """
+        ALTER TABLE runs ADD COLUMN user_name TEXT;
+        """,
     ];
 
     internal static int CurrentVersion => Migrations.Count;

@@ -57,6 +57,7 @@ public sealed class TeamLedgerCliTests(PostgresServer server, TeamLedgerImages i
         Assert.Equal(100, runs.Select(r => r.Id).Distinct().Count());
         Assert.All(runs, r => Assert.Equal(RunStatus.Succeeded, r.Status));
         Assert.Equal(100, runs.Select(r => (r.Host, r.Pid)).Distinct().Count()); // each run is its own process's
+        Assert.All(runs, r => Assert.Equal(Environment.UserName, r.User)); // and says who started it
         Assert.Equal(100L, server.Scalar(_database, "SELECT count(*) FROM stages WHERE name = 'hello'"));
 
         // Either clone lists the other's runs.

@@ -41,7 +41,8 @@ public sealed record RunRecord(
     string? Error = null,
     string? Name = null,
     IReadOnlyList<string>? Tags = null,
-    string? ParamsJson = null)
+    string? ParamsJson = null,
+    string? User = null)
 {
     /// <summary>The run this one re-executed to check it, when it is a verification run (<c>kiln repro RUN</c>,
     /// <c>kiln verify RUN</c>: the ledger records that command); null for a pipeline run. <c>kiln runs</c> and

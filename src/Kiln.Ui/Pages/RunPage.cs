@@ -14,7 +14,7 @@ internal static class RunPage
         html.Add($"<dt>status</dt><dd>{Layout.Status(r.Status.ToString().ToLowerInvariant())}</dd>");
         html.Add($"<dt>started</dt><dd>{Layout.Age(r.StartedAt)}</dd><dt>duration</dt><dd>{Layout.Duration(r.EndedAt is { } e ? (e - r.StartedAt).TotalSeconds : null)}</dd>");
         html.Add($"<dt>git</dt><dd>{r.GitCommit ?? "-"}{(r.GitDirty == true ? " (dirty)" : "")}</dd><dt>spec</dt><dd class=\"digest\">{r.SpecDigest}</dd>");
-        html.Add($"<dt>command</dt><dd><code>{r.Command}</code></dd><dt>host</dt><dd>{r.Host} (kiln {r.KilnVersion})</dd>");
+        html.Add($"<dt>command</dt><dd><code>{r.Command}</code></dd><dt>host</dt><dd>{r.Host} (kiln {r.KilnVersion})</dd><dt>user</dt><dd id=\"run-user\">{r.User ?? "-"}</dd>");
         if (r.Tags is { Count: > 0 } tags) html.Add($"<dt>tags</dt><dd>{string.Join(" ", tags.Select(t => "#" + t))}</dd>");
         if (r.Verifies is { } v) html.Add($"<dt>verifies</dt><dd><a href=\"{Layout.RunUrl(v)}\">{v}</a></dd>");
         if (r.Error is not null) html.Add($"<dt>error</dt><dd class=\"error\">{r.Error}</dd>");

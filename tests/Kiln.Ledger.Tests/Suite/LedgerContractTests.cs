@@ -54,6 +54,18 @@ public abstract class LedgerContractTests : LedgerFixture
     }
 
     [Fact]
+    public async Task TheUserWhoStartedARunIsKeptAndARunWithoutOneReadsNull()
+    {
+        using var ledger = OpenLedger();
+        await ledger.StartRunAsync(Run("20250131-091502-aaaa") with { User = "alice" });
+        await ledger.StartRunAsync(Run("20250131-091503-bbbb"));
+
+        Assert.Equal("alice", (await ledger.GetRunAsync("20250131-091502-aaaa"))!.Run.User);
+        Assert.Null((await ledger.GetRunAsync("20250131-091503-bbbb"))!.Run.User);
+        Assert.Equal(["alice", null], (await ledger.ListRunsAsync()).OrderBy(r => r.Id).Select(r => r.User));
+    }
+
+    [Fact]
     public async Task FinishedRunReadsBackWithStatusEndTimeAndError()
     {
         using var ledger = OpenLedger();
