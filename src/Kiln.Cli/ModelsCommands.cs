@@ -185,6 +185,20 @@ internal static class ModelsCommands
                         ExitCode.GateRefused);
                 Output.Out.WriteLine($"gate '{gate.Text}' passed ({why})");
             }
+            if (spec?.VerifiedGates?.Any(g => g.AppliesTo(alias)) == true)
+            {
+                // verified: a recorded kiln verify / repro of the version's run rebuilt its artifact with the same digest.
+                var verifications = new List<RunDetails>();
+                foreach (var r in await ledger.ListRunsAsync(int.MaxValue, ct))
+                    if (r.Verifies == v.RunId && await ledger.GetRunAsync(r.Id, ct) is { } details) verifications.Add(details);
+                var (passed, why) = VerifiedGate.Check(v, verifications);
+                if (!passed)
+                    throw new KilnException("KILN9113",
+                        $"promotion of {model} version {v.Version} to '{alias}' refused: the gate '{VerifiedGate.Keyword}' fails ({why})",
+                        $"run 'kiln verify {v.RunId}' (it re-executes the run from its record and compares every output), then promote again",
+                        ExitCode.GateRefused);
+                Output.Out.WriteLine($"gate '{VerifiedGate.Keyword}' passed ({why})");
+            }
             await DriftGateCheck.CheckAsync(services.OpenStore(project.StateDir), registry, v, alias,
                 spec?.DriftGates?.Where(g => g.AppliesTo(alias)).ToList() ?? [], ct); // drift: {max_psi: X} (docs/monitoring.md)
             var e = await registry.PromoteAsync(model, v.Version, alias, Actor, parse.GetValue(reason), DateTimeOffset.UtcNow, ct);

@@ -214,6 +214,7 @@ public static class ErrorCatalog
         new("KILN9110", ExitCode.GateRefused, "a promotion gate refused: the version's metrics fail a gate kiln.yaml declares", "the message names the gate and the metric's value; promote a version that passes, or change the gate"),
         new("KILN9111", ExitCode.GateRefused, "a drift gate refused: the live inputs of the served model drift from the training data of the version to promote beyond max_psi", "the message names each feature and its PSI; kiln monitor shows the drift; promote a version trained on data like today's inputs, or change the gate"),
         new("KILN9112", ExitCode.GateRefused, "a drift gate cannot be checked (no reference profile, nothing served, too few live rows, or an unusable input log), so it refuses", "the message says what is missing: serve the model and let traffic arrive, or scope the gate to a later alias"),
+        new("KILN9113", ExitCode.GateRefused, "a 'verified' gate refused: no recorded kiln verify (or kiln repro) of the version's run rebuilt its artifact bit for bit", "run 'kiln verify RUN' for the run the message names, then promote again; if it diverges, make the stage deterministic first"),
     ];
 
     /// <summary>Codes that are no longer thrown, and what replaced them (never reuse one).</summary>

@@ -74,6 +74,41 @@ public sealed class ModelSpecTests
     }
 
     [Fact]
+    public void TheVerifiedGateLoadsForEveryAliasOrForOne()
+    {
+        var spec = Pipeline + """
+            models:
+              iris:
+                from: { stage: train, path: models/model.pkl }
+                gates: [accuracy >= 0.9, production: verified]
+              other:
+                from: { stage: train, path: models/model.pkl }
+                gates: [" verified "]
+            """;
+        var models = SpecLoader.LoadModels(spec, "kiln.yaml");
+        Assert.Equal(["accuracy >= 0.9"], models["iris"].Gates.Select(g => g.Text));
+        var scoped = Assert.Single(models["iris"].VerifiedGates!);
+        Assert.True(scoped.AppliesTo("production"));
+        Assert.False(scoped.AppliesTo("staging"));
+        Assert.Empty(models["other"].Gates);
+        Assert.True(Assert.Single(models["other"].VerifiedGates!).AppliesTo("staging"));
+    }
+
+    [Fact]
+    public void AMisspeltVerifiedGateIsAnErrorThatNamesTheKeyword()
+    {
+        var spec = Pipeline + """
+            models:
+              iris:
+                from: { stage: train, path: models/model.pkl }
+                gates: [verifed]
+            """;
+        var ex = Assert.Throws<SpecException>(() => SpecLoader.Load(spec, "kiln.yaml", new FakeProjectFiles()));
+        var error = Assert.Single(ex.Errors, e => e.Message.Contains("'verifed' is not a gate"));
+        Assert.Contains("'verified'", error.Hint);
+    }
+
+    [Fact]
     public void ErrorsInTheModelsSectionNameTheirLineAndColumn()
     {
         var spec = Pipeline + """

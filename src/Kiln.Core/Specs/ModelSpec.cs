@@ -5,7 +5,45 @@ namespace Kiln.Core.Specs;
 /// <summary>A model declared in kiln.yaml's <c>models:</c> section: where its artifact comes from, the gates a version must
 /// pass before an alias may point to it, and how it is served.</summary>
 public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOnlyList<Gate> Gates, ServeSpec? Serve,
-    IReadOnlyList<DriftGate>? DriftGates = null);
+    IReadOnlyList<DriftGate>? DriftGates = null, IReadOnlyList<VerifiedGate>? VerifiedGates = null);
+
+/// <summary>The promotion gate <c>verified</c> (docs/models.md): the version's artifact must have been rebuilt bit for bit
+/// from its run's record — the ledger must hold a succeeded <c>kiln verify RUN</c> (or <c>kiln repro RUN</c>) of the run that
+/// produced it, whose producing stage wrote the artifact with the very digest the version holds. <see cref="Alias"/> limits
+/// it to promotions to that alias (null: every alias).</summary>
+public sealed record VerifiedGate(string? Alias = null)
+{
+    public const string Keyword = "verified";
+
+    public string Text => Keyword;
+
+    public bool AppliesTo(string alias) => Alias is null || Alias == alias;
+
+    /// <summary>Whether one of <paramref name="verifications"/> (the recorded re-executions of the version's run) rebuilt
+    /// the version's artifact with the same digest, and why not when none did. Runs of another run, failed ones and ones
+    /// whose producing stage wrote other bytes never pass.</summary>
+    public static (bool Passed, string Why) Check(Kiln.Core.Ledger.ModelVersion version, IEnumerable<Kiln.Core.Ledger.RunDetails> verifications)
+    {
+        var seen = new List<string>();
+        foreach (var run in verifications.Where(d => d.Run.Verifies == version.RunId).OrderByDescending(d => d.Run.StartedAt))
+        {
+            if (run.Run.Status != Kiln.Core.Ledger.RunStatus.Succeeded)
+            {
+                seen.Add($"{run.Run.Id} {run.Run.Status.ToString().ToLowerInvariant()}");
+                continue;
+            }
+            var output = run.Stages.FirstOrDefault(s => s.Name == version.Stage)?.Outputs.FirstOrDefault(o => o.Path == version.ArtifactPath);
+            if (output?.Digest == version.ArtifactDigest)
+                return (true, $"run {run.Run.Id} rebuilt {version.ArtifactPath} with the same digest");
+            seen.Add(output is null
+                ? $"{run.Run.Id} did not produce {version.ArtifactPath}"
+                : $"{run.Run.Id} rebuilt {version.ArtifactPath} as {output.Digest}, not {version.ArtifactDigest}");
+        }
+        return (false, seen.Count == 0
+            ? $"run {version.RunId} has not been verified"
+            : $"no verification of run {version.RunId} rebuilt the artifact bit for bit ({string.Join("; ", seen)})");
+    }
+}
 
 /// <summary>The promotion gate <c>drift: {max_psi: X}</c> (docs/monitoring.md): the inputs the model's served version
 /// receives now, compared with the training data of the version to promote (its reference profile), may have a

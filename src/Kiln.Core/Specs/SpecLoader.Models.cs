@@ -73,6 +73,7 @@ public static partial class SpecLoader
 
             var gates = new List<Gate>();
             var driftGates = new List<DriftGate>();
+            var verifiedGates = new List<VerifiedGate>();
             if (Child(m, "gates") is { } gatesNode)
             {
                 if (gatesNode is not YamlSequenceNode seq)
@@ -95,12 +96,14 @@ public static partial class SpecLoader
                         };
                         if (text is null)
                         {
-                            ctx.Error(item, "a gate must be a string such as 'accuracy >= 0.9', one alias mapped to one, such as 'production: accuracy >= 0.95', or a drift gate, such as 'drift: { max_psi: 0.2 }'");
+                            ctx.Error(item, "a gate must be a string such as 'accuracy >= 0.9' or 'verified', one alias mapped to one, such as 'production: accuracy >= 0.95', or a drift gate, such as 'drift: { max_psi: 0.2 }'");
                             continue;
                         }
-                        if (Gate.TryParse(text, alias) is { } gate) gates.Add(gate);
+                        if (text.Trim() == VerifiedGate.Keyword) verifiedGates.Add(new VerifiedGate(alias));
+                        else if (Gate.TryParse(text, alias) is { } gate) gates.Add(gate);
                         else
-                            ctx.Error(at, $"'{text}' is not a gate", $"write METRIC OP NUMBER with OP one of {string.Join(" ", Gate.Operators)}, e.g. accuracy >= 0.9");
+                            ctx.Error(at, $"'{text}' is not a gate",
+                                $"write METRIC OP NUMBER with OP one of {string.Join(" ", Gate.Operators)}, e.g. accuracy >= 0.9, or '{VerifiedGate.Keyword}' (the run was reproduced by kiln verify)");
                     }
             }
 
@@ -142,7 +145,7 @@ public static partial class SpecLoader
             if (driftGates.Count > 0 && serve?.Reference is null)
                 ctx.Error(Child(m, "gates"), $"model '{name}' has a drift gate but no serve.reference, so no version would have training data to compare with",
                     "declare it, e.g.  serve: { predictor: src/predict.py, reference: data/train.csv }");
-            result[name] = new ModelSpec(name, stage, path, gates, serve, driftGates);
+            result[name] = new ModelSpec(name, stage, path, gates, serve, driftGates, verifiedGates);
         }
         return result;
     }
