@@ -41,11 +41,8 @@ public sealed partial class ModelRegistry
                        ("@image", version.ImageId.ToString()), ("@metrics", JsonSerializer.Serialize(version.Metrics)),
                        ("@at", SqlLedger.Time(at)), ("@by", actor)))
                 insert.ExecuteNonQuery();
-            using (var import = SqlLedger.Command(tx,
-                       "INSERT INTO model_imports (model, version, source, manifest, origin_version, lineage) VALUES (@m, @v, @src, @man, @ov, @l)",
-                       ("@m", version.Model), ("@v", next), ("@src", source), ("@man", manifest.ToString()), ("@ov", origin.Version),
-                       ("@l", System.Text.Encoding.UTF8.GetString(lineage.ToJson()))))
-                import.ExecuteNonQuery();
+            InsertImport(tx, new ModelImport(version.Model, next, source, manifest, origin.Version,
+                System.Text.Encoding.UTF8.GetString(lineage.ToJson())));
             return (version, true);
         }, ct);
     }
@@ -74,9 +71,7 @@ public sealed partial class ModelRegistry
                     if (existing != reference) throw Conflict(reference.Model, $"reference profile of version {reference.Version}");
                     continue;
                 }
-                using var insert = SqlLedger.Command(tx, "INSERT INTO model_references (model, version, digest, source) VALUES (@m, @v, @d, @s)",
-                    ("@m", reference.Model), ("@v", reference.Version), ("@d", reference.Digest.ToString()), ("@s", reference.Source));
-                insert.ExecuteNonQuery();
+                InsertReference(tx, reference);
                 written++;
             }
             foreach (var import in imports)
@@ -87,15 +82,20 @@ public sealed partial class ModelRegistry
                     if (existing != import) throw Conflict(import.Model, $"import record of version {import.Version}");
                     continue;
                 }
-                using var insert = SqlLedger.Command(tx,
-                    "INSERT INTO model_imports (model, version, source, manifest, origin_version, lineage) VALUES (@m, @v, @src, @man, @ov, @l)",
-                    ("@m", import.Model), ("@v", import.Version), ("@src", import.Source), ("@man", import.Manifest.ToString()),
-                    ("@ov", import.OriginVersion), ("@l", import.Lineage));
-                insert.ExecuteNonQuery();
+                InsertImport(tx, import);
                 written++;
             }
             return written;
         }, ct);
+
+    private static void InsertImport(DbTransaction tx, ModelImport import)
+    {
+        using var insert = SqlLedger.Command(tx,
+            "INSERT INTO model_imports (model, version, source, manifest, origin_version, lineage) VALUES (@m, @v, @src, @man, @ov, @l)",
+            ("@m", import.Model), ("@v", import.Version), ("@src", import.Source), ("@man", import.Manifest.ToString()),
+            ("@ov", import.OriginVersion), ("@l", import.Lineage));
+        insert.ExecuteNonQuery();
+    }
 
     private ModelImport? ImportOf(DbTransaction tx, string model, int version)
     {

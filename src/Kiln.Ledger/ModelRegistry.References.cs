@@ -17,10 +17,9 @@ public sealed partial class ModelRegistry
         {
             Version(tx, model, version);
             if (Reference(tx, model, version) is { } existing) return existing;
-            using var insert = SqlLedger.Command(tx, "INSERT INTO model_references (model, version, digest, source) VALUES (@m, @v, @d, @s)",
-                ("@m", model), ("@v", version), ("@d", digest.ToString()), ("@s", source));
-            insert.ExecuteNonQuery();
-            return new ModelReference(model, version, digest, source);
+            var reference = new ModelReference(model, version, digest, source);
+            InsertReference(tx, reference);
+            return reference;
         }, ct);
     }
 
@@ -42,6 +41,13 @@ public sealed partial class ModelRegistry
             while (r.Read()) list.Add(ledger.ParseDigest(r.GetString(0), "model_references.digest"));
             return list;
         }, ct);
+
+    private static void InsertReference(DbTransaction tx, ModelReference reference)
+    {
+        using var insert = SqlLedger.Command(tx, "INSERT INTO model_references (model, version, digest, source) VALUES (@m, @v, @d, @s)",
+            ("@m", reference.Model), ("@v", reference.Version), ("@d", reference.Digest.ToString()), ("@s", reference.Source));
+        insert.ExecuteNonQuery();
+    }
 
     private ModelReference? Reference(DbTransaction tx, string model, int version)
     {
