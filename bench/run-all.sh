@@ -318,7 +318,7 @@ starts and asks the engine), ${ST_ROUNDS:-?} interleaved rounds (\`bench/startup
 
 Where the time goes (\`KILN_PROFILE=1\`, one run each, ms): \`kiln --version\`: runtime start (before Main) ${ST_V_START:-?},
 command line ${ST_V_CMDLINE:-?}. No-op \`kiln run\`: runtime start ${ST_N_START:-?}, command line (building every command)
-${ST_N_CMDLINE:-?}, then the command ${ST_N_COMMAND:-?}: spec (from the spec cache) ${ST_N_SPEC:-?}, engine start and ping (Docker.DotNet)
+${ST_N_CMDLINE:-?}, then the command ${ST_N_COMMAND:-?}: spec (from the spec cache) ${ST_N_SPEC:-?}, engine ping (over the engine's socket; Docker.DotNet is not loaded on a no-op run)
 ${ST_N_PING:-?}, ledger open ${ST_N_LEDGER:-?}, environments ${ST_N_ENVS:-?}, the pipeline (keys, cache look-ups, ledger) ${ST_N_PIPELINE:-?}.
 EOF2
 fi)
