@@ -41,7 +41,7 @@ public static class ErrorCatalog
         new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
         new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
         new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
-        new("KILN0701", ExitCode.Usage, "kiln export k8s|argo: --pvc is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.', e.g. --pvc kiln-project"),
+        new("KILN0702", ExitCode.Usage, "kiln export k8s|argo: no registry to move the stages' data through (neither --registry nor KILN_CACHE), or one that is not REGISTRY/REPO (--cluster-registry: HOST:PORT)", "give --registry REGISTRY/REPO, e.g. --registry registry.example:5000/iris"),
         new("KILN0801", ExitCode.Usage, "kiln monitor --since is neither a time nor an age", "give an ISO 8601 time (2026-12-02T15:00:00Z) or an age such as 30m, 2h or 1d"),
         new("KILN0901", ExitCode.Usage, "a model or alias name is not valid", "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 64 characters)"),
         new("KILN0909", ExitCode.Usage, "no --path given and kiln.yaml declares none for the model", "name the output with --path"),
@@ -198,6 +198,8 @@ public static class ErrorCatalog
         new("KILN7301", ExitCode.PortabilityFailed, "a capsule is of a format version this Kiln does not read (v1, or a newer one)", "export the run again with this Kiln, or import it with the Kiln version manifest.json names"),
         new("KILN7701", ExitCode.PortabilityFailed, "kiln import-run compose: the export's run is already in the ledger (imported before)", "kiln runs show RUN shows it; export again for a new run"),
         new("KILN7702", ExitCode.PortabilityFailed, "kiln export k8s|argo: an environment has no registry digest in kiln.lock (never pushed, or changed since), and a cluster pulls images only by digest", "kiln push ENV --to REGISTRY/REPO, commit kiln.lock, export again"),
+        new("KILN7703", ExitCode.PortabilityFailed, "kiln export k8s|argo: a stage reads a file that is not in the project and that no exported stage writes", "run the stage that writes it (kiln run), or export with --only-stale so that cached outputs are restored and uploaded"),
+        new("KILN7704", ExitCode.PortabilityFailed, "kiln export k8s|argo: a stage reads a path with a line break, which the stage executor's input list cannot carry", "rename the file"),
         new("KILN7921", ExitCode.PortabilityFailed, "the remote cache registry did not answer", "check that it runs and that this machine reaches it"),
         new("KILN7922", ExitCode.PortabilityFailed, "the remote cache registry refused a request", "the message gives its HTTP status and answer"),
         new("KILN7923", ExitCode.PortabilityFailed, "bytes from the registry do not match their digest; they were refused", "nothing of them was used; the stage runs instead"),
@@ -222,6 +224,7 @@ public static class ErrorCatalog
     [
         ("KILN4034", "an internal error (exit 70): pip installed a file that is not a wheel of the wheelhouse, which Kiln forbids it to"),
         ("KILN4036", "an internal error (exit 70): a caller of the library built a pip environment without a container engine"),
+        ("KILN0701", "kiln export k8s|argo no longer takes --pvc: the stages move their data through the registry (--registry)"),
     ];
 
     private static readonly Dictionary<string, ErrorInfo> ByCode = All.ToDictionary(e => e.Code, StringComparer.Ordinal);
