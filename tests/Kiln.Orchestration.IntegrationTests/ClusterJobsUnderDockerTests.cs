@@ -99,6 +99,16 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         var skipped = await RunJobAsync(jobs["join"], locked.ImageId);
         Assert.Equal(125, skipped.ExitCode);
         Assert.Contains("ended with 97: skipped", skipped.Output);
+
+        // A registry (or whoever can push to it) that answers gen's tag with a list naming a path out of the dep: refused
+        // before anything is written there, and before left's command runs.
+        var evil = System.Text.Encoding.UTF8.GetBytes($"F {Digest.Sha256(local["data/who.txt"])} 755 /work/data/nums.txt/../../usr/local/bin/evil\n");
+        await client.PutBlobBytesAsync(evil, CancellationToken.None);
+        var manifest = $$"""{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.dev.kiln.outputs.v1","digest":"{{Digest.Sha256(evil)}}","size":{{evil.Length}}},"layers":[{"mediaType":"application/vnd.dev.kiln.outputs.v1","digest":"{{Digest.Sha256(evil)}}","size":{{evil.Length}}}]}""";
+        await client.PutManifestAsync(Env(jobs["gen"], "KILN_EXEC_PUBLISH"), System.Text.Encoding.UTF8.GetBytes(manifest), RegistryClient.OciManifest, CancellationToken.None);
+        var hostile = await RunJobAsync(jobs["left"], locked.ImageId);
+        Assert.Equal(97, hostile.ExitCode);
+        Assert.Contains("names an unsafe path '/work/data/nums.txt/../../usr/local/bin/evil'", hostile.Output);
     }
 
     [Fact]
