@@ -11,8 +11,9 @@ namespace Kiln.Cli;
 /// checks every byte.</summary>
 internal static class ClusterUploads
 {
+    /// <param name="registry">Where to upload; null: only compute the lists (kiln import-run checks the export against them).</param>
     /// <returns>Stage name → the digest of its input list.</returns>
-    public static async Task<Dictionary<string, Digest>> UploadAsync(StagePlan plan, string projectDir, RegistryClient registry, CancellationToken ct)
+    public static async Task<Dictionary<string, Digest>> UploadAsync(StagePlan plan, string projectDir, RegistryClient? registry, CancellationToken ct)
     {
         var digests = new Dictionary<string, Digest>(StringComparer.Ordinal);
         var known = new Dictionary<string, IReadOnlyList<InputEntry>>(StringComparer.Ordinal);
@@ -22,14 +23,17 @@ internal static class ClusterUploads
             foreach (var input in stage.Inputs.Where(i => plan.ProducerOf(i) is null && !known.ContainsKey(i)))
                 known[input] = await EntriesAsync(projectDir, input, stage.Stage.Name, registry, ct);
             var inputs = ClusterInputs.For(plan, stage, input => known[input]);
-            foreach (var blob in inputs.Blobs) await registry.PutBlobBytesAsync(blob, ct);
-            await registry.PutBlobBytesAsync(inputs.List, ct);
+            if (registry is not null)
+            {
+                foreach (var blob in inputs.Blobs) await registry.PutBlobBytesAsync(blob, ct);
+                await registry.PutBlobBytesAsync(inputs.List, ct);
+            }
             digests[stage.Stage.Name] = inputs.Digest;
         }
         return digests;
     }
 
-    private static async Task<IReadOnlyList<InputEntry>> EntriesAsync(string projectDir, string input, string stage, RegistryClient registry, CancellationToken ct)
+    private static async Task<IReadOnlyList<InputEntry>> EntriesAsync(string projectDir, string input, string stage, RegistryClient? registry, CancellationToken ct)
     {
         var path = Path.Combine(projectDir, input);
         var entries = new List<InputEntry>();
@@ -49,14 +53,14 @@ internal static class ClusterUploads
         return entries;
     }
 
-    private static async Task<InputEntry> FileAsync(string file, string relative, RegistryClient registry, CancellationToken ct)
+    private static async Task<InputEntry> FileAsync(string file, string relative, RegistryClient? registry, CancellationToken ct)
     {
         if (new FileInfo(file).LinkTarget is not null)
             throw new KilnException("KILN1915", $"'{file}' is a symbolic link: inputs with links cannot go to a cluster stage yet", "replace the link with the file", ExitCode.StageFailed);
         Digest digest;
         await using (var stream = File.OpenRead(file))
             digest = Digest.FromSha256Bytes(await SHA256.HashDataAsync(stream, ct));
-        await registry.PutBlobAsync(digest, file, ct);
+        if (registry is not null) await registry.PutBlobAsync(digest, file, ct);
         return new InputEntry(relative, digest, (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0);
     }
 

@@ -200,7 +200,65 @@ internal static class OrchestrationCommands
                 _ => (int)ExitCode.StageFailed,
             };
         });
-        return new Command("import-run", "Record a run that an orchestrator ran from a 'kiln export' file.") { compose };
+        return new Command("import-run", "Record a run that an orchestrator ran from a 'kiln export' file.") { compose, CreateImportCluster("k8s", services), CreateImportCluster("argo", services) };
+    }
+
+    private static Command CreateImportCluster(string kind, KilnServices services)
+    {
+        var file = new Argument<string>("file") { Description = $"The file 'kiln export {kind}' wrote (after its run ended)." };
+        var registry = new Option<string?>("--registry") { Description = "The registry the export moved its data through, as REGISTRY/REPO. Default: $KILN_CACHE." };
+        var allowInsecure = new Option<bool>("--allow-insecure") { Description = "Speak plain HTTP to a registry that is not this machine." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary." };
+        var noWait = ProjectState.NoWaitOption();
+        var cmd = new Command(kind, $"Record what the stages of a 'kiln export {kind}' file published in the registry as a run, under the export's run id: each stage's output list is read from its tag, every file downloaded and checked against its digest (only into the stage's declared output folders), then checked, hashed into the content store under the stage's key, published into the project and recorded, as after 'kiln run'. A stage that failed is recorded as failed and its dependents as skipped; a stage whose command, code, deps or params changed since the export is refused.")
+        {
+            file, registry, allowInsecure, quiet, noWait,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var path = Path.GetFullPath(parse.GetValue(file)!);
+            string text;
+            try
+            {
+                text = File.ReadAllText(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new KilnException("KILN2703", $"cannot read {path}: {e.Message}", $"give the file 'kiln export {kind}' wrote", ExitCode.SpecInvalid, e);
+            }
+            var export = ClusterExportFile.Parse(text, path);
+            var storeText = parse.GetValue(registry) ?? (Environment.GetEnvironmentVariable("KILN_CACHE") is { Length: > 0 } fromEnv ? fromEnv : null)
+                            ?? throw new KilnException("KILN0702", $"kiln import-run {kind} needs the registry the export moved its data through, and none was given",
+                                "give --registry REGISTRY/REPO (the export's) or set KILN_CACHE", ExitCode.Usage);
+            var spec = project.Spec;
+            var unknown = export.Stages.Keys.Where(s => spec.Stages.All(x => x.Name != s)).ToList();
+            if (unknown.Count > 0)
+                throw new KilnException("KILN2702", $"the export names stage(s) {string.Join(", ", unknown)} that kiln.yaml no longer has", "export again, run it, then import that run", ExitCode.SpecInvalid);
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
+            using var ledger = services.OpenLedger(project.LedgerPath);
+            if (await ledger.GetRunAsync(export.RunId, ct) is { } existing && existing.Run.Id == export.RunId)
+                throw new KilnException("KILN7701", $"run {export.RunId} is already in the ledger: this export was imported before",
+                    "'kiln runs show " + export.RunId + "' shows it; export again for a new run", ExitCode.PortabilityFailed);
+            var (images, _) = ClusterImages(project, null);
+            var plan = StagePlan.Create(spec, images, export.Stages.Keys.ToHashSet(StringComparer.Ordinal), export.RunId, Engine.StageContainer.CurrentUser());
+            var expected = await ClusterUploads.UploadAsync(plan, project.Dir, null, ct);
+            using var client = Kiln.Remote.RegistryClient.Open(storeText, parse.GetValue(allowInsecure));
+            var (commit, dirty) = Project.GitState(project.Dir);
+            var record = new RunRecord(export.RunId, spec.Name, DateTimeOffset.UtcNow, null, RunStatus.Running, commit, dirty, spec.SpecDigest,
+                Program.CommandLine, Environment.MachineName, Environment.ProcessId, RunCommand.Version, Name: null, Tags: [kind],
+                ParamsJson: spec.Params.Root.ToJsonString(), User: Environment.UserName);
+            var runner = new PipelineRunner(new ClusterResults(client, export, expected), ledger, new ConsoleReporter(Output.Out, parse.GetValue(quiet)));
+            var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, Cache: services.OpenStageCache(project.StateDir)), ct);
+            RunCommand.PrintSummary(outcome);
+            return outcome.Status switch
+            {
+                RunStatus.Succeeded => 0,
+                RunStatus.Interrupted => (int)ExitCode.Interrupted,
+                _ => (int)ExitCode.StageFailed,
+            };
+        });
+        return cmd;
     }
 
     /// <summary>The export folder a Compose file names in its x-kiln section, which must be this project's own

@@ -67,7 +67,7 @@ public static class ArgoExport
             ["metadata"] = new JsonObject
             {
                 ["labels"] = StagePod.ToNode(StagePod.Labels(plan, stage)),
-                ["annotations"] = StagePod.ToNode(StagePod.Annotations(target, stage)),
+                ["annotations"] = StagePod.ToNode(new Dictionary<string, string>(StagePod.Annotations(target, stage)) { ["dev.kiln/stage"] = stage.Stage.Name }),
             },
             // A template's deadline is an IntOrString, which Argo's schema types as a string.
             ["activeDeadlineSeconds"] = target.DeadlineSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),

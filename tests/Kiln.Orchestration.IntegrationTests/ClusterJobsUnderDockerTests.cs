@@ -84,6 +84,17 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         Assert.Equal(Outputs.Order(StringComparer.Ordinal), published.Keys.Order(StringComparer.Ordinal));
         foreach (var o in Outputs) Assert.True(local[o].AsSpan().SequenceEqual(published[o]), $"{o} differs from kiln run's");
 
+        // kiln import-run k8s in a fresh clone (empty .kiln/): every stage's outputs come from its tag, each byte checked,
+        // and are recorded and published as after kiln run.
+        using var fresh = Clone(p);
+        var imported = await Tools.KilnAsync(fresh.Dir, Timeout, "import-run", "k8s", file, "--registry", $"{registry.Address}/fan");
+        output.WriteLine(imported.Describe);
+        Assert.True(imported.ExitCode == 0, imported.Describe);
+        foreach (var o in Outputs) Assert.True(local[o].AsSpan().SequenceEqual(File.ReadAllBytes(fresh.Path(o))), $"{o} imported differs from kiln run's");
+        var again = await Tools.KilnAsync(fresh.Dir, Timeout, "import-run", "k8s", file, "--registry", $"{registry.Address}/fan");
+        Assert.Equal(7, again.ExitCode); // a run is imported once
+        Assert.Contains("KILN7701", again.Output);
+
         // --only-stale after kiln run: every stage is cached, so no Job (and no NetworkPolicy).
         var stale = p.Path("stale.json");
         await ExpectAsync(0, Tools.KilnAsync(p.Dir, Timeout, "export", "k8s", "--only-stale", "--registry", $"{registry.Address}/fan", "-o", stale));
@@ -109,6 +120,14 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         var hostile = await RunJobAsync(jobs["left"], locked.ImageId);
         Assert.Equal(97, hostile.ExitCode);
         Assert.Contains("names an unsafe path '/work/data/nums.txt/../../usr/local/bin/evil'", hostile.Output);
+        // The import refuses the same answer: nothing lands outside gen's output folder, nothing is recorded as gen's output.
+        using var victim = Clone(p);
+        var poisoned = await Tools.KilnAsync(victim.Dir, Timeout, "import-run", "k8s", file, "--registry", $"{registry.Address}/fan");
+        output.WriteLine(poisoned.Describe);
+        Assert.NotEqual(0, poisoned.ExitCode);
+        Assert.Contains("unsafe path", poisoned.Output);
+        Assert.False(File.Exists(victim.Path("data/nums.txt")));
+        Assert.False(File.Exists("/usr/local/bin/evil"));
     }
 
     [Fact]
@@ -122,6 +141,14 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         Assert.Equal(64, r.ExitCode);
         Assert.Contains("KILN0702", r.Output);
         Assert.Contains("--registry REGISTRY/REPO", r.Output);
+    }
+
+    /// <summary>A fresh clone of the project: kiln.yaml, params and kiln.lock, no .kiln/ and no outputs.</summary>
+    private static TempProject Clone(TempProject p)
+    {
+        var clone = new TempProject();
+        foreach (var f in new[] { "kiln.yaml", "params.yaml", "kiln.lock" }) clone.Write(f, File.ReadAllText(p.Path(f)));
+        return clone;
     }
 
     /// <summary>Runs a Job's one container as its pod spec says, with docker run (host network: 127.0.0.1 is the registry).</summary>
