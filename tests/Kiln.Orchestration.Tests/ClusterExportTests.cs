@@ -371,6 +371,32 @@ public sealed class ClusterExportTests
         Assert.Equal(0, (int)container["securityContext"]!["runAsUser"]!); // the executor, not the command
     }
 
+    [Theory]
+    [InlineData("k8s")]
+    [InlineData("argo")]
+    public void AnExportFileReadsBackEachStagesTagInputListAndCommandForTheImport(string kind)
+    {
+        var plan = Plan(Iris());
+        var text = kind == "k8s" ? K8s(plan) : ArgoText(plan);
+        var export = ClusterExportFile.Parse(text, "x.json");
+        Assert.Equal(RunId, export.RunId);
+        var lists = InputLists(plan);
+        Assert.Equal(["evaluate", "ingest", "split", "train"], export.Stages.Keys.Order(StringComparer.Ordinal));
+        foreach (var (stage, e) in export.Stages)
+        {
+            Assert.Equal($"kiln-out-{RunId}-{stage}", e.Tag);
+            Assert.Equal(lists[stage].Digest, e.Inputs);
+            Assert.Equal($"python3 src/{stage}.py", e.Command);
+        }
+        // A file whose stage lacks its executor's tag (or that is no Kiln export at all) is refused, never half read.
+        var stripped = text.Replace("KILN_EXEC_PUBLISH", "KILN_EXEC_PUBLISHED", StringComparison.Ordinal);
+        Assert.Equal("KILN2703", Assert.Throws<KilnException>(() => ClusterExportFile.Parse(stripped, "x.json")).Code);
+        Assert.Equal("KILN2703", Assert.Throws<KilnException>(() => ClusterExportFile.Parse("{\"kind\":\"Pod\"}", "x.json")).Code);
+        // A tag of another run cannot be slipped into this run's import.
+        var foreign = text.Replace($"kiln-out-{RunId}-train", "kiln-out-20991231-000000-ffff-train", StringComparison.Ordinal);
+        Assert.Equal("KILN2703", Assert.Throws<KilnException>(() => ClusterExportFile.Parse(foreign, "x.json")).Code);
+    }
+
     [Fact]
     public void HostileStageNamesBecomeValidDistinctNames()
     {
