@@ -17,8 +17,8 @@ internal static class OrchestrationCommands
     public static Command AddTo(Command export, KilnServices services)
     {
         export.Subcommands.Add(CreateCompose(services));
-        export.Subcommands.Add(CreateCluster("k8s"));
-        export.Subcommands.Add(CreateCluster("argo"));
+        export.Subcommands.Add(CreateCluster("k8s", services));
+        export.Subcommands.Add(CreateCluster("argo", services));
         export.Description += " 'kiln export compose|k8s|argo' instead writes the pipeline for Docker Compose, Kubernetes Jobs or an Argo Workflow (docs/orchestration.md).";
         return export;
     }
@@ -57,39 +57,64 @@ internal static class OrchestrationCommands
         return cmd;
     }
 
-    private static Command CreateCluster(string kind)
+    private static Command CreateCluster(string kind, KilnServices services)
     {
         var k8s = kind == "k8s";
         var output = new Option<string?>("--output", "-o") { Description = $"The file to write. Default: {(k8s ? "kiln-k8s.yaml" : "kiln-argo.yaml")} in the project folder." };
-        var pvc = new Option<string>("--pvc") { Description = "The PersistentVolumeClaim that holds this project folder (at the exported commit) at its root; stages read code and deps from it and write outputs to fresh folders on it under " + (k8s ? ".kiln/k8s/RUN/" : ".kiln/argo/RUN/") + ".", DefaultValueFactory = _ => "kiln-project" };
         var ns = new Option<string?>("--namespace", "-n") { Description = "The namespace to write into the objects. Default: none (kubectl's current namespace)." };
-        var registry = new Option<string?>("--registry") { Description = "Use the images kiln.lock pins in this repository prefix (REGISTRY/REPO) when it records several. Default: the first one recorded." };
+        var registry = new Option<string?>("--registry") { Description = "The OCI registry the stages move their data through, as REGISTRY/REPO (e.g. registry.example:5000/iris): the code, deps and params are uploaded to it now, each stage's executor fetches its inputs from it by digest and publishes its outputs to it. Images are taken from the pins kiln.lock records under it when it records several (else the first). Default: $KILN_CACHE (the remote cache)." };
+        var clusterRegistry = new Option<string?>("--cluster-registry") { Description = "The registry's HOST:PORT as the cluster's pods reach it, when that differs from --registry's (the executor speaks plain HTTP to it). Default: --registry's." };
+        var allowInsecure = new Option<bool>("--allow-insecure") { Description = "Let the upload speak plain HTTP to a registry that is not this machine." };
+        var onlyStale = new Option<bool>("--only-stale") { Description = "Leave out the stages whose result the cache has (their outputs are restored into the project first, every byte checked, and served to their dependents from the registry); with nothing stale the export has no Job (no task)." };
+        var noWait = ProjectState.NoWaitOption();
         var cmd = new Command(kind, k8s
-            ? "Write the pipeline as Kubernetes objects (a v1 List, in JSON, which kubectl reads as YAML): one batch/v1 Job per stage in the sandbox of a local stage (image by registry digest from kiln.lock, read-only root, no privilege escalation, non-root where the local stage is, cpu/memory requests and limits, GPUs as nvidia.com/gpu, emptyDir /tmp, no service-account token), its params as a ConfigMap, a NetworkPolicy denying all traffic to stages without 'network: true'. A Job waits in an init container until its upstream stages have succeeded. Needs every environment pushed (kiln push) and the project on a PVC (--pvc)."
-            : "Write the pipeline as one Argo Workflow (JSON, which argo and kubectl read as YAML): a DAG template with one task per stage and 'dependencies' on its upstream stages, each stage's template the same container as 'kiln export k8s' (image by registry digest, sandbox, resources, GPUs), params as raw input artifacts. Needs every environment pushed (kiln push), the project on a PVC (--pvc) and a service account for Argo's executor (--executor-sa).")
+            ? "Write the pipeline as Kubernetes objects (a v1 List, in JSON, which kubectl reads as YAML): one batch/v1 Job per stage running Kiln's stage executor in the stage's image (pinned by registry digest from kiln.lock): it fetches the stage's code, deps and params by digest from the registry (--registry, uploaded now), waits for the outputs its upstream stages publish there, runs the command in the sandbox of a local stage (read-only root but for the declared outputs and /tmp, no network unless 'network: true', the stage's user, no-new-privileges), and publishes its outputs to the registry. cpu/memory requests and limits, GPUs as nvidia.com/gpu, no service-account token, and a NetworkPolicy letting stages without 'network: true' reach only the registry. No shared volume."
+            : "Write the pipeline as one Argo Workflow (JSON, which argo and kubectl read as YAML): a DAG template with one task per stage and 'dependencies' on its upstream stages, each stage's template the same container as 'kiln export k8s' (Kiln's stage executor; image by registry digest, sandbox, resources, GPUs), data moved through the registry (--registry), not through Argo artifacts or a volume. Needs every environment pushed (kiln push) and a service account for Argo's executor (--executor-sa).")
         {
-            output, pvc, ns, registry,
+            output, ns, registry, clusterRegistry, allowInsecure, onlyStale, noWait,
         };
         var executorSa = new Option<string>("--executor-sa") { Description = "The service account of Argo's executor containers (the stage's own container gets no token).", DefaultValueFactory = _ => "argo-executor" };
         if (!k8s) cmd.Options.Add(executorSa);
-        cmd.SetAction((parse, ct) =>
+        cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var file = Path.GetFullPath(parse.GetValue(output) ?? Path.Combine(project.Dir, k8s ? "kiln-k8s.yaml" : "kiln-argo.yaml"));
             var spec = project.Spec;
-            var claim = parse.GetValue(pvc)!;
-            if (!System.Text.RegularExpressions.Regex.IsMatch(claim, "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"))
-                throw new KilnException("KILN0701", $"--pvc '{claim}' is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.', e.g. --pvc kiln-project", ExitCode.Usage);
-            var (images, references) = ClusterImages(project, parse.GetValue(registry));
+            var explicitRegistry = parse.GetValue(registry);
+            var storeText = explicitRegistry ?? (Environment.GetEnvironmentVariable("KILN_CACHE") is { Length: > 0 } fromEnv ? fromEnv : null)
+                            ?? throw new KilnException("KILN0702", $"kiln export {kind} needs a registry to move the stages' data through, and none was given",
+                                "give --registry REGISTRY/REPO (e.g. --registry registry.example:5000/iris) or set KILN_CACHE", ExitCode.Usage);
+            Kiln.Export.Registry.RegistryTarget storeTarget;
+            try
+            {
+                storeTarget = Kiln.Export.Registry.RegistryTarget.Parse(storeText);
+            }
+            catch (ArgumentException e)
+            {
+                throw new KilnException("KILN0702", $"--registry '{storeText}' is not REGISTRY/REPO: {e.Message}", "e.g. --registry registry.example:5000/iris", ExitCode.Usage, e);
+            }
+            var nodeRegistry = parse.GetValue(clusterRegistry) ?? storeTarget.Registry;
+            if (!System.Text.RegularExpressions.Regex.IsMatch(nodeRegistry, @"^([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}\z"))
+                throw new KilnException("KILN0702", $"the registry '{nodeRegistry}' the stages would reach is not HOST:PORT (the stage executor speaks plain HTTP to a port)",
+                    "give --cluster-registry HOST:PORT, e.g. registry.kiln.svc:5000", ExitCode.Usage);
+            var (images, references) = ClusterImages(project, explicitRegistry);
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
+            var stages = spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+            if (parse.GetValue(onlyStale))
+                stages = await StaleStagesAsync(services, project, images, ct);
             var runId = RunIds.NewRunId(DateTimeOffset.UtcNow);
-            var plan = StagePlan.Create(spec, images, spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal), runId, Engine.StageContainer.CurrentUser());
-            var target = new ClusterTarget(references, claim, parse.GetValue(ns), k8s ? "argo-executor" : parse.GetValue(executorSa)!);
+            var plan = StagePlan.Create(spec, images, stages, runId, Engine.StageContainer.CurrentUser());
+            using var client = Kiln.Remote.RegistryClient.Open(storeText, parse.GetValue(allowInsecure));
+            await client.PingAsync(ct);
+            var inputs = await ClusterUploads.UploadAsync(plan, project.Dir, client, ct);
+            var target = new ClusterTarget(references, new ArtifactStore(nodeRegistry, storeTarget.Path), inputs, parse.GetValue(ns),
+                k8s ? "argo-executor" : parse.GetValue(executorSa)!);
             var text = k8s ? KubernetesExport.Write(plan, target) : ArgoExport.Write(plan, target);
             AtomicWrite(file, text);
-            Output.Out.MarkupLine($"[green bold]wrote[/] {Markup.Escape(file)}: {plan.Stages.Count} stage(s) of run {Markup.Escape(runId)}, outputs under " +
-                                  $"{Markup.Escape(k8s ? KubernetesExport.StateDir(runId) : ArgoExport.StateDir(runId))}/ on PVC {Markup.Escape(claim)}");
+            Output.Out.MarkupLine($"[green bold]wrote[/] {Markup.Escape(file)}: {plan.Stages.Count} stage(s) of run {Markup.Escape(runId)}, data through {Markup.Escape(target.Store.ToString())}" +
+                                  (stages.Count < spec.Stages.Count ? $" ({spec.Stages.Count - stages.Count} stage(s) up to date in the cache, left out)" : ""));
             Output.Out.MarkupLine(k8s ? $"next: [bold]kubectl create -f {Markup.Escape(file)}[/]" : $"next: [bold]argo submit {Markup.Escape(file)}[/] (or kubectl create -f)");
-            return Task.FromResult(0);
+            return 0;
         });
         return cmd;
     }
@@ -110,10 +135,10 @@ internal static class OrchestrationCommands
             if (locked.SpecDigest != project.Spec.Environments[name].SpecDigest)
                 throw new KilnException("KILN7702", $"environment '{name}' changed in kiln.yaml since kiln.lock recorded its image and registry digest",
                     string.Format(System.Globalization.CultureInfo.InvariantCulture, Hint, name), ExitCode.PortabilityFailed);
-            var pin = locked.Registry.FirstOrDefault(p => registry is null || p.Repository.StartsWith(registry.TrimEnd('/') + "/", StringComparison.Ordinal) || p.Repository == registry)
-                      ?? throw new KilnException("KILN7702", registry is null
-                              ? $"environment '{name}' was never pushed: kiln.lock has no registry digest for it"
-                              : $"environment '{name}' has no registry digest under {registry} in kiln.lock",
+            // A pin under the artifact store's registry is preferred (the cluster reaches it anyway); else the first one.
+            var pin = locked.Registry.FirstOrDefault(p => registry is not null && (p.Repository.StartsWith(registry.TrimEnd('/') + "/", StringComparison.Ordinal) || p.Repository == registry))
+                      ?? locked.Registry.FirstOrDefault()
+                      ?? throw new KilnException("KILN7702", $"environment '{name}' was never pushed: kiln.lock has no registry digest for it",
                           string.Format(System.Globalization.CultureInfo.InvariantCulture, Hint, name), ExitCode.PortabilityFailed);
             images[name] = locked.ImageId;
             references[locked.ImageId.ToString()] = $"{pin.Repository}@{pin.Digest}";
@@ -175,7 +200,65 @@ internal static class OrchestrationCommands
                 _ => (int)ExitCode.StageFailed,
             };
         });
-        return new Command("import-run", "Record a run that an orchestrator ran from a 'kiln export' file.") { compose };
+        return new Command("import-run", "Record a run that an orchestrator ran from a 'kiln export' file.") { compose, CreateImportCluster("k8s", services), CreateImportCluster("argo", services) };
+    }
+
+    private static Command CreateImportCluster(string kind, KilnServices services)
+    {
+        var file = new Argument<string>("file") { Description = $"The file 'kiln export {kind}' wrote (after its run ended)." };
+        var registry = new Option<string?>("--registry") { Description = "The registry the export moved its data through, as REGISTRY/REPO. Default: $KILN_CACHE." };
+        var allowInsecure = new Option<bool>("--allow-insecure") { Description = "Speak plain HTTP to a registry that is not this machine." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only the summary." };
+        var noWait = ProjectState.NoWaitOption();
+        var cmd = new Command(kind, $"Record what the stages of a 'kiln export {kind}' file published in the registry as a run, under the export's run id: each stage's output list is read from its tag, every file downloaded and checked against its digest (only into the stage's declared output folders), then checked, hashed into the content store under the stage's key, published into the project and recorded, as after 'kiln run'. A stage that failed is recorded as failed and its dependents as skipped; a stage whose command, code, deps or params changed since the export is refused.")
+        {
+            file, registry, allowInsecure, quiet, noWait,
+        };
+        cmd.SetAction(async (parse, ct) =>
+        {
+            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            var path = Path.GetFullPath(parse.GetValue(file)!);
+            string text;
+            try
+            {
+                text = File.ReadAllText(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new KilnException("KILN2703", $"cannot read {path}: {e.Message}", $"give the file 'kiln export {kind}' wrote", ExitCode.SpecInvalid, e);
+            }
+            var export = ClusterExportFile.Parse(text, path);
+            var storeText = parse.GetValue(registry) ?? (Environment.GetEnvironmentVariable("KILN_CACHE") is { Length: > 0 } fromEnv ? fromEnv : null)
+                            ?? throw new KilnException("KILN0702", $"kiln import-run {kind} needs the registry the export moved its data through, and none was given",
+                                "give --registry REGISTRY/REPO (the export's) or set KILN_CACHE", ExitCode.Usage);
+            var spec = project.Spec;
+            var unknown = export.Stages.Keys.Where(s => spec.Stages.All(x => x.Name != s)).ToList();
+            if (unknown.Count > 0)
+                throw new KilnException("KILN2702", $"the export names stage(s) {string.Join(", ", unknown)} that kiln.yaml no longer has", "export again, run it, then import that run", ExitCode.SpecInvalid);
+            using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
+            using var ledger = services.OpenLedger(project.LedgerPath);
+            if (await ledger.GetRunAsync(export.RunId, ct) is { } existing && existing.Run.Id == export.RunId)
+                throw new KilnException("KILN7701", $"run {export.RunId} is already in the ledger: this export was imported before",
+                    "'kiln runs show " + export.RunId + "' shows it; export again for a new run", ExitCode.PortabilityFailed);
+            var (images, _) = ClusterImages(project, null);
+            var plan = StagePlan.Create(spec, images, export.Stages.Keys.ToHashSet(StringComparer.Ordinal), export.RunId, Engine.StageContainer.CurrentUser());
+            var expected = await ClusterUploads.UploadAsync(plan, project.Dir, null, ct);
+            using var client = Kiln.Remote.RegistryClient.Open(storeText, parse.GetValue(allowInsecure));
+            var (commit, dirty) = Project.GitState(project.Dir);
+            var record = new RunRecord(export.RunId, spec.Name, DateTimeOffset.UtcNow, null, RunStatus.Running, commit, dirty, spec.SpecDigest,
+                Program.CommandLine, Environment.MachineName, Environment.ProcessId, RunCommand.Version, Name: null, Tags: [kind],
+                ParamsJson: spec.Params.Root.ToJsonString(), User: Environment.UserName);
+            var runner = new PipelineRunner(new ClusterResults(client, export, expected), ledger, new ConsoleReporter(Output.Out, parse.GetValue(quiet)));
+            var outcome = await runner.RunAsync(new RunRequest(spec, project.Dir, images, record, Cache: services.OpenStageCache(project.StateDir)), ct);
+            RunCommand.PrintSummary(outcome);
+            return outcome.Status switch
+            {
+                RunStatus.Succeeded => 0,
+                RunStatus.Interrupted => (int)ExitCode.Interrupted,
+                _ => (int)ExitCode.StageFailed,
+            };
+        });
+        return cmd;
     }
 
     /// <summary>The export folder a Compose file names in its x-kiln section, which must be this project's own

@@ -6,7 +6,8 @@ namespace Kiln.Orchestration;
 
 /// <summary><c>kiln export argo</c>: one Argo Workflow (<c>argoproj.io/v1alpha1</c>) whose entry template is a DAG with one
 /// task per stage and <c>dependencies</c> on its upstream stages; each stage's template runs the same container as
-/// <c>kiln export k8s</c> (<see cref="StagePod"/>), its params file as a raw input artifact. Argo's executor containers get
+/// <c>kiln export k8s</c> (<see cref="StagePod"/>: Kiln's stage executor, data through the artifact store — no Argo
+/// artifact repository, no volume). Argo's executor containers get
 /// the service account <see cref="ClusterTarget.ExecutorServiceAccount"/>; the stage's container gets no token. The Argo
 /// types are not in KubernetesClient: the Workflow is assembled as JSON around its typed Kubernetes parts
 /// (containers, volumes, security contexts, metadata). Pure.</summary>
@@ -14,14 +15,10 @@ public static class ArgoExport
 {
     public const string EntryTemplate = "kiln-pipeline";
 
-    /// <summary>The export's folder on the PVC (relative to the project root).</summary>
-    public static string StateDir(string runId) => $".kiln/argo/{runId}";
-
     public static string Write(StagePlan plan, ClusterTarget target) => Workflow(plan, target).ToJsonString(StagePod.Indented) + "\n";
 
     public static JsonObject Workflow(StagePlan plan, ClusterTarget target)
     {
-        var stateDir = StateDir(plan.RunId);
         var tasks = new JsonArray();
         var templates = new JsonArray();
         foreach (var stage in plan.Stages)
@@ -30,7 +27,7 @@ public static class ArgoExport
             if (stage.Upstream.Count > 0)
                 task["dependencies"] = new JsonArray(stage.Upstream.Select(u => (JsonNode)JsonValue.Create(plan[u].Name)).ToArray());
             tasks.Add(task);
-            templates.Add(Template(plan, stage, target, stateDir));
+            templates.Add(Template(plan, stage, target));
         }
         templates.Insert(0, new JsonObject { ["name"] = EntryTemplate, ["dag"] = new JsonObject { ["tasks"] = tasks } });
         var metadata = new V1ObjectMeta
@@ -50,7 +47,7 @@ public static class ArgoExport
             ["executor"] = new JsonObject { ["serviceAccountName"] = target.ExecutorServiceAccount },
             ["activeDeadlineSeconds"] = target.DeadlineSeconds,
             ["ttlStrategy"] = new JsonObject { ["secondsAfterCompletion"] = target.KeepSeconds },
-            ["volumes"] = new JsonArray(StagePod.Volumes(target).Select(v => StagePod.ToNode(v)).ToArray()),
+            ["volumes"] = new JsonArray(StagePod.Volumes().Select(v => StagePod.ToNode(v)).ToArray()),
             ["templates"] = templates,
         };
         return new JsonObject
@@ -62,34 +59,22 @@ public static class ArgoExport
         };
     }
 
-    private static JsonObject Template(StagePlan plan, PlannedStage stage, ClusterTarget target, string stateDir)
+    private static JsonObject Template(StagePlan plan, PlannedStage stage, ClusterTarget target)
     {
-        var container = StagePod.Container(plan, stage, target, stateDir, withStatus: false);
         var template = new JsonObject
         {
             ["name"] = stage.Name,
-            ["metadata"] = new JsonObject { ["labels"] = StagePod.ToNode(StagePod.Labels(plan, stage)) },
+            ["metadata"] = new JsonObject
+            {
+                ["labels"] = StagePod.ToNode(StagePod.Labels(plan, stage)),
+                ["annotations"] = StagePod.ToNode(new Dictionary<string, string>(StagePod.Annotations(target, stage)) { ["dev.kiln/stage"] = stage.Stage.Name }),
+            },
             // A template's deadline is an IntOrString, which Argo's schema types as a string.
             ["activeDeadlineSeconds"] = target.DeadlineSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
-        if (stage.ParamsJson is not null)
-            template["inputs"] = new JsonObject
-            {
-                ["artifacts"] = new JsonArray(
-                    Raw("params", $"{Sandbox.WorkDir}/{plan.Spec.ParamsFile}", stage.ParamsJson),
-                    Raw("kiln-params", "/kiln/params.json", stage.ParamsJson)),
-            };
         if (stage.Stage.Retries.Exit > 0)
             template["retryStrategy"] = new JsonObject { ["limit"] = stage.Stage.Retries.Exit.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        if (StagePod.PodSecurity(stage) is { } podSecurity) template["securityContext"] = StagePod.ToNode(podSecurity);
-        template["container"] = StagePod.ToNode(container);
+        template["container"] = StagePod.ToNode(StagePod.Container(plan, stage, target));
         return template;
     }
-
-    private static JsonObject Raw(string name, string path, string data) => new()
-    {
-        ["name"] = name,
-        ["path"] = path,
-        ["raw"] = new JsonObject { ["data"] = data },
-    };
 }

@@ -9,34 +9,35 @@ using Kiln.Engine;
 
 namespace Kiln.Orchestration;
 
-/// <summary>Where a Kubernetes or Argo export's stages find the project, and what they may take from the cluster.</summary>
+/// <summary>Where a Kubernetes or Argo export's stages get their images and move their data, and what they may take from
+/// the cluster.</summary>
 /// <param name="Images">Image ID → the registry reference the nodes pull, always <c>REPOSITORY@sha256:…</c>.</param>
-/// <param name="Pvc">The PersistentVolumeClaim that holds the project folder at its root (ReadWriteMany when stages may
-/// land on several nodes). Code and deps are mounted from it read-only, outputs go to fresh folders on it under
-/// <c>.kiln/k8s/RUN/</c> (or <c>.kiln/argo/RUN/</c>).</param>
+/// <param name="Store">The registry the stage executors fetch inputs from and publish outputs to (no shared volume).</param>
+/// <param name="Inputs">Stage name → the digest of its input list (<see cref="ClusterInputs"/>), uploaded at export time.</param>
 /// <param name="Namespace">The namespace the objects are written for, or null (kubectl's current one).</param>
 /// <param name="ExecutorServiceAccount">Argo only: the service account of Argo's executor containers (they report results;
 /// the stage's own container gets no token).</param>
-public sealed record ClusterTarget(IReadOnlyDictionary<string, string> Images, string Pvc, string? Namespace = null,
-    string ExecutorServiceAccount = "argo-executor")
+public sealed record ClusterTarget(IReadOnlyDictionary<string, string> Images, ArtifactStore Store, IReadOnlyDictionary<string, Digest> Inputs,
+    string? Namespace = null, string ExecutorServiceAccount = "argo-executor")
 {
-    /// <summary>How long a stage may run (a Job's or template's <c>activeDeadlineSeconds</c>).</summary>
+    /// <summary>How long a stage may run, waiting for its upstream stages included (a Job's or template's
+    /// <c>activeDeadlineSeconds</c>).</summary>
     public long DeadlineSeconds { get; init; } = 24 * 3600;
 
     /// <summary>How long a finished Job (and its pod's log) is kept: <c>ttlSecondsAfterFinished</c>.</summary>
     public int KeepSeconds { get; init; } = 7 * 24 * 3600;
 }
 
-/// <summary>The stage pod the Kubernetes and Argo exports share: the container of a local stage translated field by field
-/// with KubernetesClient's typed models (image by registry digest, <c>/bin/sh -c</c> of the same command, /work, env,
-/// read-only root, no privilege escalation, NET_RAW dropped, non-root where the local stage is, cpu/memory as requests =
-/// limits, GPUs as <c>nvidia.com/gpu</c>, an emptyDir /tmp of the local tmpfs's size, code and deps read-only and only the
-/// declared outputs' folders writable, from the project's PVC).</summary>
+/// <summary>The stage pod the Kubernetes and Argo exports share: Kiln's stage executor (executor.sh, as on the swarm) in the
+/// environment's image pinned by registry digest. It fetches the stage's input list and every file by digest from the
+/// artifact store (checking every byte), waits for and fetches what upstream stages published, runs the local stage's
+/// command (<c>/bin/sh -c</c>, /work, env) in namespaces of its own — read-only root but for the declared outputs and
+/// /tmp, no network unless <c>network: true</c>, as the stage's user, no-new-privileges, without CAP_SYS_ADMIN and NET_RAW
+/// — and publishes the outputs under the stage's tag. cpu/memory as requests = limits, GPUs as <c>nvidia.com/gpu</c>,
+/// an emptyDir /tmp of the local tmpfs's size. No volume of the project: nothing is shared but the registry.</summary>
 public static class StagePod
 {
-    public const string WorkspaceVolume = "kiln-project";
     public const string TmpVolume = "kiln-tmp";
-    public const string ParamsVolume = "kiln-params";
     public const string NetworkLabel = "dev.kiln.network";
 
     /// <summary>The registry reference of <paramref name="imageId"/>; refuses (KILN7702) anything not pinned by digest.</summary>
@@ -62,6 +63,13 @@ public static class StagePod
         [NetworkLabel] = stage.Container.Network ? "allowed" : "none",
     };
 
+    /// <summary>Annotations of a stage's pod: the digests of its input list and of the executor script it runs.</summary>
+    public static Dictionary<string, string> Annotations(ClusterTarget target, PlannedStage stage) => new(StringComparer.Ordinal)
+    {
+        ["dev.kiln/inputs"] = Inputs(target, stage).ToString(),
+        ["dev.kiln/executor"] = ExecutorScript.Digest.ToString(),
+    };
+
     /// <summary>A label value: letters, digits, '-', '_', '.', at most 63, alphanumeric at both ends.</summary>
     public static string LabelValue(string text)
     {
@@ -70,28 +78,16 @@ public static class StagePod
         return v.Trim('-', '_', '.');
     }
 
-    /// <summary>The stage's main container. <paramref name="stateDir"/> is the export's folder on the PVC
-    /// (<c>.kiln/k8s/RUN</c>): the stage writes its outputs under <c>STATE/stages/FOLDER/out</c> and its exit code to
-    /// <c>STATE/status/FOLDER/exit</c>; a dep an upstream stage writes is read from that stage's output folder.</summary>
-    public static V1Container Container(StagePlan plan, PlannedStage stage, ClusterTarget target, string stateDir, bool withStatus,
-        IReadOnlyList<V1VolumeMount>? extraMounts = null)
+    private static Digest Inputs(ClusterTarget target, PlannedStage stage) =>
+        target.Inputs.TryGetValue(stage.Stage.Name, out var digest)
+            ? digest
+            : throw new ArgumentException($"no input list was uploaded for stage '{stage.Stage.Name}'", nameof(target));
+
+    /// <summary>The stage's container: the executor, told by its environment what to fetch (<c>KILN_EXEC_INPUTS</c>), what
+    /// to run and under which tag to publish the outputs (<see cref="ClusterInputs.OutputTag"/>).</summary>
+    public static V1Container Container(StagePlan plan, PlannedStage stage, ClusterTarget target)
     {
         var c = stage.Container;
-        var mounts = new List<V1VolumeMount>();
-        var outRoot = $"{stateDir}/stages/{stage.Folder}/out";
-        foreach (var dir in stage.WritableFolders)
-            mounts.Add(VolumeMount(Work(dir), WorkspaceVolume, readOnlyProperty: false, subPath: dir.Length == 0 ? outRoot : $"{outRoot}/{dir}"));
-        foreach (var input in stage.Inputs)
-        {
-            var source = plan.ProducerOf(input) is { } produced
-                ? $"{stateDir}/stages/{produced.Producer.Folder}/out/{produced.Path}"
-                : input;
-            mounts.Add(VolumeMount(Work(input), WorkspaceVolume, readOnlyProperty: true, subPath: source));
-        }
-        if (extraMounts is not null) mounts.AddRange(extraMounts);
-        if (withStatus)
-            mounts.Add(VolumeMount(ComposeWriter.StatusTarget, WorkspaceVolume, readOnlyProperty: false, subPath: $"{stateDir}/status/{stage.Folder}"));
-        mounts.Add(VolumeMount(SandboxPolicy.TmpfsPath, TmpVolume));
         if (c.Command is not ["/bin/sh", "-c", var command])
             throw new ArgumentException($"stage '{stage.Stage.Name}' does not run a shell command", nameof(stage));
         var limits = new Dictionary<string, ResourceQuantity>(StringComparer.Ordinal);
@@ -99,68 +95,60 @@ public static class StagePod
         if (c.MemoryBytes is { } memory) limits["memory"] = new ResourceQuantity(memory.ToString(CultureInfo.InvariantCulture));
         var requests = new Dictionary<string, ResourceQuantity>(limits, StringComparer.Ordinal);
         if (c.Gpus > 0) limits["nvidia.com/gpu"] = new ResourceQuantity(c.Gpus.ToString(CultureInfo.InvariantCulture));
-        var (uid, gid) = ParseUser(c.User);
+        var env = c.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value }).ToList();
+        env.AddRange(new (string, string)[]
+        {
+            ("KILN_EXEC_REGISTRY", target.Store.Registry),
+            ("KILN_EXEC_REPO", target.Store.Repository),
+            ("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
+            ("KILN_EXEC_COMMAND", command),
+            ("KILN_EXEC_WORKDIR", c.WorkingDir),
+            ("KILN_EXEC_NETWORK", c.Network ? "1" : "0"),
+            ("KILN_EXEC_USER", c.User ?? ""),
+            ("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
+        }.Select(kv => new V1EnvVar { Name = kv.Item1, Value = kv.Item2 }));
         return new V1Container
         {
             Name = "stage",
             Image = ImageRef(target, c.Image, stage.Stage.Env),
             ImagePullPolicy = "IfNotPresent",
-            Command = withStatus
-                ? ["/bin/sh", "-c", ComposeWriter.Wrapper, "kiln-stage", command]
-                : ["/bin/sh", "-c", command],
-            WorkingDir = c.WorkingDir,
-            Env = c.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value }).ToList(),
-            VolumeMounts = mounts,
+            Command = ["/bin/bash", "-c", ExecutorScript.Text],
+            WorkingDir = "/",
+            Env = env,
+            VolumeMounts = [VolumeMount(SandboxPolicy.TmpfsPath, TmpVolume)],
             Resources = limits.Count == 0 ? null : new V1ResourceRequirements
             {
                 Limits = limits,
                 Requests = requests.Count == 0 ? null : requests,
             },
+            // The executor runs as root with CAP_SYS_ADMIN (for the command's mount and network namespaces) and talks to the
+            // registry; the command gets none of that: setpriv drops CAP_SYS_ADMIN and NET_RAW from its bounding set, sets
+            // no-new-privileges and switches to the stage's user (KILN_EXEC_USER), and the executor remounts the root
+            // read-only for it (so /work, in the container's own layer, cannot be a read-only root file system here).
+            // allowPrivilegeEscalation is left unset: Kubernetes refuses false together with CAP_SYS_ADMIN.
             SecurityContext = new V1SecurityContext
             {
-                ReadOnlyRootFilesystem = c.ReadOnlyRootfs,
-                AllowPrivilegeEscalation = false,
+                ReadOnlyRootFilesystem = false,
                 Privileged = false,
-                Capabilities = new V1Capabilities { Drop = SandboxPolicy.DroppedCapabilities.ToList() },
-                RunAsNonRoot = uid is not null ? true : null,
-                RunAsUser = uid,
-                RunAsGroup = gid,
+                RunAsUser = 0,
+                Capabilities = new V1Capabilities { Add = ["SYS_ADMIN"], Drop = SandboxPolicy.DroppedCapabilities.ToList() },
             },
         };
     }
 
-    /// <summary>The pod's volumes: the project's PVC, the emptyDir /tmp (memory-backed, the local tmpfs's size).</summary>
-    public static List<V1Volume> Volumes(ClusterTarget target) =>
+    /// <summary>The pod's volumes: only the emptyDir /tmp (memory-backed, the local tmpfs's size).</summary>
+    public static List<V1Volume> Volumes() =>
     [
-        new V1Volume { Name = WorkspaceVolume, PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = target.Pvc } },
         new V1Volume { Name = TmpVolume, EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity(SandboxPolicy.TmpfsBytes.ToString(CultureInfo.InvariantCulture)) } },
     ];
-
-    /// <summary>The pod's security context: the group that owns what the stage writes on the PVC.</summary>
-    public static V1PodSecurityContext? PodSecurity(PlannedStage stage)
-    {
-        var (uid, gid) = ParseUser(stage.Container.User);
-        return uid is null ? null : new V1PodSecurityContext { RunAsNonRoot = true, RunAsUser = uid, RunAsGroup = gid, FsGroup = gid };
-    }
 
     /// <summary>A Kubernetes CPU quantity: whole cores as a number, fractions in millicores.</summary>
     public static string CpuQuantity(double cpus) =>
         cpus == Math.Floor(cpus) ? ((long)cpus).ToString(CultureInfo.InvariantCulture) : $"{(long)Math.Ceiling(cpus * 1000)}m";
 
-    private static (long? Uid, long? Gid) ParseUser(string? user)
-    {
-        if (user is null) return (null, null);
-        var parts = user.Split(':');
-        if (!long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var uid) || uid == 0) return (null, null);
-        long? gid = parts.Length > 1 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var g) ? g : null;
-        return (uid, gid);
-    }
-
     /// <summary>A volume mount (KubernetesClient's models have no constructors).</summary>
     public static V1VolumeMount VolumeMount(string mountPath, string volume, bool readOnlyProperty = false, string? subPath = null) =>
         new() { MountPath = mountPath, Name = volume, ReadOnlyProperty = readOnlyProperty ? true : null, SubPath = subPath };
-
-    private static string Work(string rel) => rel.Length == 0 ? Sandbox.WorkDir : $"{Sandbox.WorkDir}/{rel}";
 
     /// <summary>Indented JSON (which is YAML) of a Kubernetes object, nulls left out, as KubernetesClient serializes it.</summary>
     public static JsonNode ToNode(object value) => JsonNode.Parse(KubernetesJson.Serialize(value))!;
@@ -172,79 +160,70 @@ public static class StagePod
     };
 }
 
-/// <summary><c>kiln export k8s</c>: one <c>batch/v1</c> Job per stage, a ConfigMap per stage that has params, and a
-/// NetworkPolicy that denies all traffic to and from the stages that did not ask for network — a <c>v1</c> List, in JSON
-/// (which kubectl reads as YAML). Jobs are ordered by an init container that waits until every upstream stage has left
-/// exit code 0 on the PVC (a stage that failed, or was skipped, leaves its code there and its dependents are skipped in
-/// turn). Pure: no file, engine or cluster is touched.</summary>
+/// <summary><c>kiln export k8s</c>: one <c>batch/v1</c> Job per stage, each running Kiln's stage executor against the
+/// artifact store, and a NetworkPolicy that lets the stages that did not ask for network reach nothing but the registry —
+/// a <c>v1</c> List, in JSON (which kubectl reads as YAML). All Jobs can be created at once: a Job with upstream stages
+/// waits in its executor until each upstream stage has published its output list (a stage that failed, or was skipped,
+/// publishes <c>X CODE</c> instead, and its dependents are skipped in turn). Pure: no file, engine or cluster is touched.</summary>
 public static class KubernetesExport
 {
-    /// <summary>The export's folder on the PVC (relative to the project root).</summary>
-    public static string StateDir(string runId) => $".kiln/k8s/{runId}";
-
     public static string Write(StagePlan plan, ClusterTarget target)
     {
         var items = new JsonArray();
-        var stateDir = StateDir(plan.RunId);
         if (plan.Stages.Any(s => !s.Container.Network))
-            items.Add(StagePod.ToNode(DenyNetwork(plan, target)));
+            items.Add(StagePod.ToNode(RegistryOnly(plan, target)));
         foreach (var stage in plan.Stages)
-        {
-            if (stage.ParamsJson is not null) items.Add(StagePod.ToNode(ParamsMap(plan, stage, target)));
-            items.Add(StagePod.ToNode(Job(plan, stage, target, stateDir)));
-        }
+            items.Add(StagePod.ToNode(Job(plan, stage, target)));
         var list = new JsonObject { ["apiVersion"] = "v1", ["kind"] = "List", ["items"] = items };
         return list.ToJsonString(StagePod.Indented) + "\n";
     }
 
     public static string JobName(StagePlan plan, PlannedStage stage) => $"kiln-{stage.Name}-{plan.RunId}";
 
-    private static string ParamsName(StagePlan plan, PlannedStage stage) => $"kiln-{stage.Name}-{plan.RunId}-params";
-
-    public static V1ConfigMap ParamsMap(StagePlan plan, PlannedStage stage, ClusterTarget target) => new()
+    /// <summary>A stage pod labelled <c>dev.kiln.network=none</c> of this run accepts no connection and opens none but to
+    /// the registry's port (at its address when the registry is named by an IP, else on any address, and then DNS too).
+    /// The stage's command reaches nothing even so: the executor runs it in a network namespace of its own. Needs a network
+    /// plugin that enforces NetworkPolicy.</summary>
+    public static V1NetworkPolicy RegistryOnly(StagePlan plan, ClusterTarget target)
     {
-        ApiVersion = "v1",
-        Kind = "ConfigMap",
-        Metadata = new V1ObjectMeta { Name = ParamsName(plan, stage), NamespaceProperty = target.Namespace, Labels = StagePod.Labels(plan, stage) },
-        Data = new Dictionary<string, string> { ["params.json"] = stage.ParamsJson! },
-    };
-
-    /// <summary>Denies every connection to and from a stage pod labelled <c>dev.kiln.network=none</c> of this run (it needs
-    /// none: the project comes from the PVC, the image from the node's runtime). Needs a network plugin that enforces
-    /// NetworkPolicy.</summary>
-    public static V1NetworkPolicy DenyNetwork(StagePlan plan, ClusterTarget target) => new()
-    {
-        ApiVersion = "networking.k8s.io/v1",
-        Kind = "NetworkPolicy",
-        Metadata = new V1ObjectMeta
+        var (host, port) = target.Store.HostPort();
+        var registryRule = new V1NetworkPolicyEgressRule
         {
-            Name = $"kiln-{plan.RunId}-no-network",
-            NamespaceProperty = target.Namespace,
-            Labels = new Dictionary<string, string> { [PipelineRunner.RunLabel] = plan.RunId, [PipelineRunner.ProjectLabel] = StagePod.LabelValue(plan.Spec.Name) },
-        },
-        Spec = new V1NetworkPolicySpec
-        {
-            PodSelector = new V1LabelSelector
+            Ports = [new V1NetworkPolicyPort { Protocol = "TCP", Port = port }],
+        };
+        var egress = new List<V1NetworkPolicyEgressRule> { registryRule };
+        if (System.Net.IPAddress.TryParse(host, out var ip))
+            registryRule.To = [new V1NetworkPolicyPeer { IpBlock = new V1IPBlock { Cidr = $"{ip}/{(ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? 128 : 32)}" } }];
+        else
+            egress.Add(new V1NetworkPolicyEgressRule
             {
-                MatchLabels = new Dictionary<string, string> { [PipelineRunner.RunLabel] = plan.RunId, [StagePod.NetworkLabel] = "none" },
+                Ports = [new V1NetworkPolicyPort { Protocol = "UDP", Port = 53 }, new V1NetworkPolicyPort { Protocol = "TCP", Port = 53 }],
+            });
+        return new V1NetworkPolicy
+        {
+            ApiVersion = "networking.k8s.io/v1",
+            Kind = "NetworkPolicy",
+            Metadata = new V1ObjectMeta
+            {
+                Name = $"kiln-{plan.RunId}-registry-only",
+                NamespaceProperty = target.Namespace,
+                Labels = new Dictionary<string, string> { [PipelineRunner.RunLabel] = plan.RunId, [PipelineRunner.ProjectLabel] = StagePod.LabelValue(plan.Spec.Name) },
             },
-            PolicyTypes = ["Ingress", "Egress"],
-        },
-    };
+            Spec = new V1NetworkPolicySpec
+            {
+                PodSelector = new V1LabelSelector
+                {
+                    MatchLabels = new Dictionary<string, string> { [PipelineRunner.RunLabel] = plan.RunId, [StagePod.NetworkLabel] = "none" },
+                },
+                PolicyTypes = ["Ingress", "Egress"],
+                Egress = egress,
+            },
+        };
+    }
 
-    public static V1Job Job(StagePlan plan, PlannedStage stage, ClusterTarget target, string stateDir)
+    public static V1Job Job(StagePlan plan, PlannedStage stage, ClusterTarget target)
     {
         var labels = StagePod.Labels(plan, stage);
-        var volumes = StagePod.Volumes(target);
-        var extra = new List<V1VolumeMount>();
-        if (stage.ParamsJson is not null)
-        {
-            volumes.Add(new V1Volume { Name = StagePod.ParamsVolume, ConfigMap = new V1ConfigMapVolumeSource { Name = ParamsName(plan, stage) } });
-            extra.Add(StagePod.VolumeMount($"{Sandbox.WorkDir}/{plan.Spec.ParamsFile}", StagePod.ParamsVolume, readOnlyProperty: true, subPath: "params.json"));
-            extra.Add(StagePod.VolumeMount("/kiln/params.json", StagePod.ParamsVolume, readOnlyProperty: true, subPath: "params.json"));
-        }
-        var main = StagePod.Container(plan, stage, target, stateDir, withStatus: true, extra);
-        var init = stage.Upstream.Count == 0 ? null : new List<V1Container> { WaitFor(plan, stage, main, stateDir) };
         return new V1Job
         {
             ApiVersion = "batch/v1",
@@ -258,6 +237,7 @@ public static class KubernetesExport
                 {
                     ["dev.kiln/stage"] = stage.Stage.Name,
                     ["dev.kiln/after"] = string.Join(",", stage.Upstream.Select(u => JobName(plan, plan[u]))),
+                    ["dev.kiln/outputs"] = $"{target.Store}:{ClusterInputs.OutputTag(plan, stage)}",
                 },
             },
             Spec = new V1JobSpec
@@ -268,51 +248,17 @@ public static class KubernetesExport
                 TtlSecondsAfterFinished = target.KeepSeconds,
                 Template = new V1PodTemplateSpec
                 {
-                    Metadata = new V1ObjectMeta { Labels = labels },
+                    Metadata = new V1ObjectMeta { Labels = labels, Annotations = StagePod.Annotations(target, stage) },
                     Spec = new V1PodSpec
                     {
                         RestartPolicy = "Never",
                         AutomountServiceAccountToken = false,
                         EnableServiceLinks = false,
-                        SecurityContext = StagePod.PodSecurity(stage),
-                        InitContainers = init,
-                        Containers = [main],
-                        Volumes = volumes,
+                        Containers = [StagePod.Container(plan, stage, target)],
+                        Volumes = StagePod.Volumes(),
                     },
                 },
             },
         };
     }
-
-    /// <summary>The init container that holds a stage until each upstream stage has left its exit code on the PVC: 0 lets it
-    /// start; anything else marks this stage skipped (its own status, for its dependents) and fails the pod.</summary>
-    private static V1Container WaitFor(StagePlan plan, PlannedStage stage, V1Container main, string stateDir)
-    {
-        var mounts = stage.Upstream.Select(u => StagePod.VolumeMount($"/kiln/upstream/{plan[u].Folder}", StagePod.WorkspaceVolume,
-                readOnlyProperty: true, subPath: $"{stateDir}/status/{plan[u].Folder}"))
-            .Append(StagePod.VolumeMount(ComposeWriter.StatusTarget, StagePod.WorkspaceVolume, readOnlyProperty: false, subPath: $"{stateDir}/status/{stage.Folder}"))
-            .ToList();
-        return new V1Container
-        {
-            Name = "wait-upstream",
-            Image = main.Image,
-            ImagePullPolicy = main.ImagePullPolicy,
-            Command = ["/bin/sh", "-c", WaitScript],
-            VolumeMounts = mounts,
-            SecurityContext = main.SecurityContext,
-            Resources = new V1ResourceRequirements
-            {
-                Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("100m"), ["memory"] = new("64Mi") },
-                Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("16Mi") },
-            },
-        };
-    }
-
-    /// <summary>Waits for <c>/kiln/upstream/*/exit</c>; an upstream that failed (or was skipped) skips this stage.</summary>
-    public const string WaitScript =
-        "for u in /kiln/upstream/*; do " +
-        "until [ -s \"$u/exit\" ]; do sleep 5; done; " +
-        "rc=$(cat \"$u/exit\"); " +
-        "if [ \"$rc\" != 0 ]; then echo \"kiln: upstream stage ${u##*/} ended with $rc: skipped\"; echo 125 > /kiln/status/exit; exit 1; fi; " +
-        "done";
 }

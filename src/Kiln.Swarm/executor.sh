@@ -4,7 +4,11 @@
 #   KILN-OUTPUTS sha256:<hex>
 # Environment: KILN_EXEC_REGISTRY (host:port), KILN_EXEC_REPO, KILN_EXEC_INPUTS (digest of the input list),
 # KILN_EXEC_COMMAND (run with /bin/sh -c), KILN_EXEC_NETWORK (1: the command keeps the task's network), KILN_EXEC_USER
-# (uid:gid the command runs as; empty: root). Input list lines: "F <digest> <mode> <absolute path>", "O <output folder>".
+# (uid:gid the command runs as; empty: root). Input list lines: "F <digest> <mode> <absolute path>", "D <folder>",
+# "O <output folder>", and (Kubernetes/Argo exports) "U <tag> - <absolute path>": the files at or below that path in the
+# output list an upstream stage published under <tag> (waited for; each line checked; every byte checked by digest).
+# KILN_EXEC_PUBLISH=<tag> (Kubernetes/Argo exports): also publish the output list under that tag, as an OCI manifest whose
+# config is the list and whose layers are its blobs; a stage that fails (or is skipped: exit 125) publishes "X <exit code>".
 #
 # Only the executor talks to the network (to the registry). The command runs in a mount namespace of its own with a
 # read-only root (its output folders and /tmp writable) and, without KILN_EXEC_NETWORK=1, in a network namespace of its
@@ -22,10 +26,12 @@ die() { echo "kiln-executor: $*" >&2; exit 97; }
 request() {
   exec 3<>"/dev/tcp/$host/$port" || die "cannot connect to the registry $KILN_EXEC_REGISTRY"
   if [[ -n "${3:-}" ]]; then
-    printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %s\r\n\r\n' "$1" "$2" "$KILN_EXEC_REGISTRY" "$(stat -c %s "$3")" >&3
+    printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %s\r\n\r\n' "$1" "$2" "$KILN_EXEC_REGISTRY" "${req_type:-application/octet-stream}" "$(stat -c %s "$3")" >&3
     cat "$3" >&3
   else
-    printf '%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n\r\n' "$1" "$2" "$KILN_EXEC_REGISTRY" >&3
+    local accept=""
+    [[ -z "${req_accept:-}" ]] || accept="Accept: $req_accept"$'\r\n'
+    printf '%s %s HTTP/1.0\r\nHost: %s\r\n%sContent-Length: 0\r\n\r\n' "$1" "$2" "$KILN_EXEC_REGISTRY" "$accept" >&3
   fi
   IFS= read -r status <&3 || die "$1 $2: no answer"
   status=${status%$'\r'}
@@ -62,7 +68,55 @@ upload() { # file -> prints its digest
   printf '%s' "$d"
 }
 
+manifest_type=application/vnd.oci.image.manifest.v1+json
+
+publish() { # list tag: the list (config) and every blob it names (layers) as an OCI manifest under tag
+  local ld layers="" sep="" kind d mode path
+  local -A seen=()
+  ld=$(upload "$1") || exit 97
+  while read -r kind d mode path; do
+    [[ "$kind" == F && -z "${seen[$d]:-}" ]] || continue
+    seen[$d]=1
+    layers+="$sep{\"mediaType\":\"application/vnd.dev.kiln.blob.v1\",\"digest\":\"$d\",\"size\":$(stat -c %s "$path")}"; sep=,
+  done <"$1"
+  layers+="$sep{\"mediaType\":\"application/vnd.dev.kiln.outputs.v1\",\"digest\":\"$ld\",\"size\":$(stat -c %s "$1")}"
+  printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.dev.kiln.outputs.v1","digest":"%s","size":%s},"layers":[%s]}' \
+    "$manifest_type" "$ld" "$(stat -c %s "$1")" "$layers" >/tmp/kiln-exec/manifest
+  req_type=$manifest_type request PUT "/v2/$repo/manifests/$2" /tmp/kiln-exec/manifest; exec 3<&-
+  [[ "$status" == *" 201 "* ]] || die "publishing the output list under $2: $status"
+}
+
+resolve() { # tag destination: waits until tag names a manifest, then fetches (and checks) the output list it names
+  local body ld
+  while :; do
+    req_accept=$manifest_type request GET "/v2/$repo/manifests/$1"
+    if [[ "$status" == *" 200 "* ]]; then body=$(head -c 65536 <&3 | tr -d ' \t\r\n'); exec 3<&-; break; fi
+    exec 3<&-
+    [[ "$status" == *" 404 "* ]] || die "GET of the manifest $1: $status"
+    sleep "${KILN_EXEC_POLL_SECONDS:-5}"
+  done
+  ld=$(printf '%s' "$body" | grep -o '"config":{[^}]*}' | grep -o 'sha256:[0-9a-f]\{64\}' | head -1) || true
+  [[ -n "$ld" ]] || die "the manifest under $1 names no output list"
+  fetch "$ld" "$2"
+}
+
 mkdir -p /tmp/kiln-exec
+if [[ -n "${KILN_EXEC_PUBLISH:-}" ]]; then
+  [[ "$KILN_EXEC_PUBLISH" =~ ^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$ ]] || die "KILN_EXEC_PUBLISH is not a tag: '$KILN_EXEC_PUBLISH'"
+  # Whatever ends this stage without its outputs published (a failed command, a refused input, a skipped upstream) is
+  # published as "X <exit code>", so that a dependent waiting for this tag is skipped instead of waiting for ever.
+  published=0
+  on_exit() {
+    local rc=$?
+    trap - EXIT
+    if ((rc != 0 && published == 0)); then
+      printf 'X %s\n' "$rc" >/tmp/kiln-exec/failed
+      publish /tmp/kiln-exec/failed "$KILN_EXEC_PUBLISH" || true
+    fi
+    exit "$rc"
+  }
+  trap on_exit EXIT
+fi
 fetch "$KILN_EXEC_INPUTS" /tmp/kiln-exec/inputs
 outs=()
 while read -r kind a b c; do
@@ -70,6 +124,23 @@ while read -r kind a b c; do
     F) mkdir -p "$(dirname "$c")"; fetch "$a" "$c"; chmod "$b" "$c" ;;
     D) mkdir -p "$a" ;;
     O) mkdir -p "$a"; outs+=("$a") ;;
+    U)
+      resolve "$a" /tmp/kiln-exec/upstream
+      if x=$(grep -m1 '^X ' /tmp/kiln-exec/upstream); then
+        echo "kiln-executor: upstream stage ($a) ended with ${x#X }: skipped" >&2
+        exit 125
+      fi
+      found=0
+      while read -r uk ud um up; do
+        [[ "$uk" == F && ( "$up" == "$c" || "$up" == "$c"/* ) ]] || continue
+        [[ "$ud" =~ ^sha256:[0-9a-f]{64}$ && "$um" =~ ^(644|755)$ ]] || die "the output list under $a has a malformed line for $up"
+        [[ "/$up/" != */../* && "/$up/" != */./* && "$up" != *//* ]] || die "the output list under $a names an unsafe path '$up'"
+        mkdir -p "$(dirname "$up")"; fetch "$ud" "$up"
+        if [[ "$um" == 755 ]]; then chmod 555 "$up"; else chmod 444 "$up"; fi
+        found=1
+      done </tmp/kiln-exec/upstream
+      ((found)) || die "the upstream stage published nothing at $c (tag $a)"
+      ;;
   esac
 done </tmp/kiln-exec/inputs
 
@@ -111,6 +182,7 @@ if [[ $rc -ne 0 ]]; then exit "$rc"; fi
 : >/tmp/kiln-exec/outputs
 for o in "${outs[@]}"; do
   while IFS= read -r -d '' f; do
+    [[ "$f" != *$'\n'* ]] || die "output file name with a line break: not supported"
     mode=644; [[ -x "$f" ]] && mode=755
     d=$(upload "$f") || exit 97
     printf 'F %s %s %s\n' "$d" "$mode" "$f" >>/tmp/kiln-exec/outputs
@@ -120,4 +192,8 @@ for o in "${outs[@]}"; do
   done < <(find "$o" -type l -print0)
 done
 d=$(upload /tmp/kiln-exec/outputs) || exit 97
+if [[ -n "${KILN_EXEC_PUBLISH:-}" ]]; then
+  publish /tmp/kiln-exec/outputs "$KILN_EXEC_PUBLISH"
+  published=1
+fi
 echo "KILN-OUTPUTS $d"

@@ -49,11 +49,27 @@ public sealed class ClusterExportTests
     internal static StagePlan Plan(ProjectSpec spec) =>
         StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), spec.Stages.Select(s => s.Name).ToList(), RunId, "1000:1000");
 
-    private static ClusterTarget Target() => new(new Dictionary<string, string> { [ImageId.ToString()] = Reference }, "kiln-project");
+    internal static readonly ArtifactStore Store = new("registry.example:5000", "iris");
 
-    private static JsonArray K8sItems(ProjectSpec spec) => JsonNode.Parse(KubernetesExport.Write(Plan(spec), Target()))!["items"]!.AsArray();
+    /// <summary>A project input as the export finds it: the file itself, its digest that of its path (a stand-in for its bytes).</summary>
+    internal static IReadOnlyList<InputEntry> ProjectFile(string input) => [new InputEntry(input, Digest.Sha256(System.Text.Encoding.UTF8.GetBytes(input)), input.EndsWith(".sh", StringComparison.Ordinal))];
 
-    private static JsonObject Argo(ProjectSpec spec) => JsonNode.Parse(ArgoExport.Write(Plan(spec), Target()))!.AsObject();
+    internal static Dictionary<string, StageInputs> InputLists(StagePlan plan) =>
+        plan.Stages.ToDictionary(s => s.Stage.Name, s => ClusterInputs.For(plan, s, ProjectFile));
+
+    private static ClusterTarget Target(StagePlan plan, ArtifactStore? store = null) =>
+        new(new Dictionary<string, string> { [ImageId.ToString()] = Reference }, store ?? Store, InputLists(plan).ToDictionary(kv => kv.Key, kv => kv.Value.Digest));
+
+    private static string K8s(StagePlan plan) => KubernetesExport.Write(plan, Target(plan));
+
+    private static string ArgoText(StagePlan plan) => ArgoExport.Write(plan, Target(plan));
+
+    private static JsonArray K8sItems(ProjectSpec spec) => JsonNode.Parse(K8s(Plan(spec)))!["items"]!.AsArray();
+
+    private static JsonObject Argo(ProjectSpec spec) => JsonNode.Parse(ArgoText(Plan(spec)))!.AsObject();
+
+    private static string Env(JsonNode container, string name) =>
+        (string)container["env"]!.AsArray().Single(e => (string)e!["name"]! == name)!["value"]!;
 
     private static IEnumerable<JsonObject> Jobs(JsonArray items) => items.Select(i => i!.AsObject()).Where(i => (string)i["kind"]! == "Job");
 
@@ -81,7 +97,6 @@ public sealed class ClusterExportTests
         {
             var pod = job["spec"]!["template"]!;
             Schemas.AssertValid(Schemas.Definition("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"), pod["metadata"]!, "pod template metadata");
-            Schemas.AssertValid(Schemas.Definition("io.k8s.api.core.v1.PodSecurityContext"), pod["spec"]!["securityContext"]!, "pod securityContext");
             foreach (var c in pod["spec"]!["containers"]!.AsArray().Concat(pod["spec"]!["initContainers"]?.AsArray() ?? []))
                 Schemas.AssertValid(Schemas.Definition("io.k8s.api.core.v1.Container"), c!, $"container {c!["name"]}");
             foreach (var v in pod["spec"]!["volumes"]!.AsArray())
@@ -112,7 +127,7 @@ public sealed class ClusterExportTests
     [InlineData("argo")]
     public void TheIrisExportMatchesItsGoldenFile(string kind)
     {
-        var text = kind == "k8s" ? KubernetesExport.Write(Plan(Iris()), Target()) : ArgoExport.Write(Plan(Iris()), Target());
+        var text = kind == "k8s" ? K8s(Plan(Iris())) : ArgoText(Plan(Iris()));
         var golden = Path.Combine(RepoRoot(), "tests", "Kiln.Orchestration.Tests", "Golden", $"iris.{kind}.json");
         if (Environment.GetEnvironmentVariable("KILN_REGENERATE_GOLDEN") == "1") File.WriteAllText(golden, text);
         Assert.Equal(File.ReadAllText(golden), text);
@@ -129,7 +144,8 @@ public sealed class ClusterExportTests
         var changed = K8sItems(before).Zip(K8sItems(after))
             .Where(p => !JsonNode.DeepEquals(p.First, p.Second))
             .Select(p => $"{p.First!["kind"]}/{p.First!["metadata"]!["name"]}").ToList();
-        Assert.Equal(["ConfigMap/kiln-train-" + RunId + "-params"], changed);
+        // The params file is a blob named in the stage's input list: only train's list, so only train's Job, changes.
+        Assert.Equal(["Job/kiln-train-" + RunId], changed);
 
         var argoBefore = Argo(before)["spec"]!["templates"]!.AsArray();
         var argoAfter = Argo(after)["spec"]!["templates"]!.AsArray();
@@ -169,7 +185,7 @@ public sealed class ClusterExportTests
     [Fact]
     public void EveryImageReferenceIsPinnedByDigest()
     {
-        var texts = new[] { KubernetesExport.Write(Plan(Iris()), Target()), ArgoExport.Write(Plan(Iris()), Target()) };
+        var texts = new[] { K8s(Plan(Iris())), ArgoText(Plan(Iris())) };
         foreach (var text in texts)
         {
             var images = AllValues(JsonNode.Parse(text)!, "image").ToList();
@@ -181,76 +197,164 @@ public sealed class ClusterExportTests
     [Fact]
     public void AnEnvironmentWithoutARegistryDigestIsRefusedWithTheFix()
     {
-        var e = Assert.Throws<KilnException>(() => KubernetesExport.Write(Plan(Iris()), new ClusterTarget(new Dictionary<string, string>(), "kiln-project")));
+        var plan = Plan(Iris());
+        var e = Assert.Throws<KilnException>(() => KubernetesExport.Write(plan, Target(plan) with { Images = new Dictionary<string, string>() }));
         Assert.Equal("KILN7702", e.Code);
         Assert.Contains("kiln push sklearn --to", e.Hint);
-        var tagged = new ClusterTarget(new Dictionary<string, string> { [ImageId.ToString()] = "registry.example:5000/iris/sklearn:latest" }, "kiln-project");
-        Assert.Equal("KILN7702", Assert.Throws<KilnException>(() => ArgoExport.Write(Plan(Iris()), tagged)).Code);
+        var tagged = Target(plan) with { Images = new Dictionary<string, string> { [ImageId.ToString()] = "registry.example:5000/iris/sklearn:latest" } };
+        Assert.Equal("KILN7702", Assert.Throws<KilnException>(() => ArgoExport.Write(plan, tagged)).Code);
     }
 
     [Fact]
-    public void AStagePodHasTheSandboxOfALocalStage()
+    public void AStagePodRunsTheExecutorWithTheSandboxOfALocalStageAndNoSharedVolume()
     {
-        foreach (var job in Jobs(K8sItems(Iris())))
+        var plan = Plan(Iris());
+        var k8s = K8s(plan);
+        Assert.DoesNotContain("persistentVolumeClaim", k8s);
+        Assert.DoesNotContain("ConfigMap", k8s);
+        foreach (var job in Jobs(JsonNode.Parse(k8s)!["items"]!.AsArray()))
         {
             var pod = job["spec"]!["template"]!["spec"]!;
             Assert.False((bool)pod["automountServiceAccountToken"]!);
             Assert.Equal("Never", (string)pod["restartPolicy"]!);
-            Assert.True((bool)pod["securityContext"]!["runAsNonRoot"]!);
+            Assert.Null(pod["initContainers"]); // the executor waits for its upstream stages' outputs itself
             var main = pod["containers"]![0]!;
+            Assert.Equal(["/bin/bash", "-c", ExecutorScript.Text], main["command"]!.AsArray().Select(n => (string)n!));
+            Assert.Equal(ExecutorScript.Digest.ToString(), (string)job["spec"]!["template"]!["metadata"]!["annotations"]!["dev.kiln/executor"]!);
             var sc = main["securityContext"]!;
-            Assert.True((bool)sc["readOnlyRootFilesystem"]!);
-            Assert.False((bool)sc["allowPrivilegeEscalation"]!);
             Assert.False((bool)sc["privileged"]!);
+            Assert.Null(sc["allowPrivilegeEscalation"]); // Kubernetes refuses false with CAP_SYS_ADMIN; setpriv sets it for the command
+            Assert.Equal(["SYS_ADMIN"], sc["capabilities"]!["add"]!.AsArray().Select(n => (string)n!));
             Assert.Equal(["NET_RAW"], sc["capabilities"]!["drop"]!.AsArray().Select(n => (string)n!));
-            var tmp = pod["volumes"]!.AsArray().Single(v => (string)v!["name"]! == StagePod.TmpVolume)!;
-            Assert.Equal("Memory", (string)tmp["emptyDir"]!["medium"]!);
-            var mounts = main["volumeMounts"]!.AsArray().Select(m => ((string)m!["mountPath"]!, m["readOnly"] is { } ro && (bool)ro)).ToList();
-            Assert.Contains(("/tmp", false), mounts);
-            // Writable: only the declared outputs' folders and the stage's own status folder.
-            var writable = mounts.Where(m => !m.Item2).Select(m => m.Item1).Order().ToList();
-            var stage = (string)job["metadata"]!["annotations"]!["dev.kiln/stage"]!;
-            var expected = Iris().Stages.Single(s => s.Name == stage).AllOutputs.Select(o => "/work/" + o[..o.LastIndexOf('/')])
-                .Append("/tmp").Append("/kiln/status").Distinct().Order().ToList();
-            Assert.Equal(expected, writable);
+            // The command runs as the invoker's uid:gid, without network, as a local stage.
+            Assert.Equal("1000:1000", Env(main, "KILN_EXEC_USER"));
+            Assert.Equal("0", Env(main, "KILN_EXEC_NETWORK"));
+            Assert.Equal("/tmp", Env(main, "HOME"));
+            Assert.Equal("/work", Env(main, "KILN_EXEC_WORKDIR"));
+            Assert.Equal("registry.example:5000", Env(main, "KILN_EXEC_REGISTRY"));
+            Assert.Equal("iris", Env(main, "KILN_EXEC_REPO"));
+            var volume = Assert.Single(pod["volumes"]!.AsArray())!;
+            Assert.Equal(StagePod.TmpVolume, (string)volume["name"]!);
+            Assert.Equal("Memory", (string)volume["emptyDir"]!["medium"]!);
+            Assert.Equal("/tmp", (string)Assert.Single(main["volumeMounts"]!.AsArray())!["mountPath"]!);
             Assert.Equal("none", (string)job["metadata"]!["labels"]!["dev.kiln.network"]!);
         }
         var argo = Argo(Iris())["spec"]!;
         Assert.False((bool)argo["automountServiceAccountToken"]!);
         Assert.Equal("argo-executor", (string)argo["executor"]!["serviceAccountName"]!);
+        Assert.DoesNotContain("persistentVolumeClaim", argo.ToJsonString());
+        Assert.DoesNotContain("artifacts", argo.ToJsonString());
     }
 
     [Fact]
-    public void JobsWaitForTheirUpstreamAndTheArgoDagHasTheSameEdges()
+    public void TheExecutorOfAClusterStageIsTheSwarmsExecutor()
+    {
+        Assert.Equal(File.ReadAllText(Path.Combine(RepoRoot(), "src", "Kiln.Swarm", "executor.sh")), ExecutorScript.Text);
+    }
+
+    [Fact]
+    public void EachJobsInputListDigestIsTheListTheExecutorWillFetch()
+    {
+        var plan = Plan(Iris());
+        var lists = InputLists(plan);
+        var jobs = Jobs(JsonNode.Parse(K8s(plan))!["items"]!.AsArray()).ToDictionary(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]!);
+        var templates = JsonNode.Parse(ArgoText(plan))!["spec"]!["templates"]!.AsArray().Skip(1).ToDictionary(t => (string)t!["name"]!, t => t!);
+        foreach (var (stage, list) in lists)
+        {
+            var container = jobs[stage]["spec"]!["template"]!["spec"]!["containers"]![0]!;
+            Assert.Equal(Digest.Sha256(list.List).ToString(), Env(container, "KILN_EXEC_INPUTS"));
+            Assert.Equal(Digest.Sha256(list.List).ToString(), Env(templates[plan.Stages.Single(s => s.Stage.Name == stage).Name]["container"]!, "KILN_EXEC_INPUTS"));
+            Assert.Equal($"kiln-out-{RunId}-{stage}", Env(container, "KILN_EXEC_PUBLISH"));
+        }
+        string Text(string stage) => System.Text.Encoding.UTF8.GetString(lists[stage].List);
+        // Code and params are known now: by digest. A dep an upstream stage writes: by the tag that stage publishes under.
+        var paramsDigest = Digest.Sha256(System.Text.Encoding.UTF8.GetBytes(plan["train"].ParamsJson!));
+        Assert.Equal(
+            $"F {Digest.Sha256("src/train.py"u8.ToArray())} 444 /work/src/train.py\n" +
+            $"U kiln-out-{RunId}-split - /work/data/train.csv\n" +
+            $"F {paramsDigest} 444 /work/params.yaml\n" +
+            $"F {paramsDigest} 444 /kiln/params.json\n" +
+            "O /work/models\n", Text("train"));
+        Assert.Equal([paramsDigest], lists["train"].Blobs.Select(b => Digest.Sha256(b)));
+        Assert.Contains($"U kiln-out-{RunId}-train - /work/models/model.pkl\n", Text("evaluate"));
+        Assert.Contains($"U kiln-out-{RunId}-split - /work/data/test.csv\n", Text("evaluate"));
+        Assert.DoesNotContain("U ", Text("ingest"));
+    }
+
+    [Fact]
+    public void AnUpstreamOutputNotExportedIsServedFromTheRegistryByDigest()
+    {
+        // --only-stale: ingest and split are cached, their outputs restored into the project and uploaded; train reads
+        // data/train.csv by digest, not by tag.
+        var spec = Iris();
+        var plan = StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), ["train", "evaluate"], RunId, "1000:1000");
+        var lists = InputLists(plan);
+        var train = System.Text.Encoding.UTF8.GetString(lists["train"].List);
+        Assert.Contains($"F {Digest.Sha256("data/train.csv"u8.ToArray())} 444 /work/data/train.csv\n", train);
+        Assert.DoesNotContain("U ", train);
+        var evaluate = System.Text.Encoding.UTF8.GetString(lists["evaluate"].List);
+        Assert.Contains($"U kiln-out-{RunId}-train - /work/models/model.pkl\n", evaluate);
+        Assert.Contains($"F {Digest.Sha256("data/test.csv"u8.ToArray())} 444 /work/data/test.csv\n", evaluate);
+    }
+
+    [Fact]
+    public void AStaleOnlyExportOfACachedIrisHasNoJobAndNoTask()
+    {
+        var spec = Iris();
+        var plan = StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), [], RunId, "1000:1000");
+        var items = JsonNode.Parse(K8s(plan))!["items"]!.AsArray();
+        Assert.Empty(items);
+        var argo = JsonNode.Parse(ArgoText(plan))!;
+        Assert.Equal([ArgoExport.EntryTemplate], argo["spec"]!["templates"]!.AsArray().Select(t => (string)t!["name"]!));
+        Assert.Empty(argo["spec"]!["templates"]![0]!["dag"]!["tasks"]!.AsArray());
+    }
+
+    [Fact]
+    public void APathWithALineBreakIsRefusedRatherThanSplitIntoTwoEntries()
+    {
+        // A file named "x\nF <digest> 755 /work/src/train.py" would otherwise add an entry of its own to the list.
+        var plan = Plan(Iris());
+        var e = Assert.Throws<KilnException>(() => ClusterInputs.For(plan, plan["ingest"], input => [new InputEntry(input + "\nF x 755 /work/evil", Digest.Sha256([1]))]));
+        Assert.Equal("KILN7704", e.Code);
+    }
+
+    [Fact]
+    public void JobsWaitForTheirUpstreamThroughTheirTagsAndTheArgoDagHasTheSameEdges()
     {
         var jobs = Jobs(K8sItems(Iris())).ToDictionary(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]!);
-        Assert.Null(jobs["ingest"]["spec"]!["template"]!["spec"]!["initContainers"]);
-        var evaluateInit = jobs["evaluate"]["spec"]!["template"]!["spec"]!["initContainers"]![0]!;
-        var waitsOn = evaluateInit["volumeMounts"]!.AsArray().Select(m => (string)m!["mountPath"]!).Where(p => p.StartsWith("/kiln/upstream/", StringComparison.Ordinal)).ToList();
-        Assert.Equal(["/kiln/upstream/001-split", "/kiln/upstream/002-train"], waitsOn);
+        Assert.Equal($"kiln-split-{RunId},kiln-train-{RunId}", (string)jobs["evaluate"]["metadata"]!["annotations"]!["dev.kiln/after"]!);
+        Assert.Equal($"registry.example:5000/iris:kiln-out-{RunId}-train", (string)jobs["train"]["metadata"]!["annotations"]!["dev.kiln/outputs"]!);
         var tasks = Argo(Iris())["spec"]!["templates"]![0]!["dag"]!["tasks"]!.AsArray()
             .ToDictionary(t => (string)t!["name"]!, t => t!["dependencies"]?.AsArray().Select(d => (string)d!).ToList() ?? []);
         Assert.Equal(["split", "train"], tasks["evaluate"]);
         Assert.Equal(["ingest"], tasks["split"]);
         Assert.Empty(tasks["ingest"]);
-        // A dep produced upstream is read from that stage's output folder on the PVC, never from the project.
-        var evaluate = jobs["evaluate"]["spec"]!["template"]!["spec"]!["containers"]![0]!["volumeMounts"]!.AsArray()
-            .ToDictionary(m => (string)m!["mountPath"]!, m => (string?)m!["subPath"]);
-        Assert.Equal($".kiln/k8s/{RunId}/stages/002-train/out/models/model.pkl", evaluate["/work/models/model.pkl"]);
-        Assert.Equal("src/evaluate.py", evaluate["/work/src/evaluate.py"]);
     }
 
     [Fact]
-    public void OnlyStagesWithoutNetworkAreCutOffByTheNetworkPolicy()
+    public void StagesWithoutNetworkReachOnlyTheRegistry()
     {
         var spec = Iris(yaml => yaml.Replace("    run: python3 src/ingest.py", "    run: python3 src/ingest.py\n    network: true", StringComparison.Ordinal));
         var items = K8sItems(spec);
         var ingest = Jobs(items).Single(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]! == "ingest");
         Assert.Equal("allowed", (string)ingest["spec"]!["template"]!["metadata"]!["labels"]!["dev.kiln.network"]!);
+        Assert.Equal("1", Env(ingest["spec"]!["template"]!["spec"]!["containers"]![0]!, "KILN_EXEC_NETWORK"));
         var policy = items.Single(i => (string)i!["kind"]! == "NetworkPolicy")!;
         Assert.Equal("none", (string)policy["spec"]!["podSelector"]!["matchLabels"]!["dev.kiln.network"]!);
-        Assert.Null(policy["spec"]!["ingress"]);
-        Assert.Null(policy["spec"]!["egress"]); // no rule: nothing in, nothing out
+        Assert.Null(policy["spec"]!["ingress"]); // nothing in
+        // Out: the registry's port, and DNS to find it by name.
+        var egress = policy["spec"]!["egress"]!.AsArray();
+        Assert.Equal(2, egress.Count);
+        Assert.Equal("5000", egress[0]!["ports"]![0]!["port"]!.ToString());
+        Assert.Null(egress[0]!["to"]);
+        Assert.Equal(["53", "53"], egress[1]!["ports"]!.AsArray().Select(p => p!["port"]!.ToString()));
+
+        // A registry named by its address: only that address, no DNS.
+        var plan = Plan(Iris());
+        var byIp = JsonNode.Parse(KubernetesExport.Write(plan, Target(plan, new ArtifactStore("10.0.0.7:5000", "iris"))))!["items"]!.AsArray();
+        var only = Assert.Single(byIp.Single(i => (string)i!["kind"]! == "NetworkPolicy")!["spec"]!["egress"]!.AsArray())!;
+        Assert.Equal("10.0.0.7/32", (string)only["to"]![0]!["ipBlock"]!["cidr"]!);
+        Assert.Equal("TCP", (string)only["ports"]![0]!["protocol"]!);
 
         var allNetwork = Iris(yaml => yaml.Replace("    env: sklearn\n", "    env: sklearn\n    network: true\n", StringComparison.Ordinal));
         Assert.DoesNotContain(K8sItems(allNetwork), i => (string)i!["kind"]! == "NetworkPolicy");
@@ -261,11 +365,36 @@ public sealed class ClusterExportTests
     {
         var spec = Iris();
         var plan = StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), spec.Stages.Select(s => s.Name).ToList(), RunId, user: null);
-        var job = StagePod.ToNode(KubernetesExport.Job(plan, plan.Stages[0], Target(), KubernetesExport.StateDir(RunId)));
-        var pod = job["spec"]!["template"]!["spec"]!;
-        Assert.Null(pod["securityContext"]);
-        Assert.Null(pod["containers"]![0]!["securityContext"]!["runAsNonRoot"]);
-        Assert.True((bool)pod["containers"]![0]!["securityContext"]!["readOnlyRootFilesystem"]!); // the rest of the sandbox stays
+        var job = StagePod.ToNode(KubernetesExport.Job(plan, plan.Stages[0], Target(plan)));
+        var container = job["spec"]!["template"]!["spec"]!["containers"]![0]!;
+        Assert.Equal("", Env(container, "KILN_EXEC_USER"));
+        Assert.Equal(0, (int)container["securityContext"]!["runAsUser"]!); // the executor, not the command
+    }
+
+    [Theory]
+    [InlineData("k8s")]
+    [InlineData("argo")]
+    public void AnExportFileReadsBackEachStagesTagInputListAndCommandForTheImport(string kind)
+    {
+        var plan = Plan(Iris());
+        var text = kind == "k8s" ? K8s(plan) : ArgoText(plan);
+        var export = ClusterExportFile.Parse(text, "x.json");
+        Assert.Equal(RunId, export.RunId);
+        var lists = InputLists(plan);
+        Assert.Equal(["evaluate", "ingest", "split", "train"], export.Stages.Keys.Order(StringComparer.Ordinal));
+        foreach (var (stage, e) in export.Stages)
+        {
+            Assert.Equal($"kiln-out-{RunId}-{stage}", e.Tag);
+            Assert.Equal(lists[stage].Digest, e.Inputs);
+            Assert.Equal($"python3 src/{stage}.py", e.Command);
+        }
+        // A file whose stage lacks its executor's tag (or that is no Kiln export at all) is refused, never half read.
+        var stripped = text.Replace("KILN_EXEC_PUBLISH", "KILN_EXEC_PUBLISHED", StringComparison.Ordinal);
+        Assert.Equal("KILN2703", Assert.Throws<KilnException>(() => ClusterExportFile.Parse(stripped, "x.json")).Code);
+        Assert.Equal("KILN2703", Assert.Throws<KilnException>(() => ClusterExportFile.Parse("{\"kind\":\"Pod\"}", "x.json")).Code);
+        // A tag of another run cannot be slipped into this run's import.
+        var foreign = text.Replace($"kiln-out-{RunId}-train", "kiln-out-20991231-000000-ffff-train", StringComparison.Ordinal);
+        Assert.Equal("KILN2703", Assert.Throws<KilnException>(() => ClusterExportFile.Parse(foreign, "x.json")).Code);
     }
 
     [Fact]

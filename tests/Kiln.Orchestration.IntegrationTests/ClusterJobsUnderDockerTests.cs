@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Kiln.Core;
+using Kiln.Environments.Locking;
+using Kiln.Remote;
+using Xunit.Abstractions;
+
+namespace Kiln.Orchestration.IntegrationTests;
+
+/// <summary>The Jobs of <c>kiln export k8s</c> run for real without a cluster: each Job's container (image, command = the
+/// stage executor, env, capabilities, /tmp) is run with <c>docker run</c> against a real registry (Debian's
+/// docker-registry on 127.0.0.1; the container shares the host's network so that 127.0.0.1 is the registry, as a pod
+/// reaches its registry). What the Jobs publish is byte for byte what <c>kiln run</c> made; a blob the registry serves
+/// wrongly is refused and the stage's dependents are skipped; <c>--only-stale</c> after <c>kiln run</c> writes no Job.</summary>
+public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(45); // the first build of an environment takes minutes
+
+    private const string FanOut = """
+        name: fan
+        environments:
+          base:
+            distro: debian:bookworm
+        params: params.yaml
+        stages:
+          gen:
+            env: base
+            run: mkdir -p data && seq 1 ${params.n} > data/nums.txt && printf '%s' "$KILN_STAGE" > data/who.txt
+            params: [n]
+            outs: [data/nums.txt, data/who.txt]
+          left:
+            env: base
+            run: mkdir -p out && sed 's/$/-left/' data/nums.txt > out/left.txt
+            deps: [data/nums.txt]
+            outs: [out/left.txt]
+          mid:
+            env: base
+            run: mkdir -p parts && cp data/nums.txt parts/a && cp data/who.txt parts/b && cat /kiln/params.json > parts/params
+            deps: [data/nums.txt, data/who.txt]
+            params: [n]
+            outs: [parts/]
+          join:
+            env: base
+            run: mkdir -p res && cat out/left.txt parts/a > res/all.txt
+            deps: [out/left.txt, parts/]
+            outs: [res/all.txt]
+        """;
+
+    private static readonly string[] Outputs = ["data/nums.txt", "data/who.txt", "out/left.txt", "parts/a", "parts/b", "parts/params", "res/all.txt"];
+
+    [DockerFact]
+    public async Task JobsRunUnderDockerPublishTheBytesOfKilnRunAndATamperedBlobIsRefused()
+    {
+        await Tools.EnsureEngineAsync();
+        await using var registry = await RegistryServer.StartAsync();
+        using var p = new TempProject();
+        p.Write("kiln.yaml", FanOut);
+        p.Write("params.yaml", "n: 5\n");
+        await ExpectAsync(0, Tools.KilnAsync(p.Dir, Timeout, "run", "-q"));
+        var local = Outputs.ToDictionary(o => o, o => File.ReadAllBytes(p.Path(o)));
+
+        // The environment as the cluster would pull it: kiln.lock pins it by digest (a push is not needed here: docker run
+        // below uses the same image by its ID).
+        var lockFile = LockFile.Load(p.Dir)!;
+        var locked = lockFile.Environments["base"];
+        var pinned = locked with { Registry = [new RegistryPin($"{registry.Address}/fan/base", Digest.Sha256("fan-base-manifest"u8.ToArray()))] };
+        (lockFile with { Environments = new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal) { ["base"] = pinned } }).Save(p.Dir);
+
+        var file = p.Path("k8s.json");
+        await ExpectAsync(0, Tools.KilnAsync(p.Dir, Timeout, "export", "k8s", "--registry", $"{registry.Address}/fan", "-o", file));
+        var jobs = JsonNode.Parse(File.ReadAllText(file))!["items"]!.AsArray().Where(i => (string)i!["kind"]! == "Job")
+            .ToDictionary(j => (string)j!["metadata"]!["annotations"]!["dev.kiln/stage"]!, j => j!);
+        Assert.Equal(["gen", "join", "left", "mid"], jobs.Keys.Order(StringComparer.Ordinal));
+
+        // All four at once, as kubectl create would start them: the dependents wait for their upstream stages' tags.
+        var runs = new[] { "join", "mid", "left", "gen" }.Select(s => RunJobAsync(jobs[s], locked.ImageId)).ToList();
+        foreach (var r in await Task.WhenAll(runs)) Assert.True(r.ExitCode == 0, r.Describe);
+
+        using var client = RegistryClient.Open($"{registry.Address}/fan", allowInsecure: false);
+        var published = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var job in jobs.Values)
+            foreach (var (path, bytes) in await PublishedAsync(client, Env(job, "KILN_EXEC_PUBLISH")))
+                published[path] = bytes;
+        Assert.Equal(Outputs.Order(StringComparer.Ordinal), published.Keys.Order(StringComparer.Ordinal));
+        foreach (var o in Outputs) Assert.True(local[o].AsSpan().SequenceEqual(published[o]), $"{o} differs from kiln run's");
+
+        // kiln import-run k8s in a fresh clone (empty .kiln/): every stage's outputs come from its tag, each byte checked,
+        // and are recorded and published as after kiln run.
+        using var fresh = Clone(p);
+        var imported = await Tools.KilnAsync(fresh.Dir, Timeout, "import-run", "k8s", file, "--registry", $"{registry.Address}/fan");
+        output.WriteLine(imported.Describe);
+        Assert.True(imported.ExitCode == 0, imported.Describe);
+        foreach (var o in Outputs) Assert.True(local[o].AsSpan().SequenceEqual(File.ReadAllBytes(fresh.Path(o))), $"{o} imported differs from kiln run's");
+        var again = await Tools.KilnAsync(fresh.Dir, Timeout, "import-run", "k8s", file, "--registry", $"{registry.Address}/fan");
+        Assert.Equal(7, again.ExitCode); // a run is imported once
+        Assert.Contains("KILN7701", again.Output);
+
+        // --only-stale after kiln run: every stage is cached, so no Job (and no NetworkPolicy).
+        var stale = p.Path("stale.json");
+        await ExpectAsync(0, Tools.KilnAsync(p.Dir, Timeout, "export", "k8s", "--only-stale", "--registry", $"{registry.Address}/fan", "-o", stale));
+        Assert.Empty(JsonNode.Parse(File.ReadAllText(stale))!["items"]!.AsArray());
+
+        // A registry that serves other bytes for gen's data/nums.txt: left refuses it (exit 97, named), publishes its failure,
+        // and join, which waits on left, is skipped (exit 125) instead of running on wrong data.
+        var nums = Digest.Sha256(local["data/nums.txt"]);
+        File.WriteAllText(registry.BlobDataPath(nums), "1\n2\n666\n");
+        var refused = await RunJobAsync(jobs["left"], locked.ImageId);
+        Assert.Equal(97, refused.ExitCode);
+        Assert.Contains($"the registry served bytes for {nums} that do not match it: refused", refused.Output);
+        var skipped = await RunJobAsync(jobs["join"], locked.ImageId);
+        Assert.Equal(125, skipped.ExitCode);
+        Assert.Contains("ended with 97: skipped", skipped.Output);
+
+        // A registry (or whoever can push to it) that answers gen's tag with a list naming a path out of the dep: refused
+        // before anything is written there, and before left's command runs.
+        var evil = System.Text.Encoding.UTF8.GetBytes($"F {Digest.Sha256(local["data/who.txt"])} 755 /work/data/nums.txt/../../usr/local/bin/evil\n");
+        await client.PutBlobBytesAsync(evil, CancellationToken.None);
+        var manifest = $$"""{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.dev.kiln.outputs.v1","digest":"{{Digest.Sha256(evil)}}","size":{{evil.Length}}},"layers":[{"mediaType":"application/vnd.dev.kiln.outputs.v1","digest":"{{Digest.Sha256(evil)}}","size":{{evil.Length}}}]}""";
+        await client.PutManifestAsync(Env(jobs["gen"], "KILN_EXEC_PUBLISH"), System.Text.Encoding.UTF8.GetBytes(manifest), RegistryClient.OciManifest, CancellationToken.None);
+        var hostile = await RunJobAsync(jobs["left"], locked.ImageId);
+        Assert.Equal(97, hostile.ExitCode);
+        Assert.Contains("names an unsafe path '/work/data/nums.txt/../../usr/local/bin/evil'", hostile.Output);
+        // The import refuses the same answer: nothing lands outside gen's output folder, nothing is recorded as gen's output.
+        using var victim = Clone(p);
+        var poisoned = await Tools.KilnAsync(victim.Dir, Timeout, "import-run", "k8s", file, "--registry", $"{registry.Address}/fan");
+        output.WriteLine(poisoned.Describe);
+        Assert.NotEqual(0, poisoned.ExitCode);
+        Assert.Contains("unsafe path", poisoned.Output);
+        Assert.False(File.Exists(victim.Path("data/nums.txt")));
+        Assert.False(File.Exists("/usr/local/bin/evil"));
+    }
+
+    [Fact]
+    public async Task ExportWithoutARegistryIsRefusedWithTheFix()
+    {
+        using var p = new TempProject();
+        p.Write("kiln.yaml", FanOut);
+        p.Write("params.yaml", "n: 5\n");
+        var r = await Tools.KilnAsync(p.Dir, Timeout, "export", "argo", "-o", p.Path("argo.json"));
+        output.WriteLine(r.Describe);
+        Assert.Equal(64, r.ExitCode);
+        Assert.Contains("KILN0702", r.Output);
+        Assert.Contains("--registry REGISTRY/REPO", r.Output);
+    }
+
+    /// <summary>A fresh clone of the project: kiln.yaml, params and kiln.lock, no .kiln/ and no outputs.</summary>
+    private static TempProject Clone(TempProject p)
+    {
+        var clone = new TempProject();
+        foreach (var f in new[] { "kiln.yaml", "params.yaml", "kiln.lock" }) clone.Write(f, File.ReadAllText(p.Path(f)));
+        return clone;
+    }
+
+    /// <summary>Runs a Job's one container as its pod spec says, with docker run (host network: 127.0.0.1 is the registry).</summary>
+    private async Task<Tools.Result> RunJobAsync(JsonNode job, Digest imageId)
+    {
+        var pod = job["spec"]!["template"]!["spec"]!;
+        Assert.Null(pod["initContainers"]);
+        var c = pod["containers"]!.AsArray().Single()!;
+        Assert.Matches("@sha256:[0-9a-f]{64}$", (string)c["image"]!);
+        var args = new List<string> { "run", "--rm", "--name", "k8s3-job-" + Guid.NewGuid().ToString("N")[..10], "--network", "host", "--user", ((int)c["securityContext"]!["runAsUser"]!).ToString(System.Globalization.CultureInfo.InvariantCulture), "-w", (string)c["workingDir"]! };
+        foreach (var cap in c["securityContext"]!["capabilities"]!["add"]!.AsArray()) args.AddRange(["--cap-add", (string)cap!]);
+        foreach (var cap in c["securityContext"]!["capabilities"]!["drop"]!.AsArray()) args.AddRange(["--cap-drop", (string)cap!]);
+        foreach (var m in c["volumeMounts"]!.AsArray())
+        {
+            var volume = pod["volumes"]!.AsArray().Single(v => (string)v!["name"]! == (string)m!["name"]!)!;
+            Assert.NotNull(volume["emptyDir"]); // nothing but emptyDirs: no shared volume
+            args.AddRange(["--tmpfs", (string)m!["mountPath"]!]);
+        }
+        foreach (var e in c["env"]!.AsArray()) args.AddRange(["-e", $"{e!["name"]}={e["value"]}"]);
+        args.AddRange(["-e", "KILN_EXEC_POLL_SECONDS=1"]);
+        var command = c["command"]!.AsArray().Select(n => (string)n!).ToList();
+        args.AddRange(["--entrypoint", command[0], imageId.ToString()]);
+        args.AddRange(command.Skip(1));
+        var psi = new ProcessStartInfo("docker") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await process.WaitForExitAsync(cts.Token);
+        var text = await stdout + "\n" + await stderr;
+        var r = new Tools.Result(process.ExitCode, text, $"job {job["metadata"]!["name"]} exited {process.ExitCode}\n{text}");
+        output.WriteLine(r.Describe);
+        return r;
+    }
+
+    /// <summary>The files a stage published under its tag, each blob checked against its digest by the client.</summary>
+    private static async Task<List<(string Path, byte[] Bytes)>> PublishedAsync(RegistryClient client, string tag)
+    {
+        var manifest = await client.GetManifestAsync(tag, 1 << 20, CancellationToken.None) ?? throw new InvalidOperationException($"nothing published under {tag}");
+        var config = Digest.Parse((string)JsonNode.Parse(manifest.Bytes)!["config"]!["digest"]!);
+        var list = System.Text.Encoding.UTF8.GetString(await client.GetBlobBytesAsync(config, 1 << 20, CancellationToken.None));
+        var files = new List<(string, byte[])>();
+        foreach (var line in list.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split(' ', 4);
+            Assert.Equal("F", parts[0]);
+            files.Add((parts[3]["/work/".Length..], await client.GetBlobBytesAsync(Digest.Parse(parts[1]), 1 << 24, CancellationToken.None)));
+        }
+        return files;
+    }
+
+    private static string Env(JsonNode job, string name) =>
+        (string)job["spec"]!["template"]!["spec"]!["containers"]![0]!["env"]!.AsArray().Single(e => (string)e!["name"]! == name)!["value"]!;
+
+    private async Task ExpectAsync(int code, Task<Tools.Result> run)
+    {
+        var r = await run;
+        output.WriteLine(r.Describe);
+        Assert.True(r.ExitCode == code, r.Describe);
+    }
+}
