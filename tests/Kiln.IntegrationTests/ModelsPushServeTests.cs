@@ -95,7 +95,7 @@ public sealed class ModelsPushServeTests(DockerFixture docker, ITestOutputHelper
         Assert.True(serve.ExitCode == 0, serve.Describe());
         try
         {
-            var port = int.Parse(Regex.Match(serve.StdOut, @"127\.0\.0\.1:(\d+)/").Groups[1].Value);
+            var port = int.Parse(Regex.Match(serve.StdOut, @"is ready: POST http://127\.0\.0\.1:(\d+)/").Groups[1].Value);
             var image = Regex.Match(serve.StdOut, @"serving image (sha256:[0-9a-f]{64})").Groups[1].Value;
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             var request = """{"inputs":[{"name":"x","shape":[2],"datatype":"FP64","data":[1,2.5]}]}""";
