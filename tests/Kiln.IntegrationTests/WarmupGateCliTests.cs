@@ -7,7 +7,7 @@ namespace Kiln.IntegrationTests;
 /// <summary>The promotion gate <c>warmup</c> through the built CLI on the real engine: <c>kiln models promote</c> starts the
 /// candidate's serving container, and a predictor that raises in predict() (always: never ready; for the gate's request: a
 /// 500) is refused with KILN9114 (exit 9), the alias unchanged and no alias event in the ledger; a good predictor is
-/// promoted. No warm-up container is left behind in any case.</summary>
+/// promoted. No warm-up container is left behind in any case, Ctrl-C during the gate included.</summary>
 [Collection(DockerCollection.Name)]
 public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper output)
 {
@@ -87,6 +87,25 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
             Assert.Contains("this predictor always fails", never.StdErr); // the container's log says why
             await AssertNotPromotedAsync(project, model);
 
+            // Ctrl-C while the gate waits for the candidate: the container is removed all the same, the alias does not move.
+            using (var promote = CliTests.StartKiln(project.Dir, "models", "promote", model, "1", "--to", "production", "--server", serverDir))
+            {
+                var stdout = promote.StandardOutput.ReadToEndAsync();
+                var stderr = promote.StandardError.ReadToEndAsync();
+                var until = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+                while ((await docker.ContainersWithLabelAsync("dev.kiln.warmup", model)).Count == 0 && DateTime.UtcNow < until && !promote.HasExited)
+                    await Task.Delay(100);
+                if (promote.HasExited || (await docker.ContainersWithLabelAsync("dev.kiln.warmup", model)).Count != 1)
+                {
+                    if (!promote.HasExited) promote.Kill();
+                    Assert.Fail($"no warm-up container to interrupt: {await stdout}{await stderr}");
+                }
+                Assert.Equal(0, Interrupt(promote.Id));
+                await promote.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+                Assert.True(promote.ExitCode != 0, await stdout + await stderr);
+            }
+            await AssertNotPromotedAsync(project, model);
+
             // predict() raises for the gate's request only: ready, but inference 1 answers 500.
             project.Write("src/predict.py", Predictor(raiseAbove: 100));
             File.WriteAllText(project.SpecPath, Spec(model, $"[production: {{ warmup: {{ timeout: 60, requests: [ {Request} ] }} }}]"));
@@ -120,6 +139,9 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
             foreach (var image in images) await ServeTests.Docker(output, "rmi", "-f", image);
         }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Interrupt(int pid, int signal = 2);
 
     private async Task<CliTests.CliResult> PromoteAsync(TempProject project, string model, string serverDir, HashSet<string> images)
     {
