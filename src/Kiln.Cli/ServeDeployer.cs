@@ -21,7 +21,8 @@ internal sealed record Deployment(ModelVersion Version, Digest ImageId, string C
 
 /// <summary>Deploys model versions for kiln serve: builds the serving image (the model's environment image + Kiln's inference
 /// server + the artifact + the predictor), starts it with a free port on 127.0.0.1, waits until /v2/health/ready says 200,
-/// and records every step in the ledger (started, serving, failed, stopped: version, image digest, time, outcome).</summary>
+/// and records every step in the ledger (started, serving, failed, stopped: version, image digest, time, outcome). The
+/// promotion gate 'warmup' (<see cref="WarmupGateCheck"/>) builds the candidate's image with <see cref="BuildImageAsync"/> too.</summary>
 internal sealed class ServeDeployer(DockerEngine engine, ModelRegistry registry, Project project, string name, string? alias, string serverDir)
 {
     public async Task<Deployment> DeployAsync(ModelVersion version, CancellationToken ct)
