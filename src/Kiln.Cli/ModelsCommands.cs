@@ -161,9 +161,13 @@ internal static class ModelsCommands
         var version = new Argument<int>("version") { Description = "The version to promote." };
         var to = new Option<string>("--to") { Description = "The alias to move (e.g. staging, production).", Required = true };
         var reason = new Option<string?>("--reason") { Description = "Why (recorded with the event)." };
-        var cmd = new Command("promote", "Move an alias to a version, after checking every gate kiln.yaml declares for the model; a failing gate refuses with exit code 9.")
+        var server = new Option<string?>("--server") { Description = "For a 'warmup' gate: the folder with Kiln's published inference server (as for kiln serve; default: $KILN_SERVE_DIR, else kiln-serve/ beside kiln)." };
+        var cmd = new Command("promote",
+            "Move an alias to a version, after checking every gate kiln.yaml declares for the model (metric thresholds, 'verified', drift, and " +
+            "'warmup': the candidate's serving container must get ready and answer its warm-up inferences without a server error; it is removed " +
+            "afterwards); a failing gate refuses with exit code 9 and the alias stays where it was.")
         {
-            name, version, to, reason,
+            name, version, to, reason, server,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -201,6 +205,13 @@ internal static class ModelsCommands
             }
             await DriftGateCheck.CheckAsync(services.OpenStore(project.StateDir), registry, v, alias,
                 spec?.DriftGates?.Where(g => g.AppliesTo(alias)).ToList() ?? [], ct); // drift: {max_psi: X} (docs/monitoring.md)
+            if (spec?.WarmupGates?.Where(g => g.AppliesTo(alias)).ToList() is { Count: > 0 } warmups) // last: it starts a container
+            {
+                var engine = services.Engine;
+                await engine.PingAsync(ct);
+                var deployer = new ServeDeployer(engine, registry, project, model, alias, ServeCommand.ServerDir(parse.GetValue(server)));
+                await WarmupGateCheck.CheckAsync(engine, deployer, v, alias, warmups, ct);
+            }
             var e = await registry.PromoteAsync(model, v.Version, alias, Actor, parse.GetValue(reason), DateTimeOffset.UtcNow, ct);
             Output.Out.WriteLine($"{model}@{alias}: {e.From?.ToString(CultureInfo.InvariantCulture) ?? "-"} → {e.To}");
             return 0;
@@ -226,6 +237,8 @@ internal static class ModelsCommands
         return cmd;
     }
 
+    /// <summary>kiln.yaml's models: section (none in a folder that 'kiln models pull' filled).</summary>
     internal static IReadOnlyDictionary<string, ModelSpec> ModelSpecs(Project project) =>
-        SpecLoader.LoadModels(File.ReadAllText(project.SpecPath), Path.GetFileName(project.SpecPath));
+        project.IsPulledFolder ? new Dictionary<string, ModelSpec>(StringComparer.Ordinal)
+        : SpecLoader.LoadModels(File.ReadAllText(project.SpecPath), Path.GetFileName(project.SpecPath));
 }

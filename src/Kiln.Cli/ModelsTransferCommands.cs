@@ -52,8 +52,9 @@ internal static partial class ModelsTransferCommands
         var target = new Argument<string>("target") { Description = "REGISTRY/REPO[:TAG], e.g. 127.0.0.1:5000/models/iris (default tag: NAME-vVERSION)." };
         var insecure = AllowInsecure();
         var cmd = new Command("push",
-            "Push a model version to an OCI registry: its artifact and lineage (run, stage key, environment image, kiln.lock entry, code commit, " +
-            "parameters, metrics) as one artifact manifest, and its environment image beside it, so another machine can 'kiln models pull' and serve it.")
+            "Push a model version to an OCI registry: its artifact, its predictor (kiln.yaml's serve.predictor) and its lineage (run, stage key, " +
+            "environment image, kiln.lock entry, code commit, parameters, metrics) as one artifact manifest, and its environment image beside it, " +
+            "so another machine can 'kiln models pull' and 'kiln serve' it without the project.")
         {
             source, target, insecure,
         };
@@ -80,10 +81,15 @@ internal static partial class ModelsTransferCommands
             var envManifest = await engine.PushImageAsync(version.ImageId, repository, $"env-{version.ImageId.Hex[..12]}",
                 line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
 
+            // The predictor travels with the version (a blob of its manifest), so a machine without the project serves it.
+            var (serve, predictor) = PredictorBundle(project, model);
             var lineage = new ModelLineage(version, run?.GitCommit, run?.GitDirty, run?.SpecDigest, run?.ParamsJson,
-                LockEntry(project, version.ImageId), repository, envManifest);
+                LockEntry(project, version.ImageId), repository, envManifest, serve);
             using var client = RegistryClient.Open(repository, allow);
-            var manifest = await ModelTransfer.PushAsync(client, tag, lineage, artifact, ct);
+            var manifest = await ModelTransfer.PushAsync(client, tag, lineage, artifact, predictor, ct);
+            Output.Out.WriteLine(serve is null
+                ? $"no predictor travels with it (kiln.yaml declares no serve for {model}): serving the pulled version needs a kiln.yaml with one"
+                : $"predictor {serve.PredictorName} ({serve.PredictorDigest}) travels with it: 'kiln models pull' then 'kiln serve {model}' serves it without the project");
             Output.Out.WriteLine($"pushed {version.Model} version {version.Version} ({version.ArtifactDigest}) to {repository}:{tag} (manifest {manifest})");
             Output.Out.WriteLine($"environment image {version.ImageId} at {repository}@{envManifest}");
             return 0;
@@ -97,8 +103,8 @@ internal static partial class ModelsTransferCommands
         var noEnvironment = new Option<bool>("--no-environment") { Description = "Register the version without pulling its environment image (kiln serve needs it later)." };
         var insecure = AllowInsecure();
         var cmd = new Command("pull",
-            "Pull a model version pushed by 'kiln models push': check every digest (manifest, lineage, artifact, environment image), put the artifact " +
-            "in the store and register the version here, its lineage marked as imported from REFERENCE. Works in a folder without kiln.yaml (state in ./.kiln).")
+            "Pull a model version pushed by 'kiln models push': check every digest (manifest, lineage, artifact, predictor, environment image), put the " +
+            "artifact and predictor in the store and register the version here, its lineage marked as imported from REFERENCE. Works in a folder without kiln.yaml (state in ./.kiln).")
         {
             reference, noEnvironment, insecure,
         };
@@ -122,6 +128,9 @@ internal static partial class ModelsTransferCommands
                 // Straight into the store's ingest folder, hashed on the way (refused and deleted when wrong); kept when the store has it.
                 await store.PutVerifiedAsync(pulled.Lineage.Version.ArtifactDigest,
                     (temp, c) => ModelTransfer.FetchArtifactAsync(client, pulled.Lineage, temp, c), ct);
+                // The predictor that travelled with it (kiln serve uses it when there is no kiln.yaml), the same way.
+                if (pulled.Lineage.Serve is { } serve)
+                    await store.PutVerifiedAsync(serve.PredictorDigest, (temp, c) => ModelTransfer.FetchPredictorAsync(client, pulled.Lineage, temp, c), ct);
             }
             var lineage = pulled.Lineage;
             var v = lineage.Version;
@@ -176,6 +185,20 @@ internal static partial class ModelsTransferCommands
         }
         throw new KilnException("KILN5935", $"the artifact of {version.Model} version {version.Version} ({version.ArtifactDigest}) is neither in the store nor at {version.ArtifactPath}",
             $"'kiln repro {version.RunId}' recreates it", ExitCode.NotFound);
+    }
+
+    /// <summary>The model's predictor (kiln.yaml's serve.predictor) as it travels with a pushed version, with its bytes; nulls
+    /// when kiln.yaml declares no serve for the model.</summary>
+    private static (ModelServeBundle? Bundle, byte[]? Bytes) PredictorBundle(Project project, string model)
+    {
+        if (ModelsCommands.ModelSpecs(project).GetValueOrDefault(model)?.Serve is not { } spec) return (null, null);
+        var file = Path.Combine(project.Dir, spec.Predictor);
+        var size = new FileInfo(file).Length;
+        if (size > ModelServeBundle.MaxPredictorBytes)
+            throw new KilnException("KILN7932", $"the predictor {spec.Predictor} of model '{model}' is {size} bytes; a pushed version carries at most {ModelServeBundle.MaxPredictorBytes}",
+                "keep the predictor to the load() and predict() code; large data belongs in the model artifact", ExitCode.PortabilityFailed);
+        var bytes = File.ReadAllBytes(file);
+        return (new ModelServeBundle(Path.GetFileName(spec.Predictor), Digest.Sha256(bytes), bytes.Length, spec.Workers), bytes);
     }
 
     /// <summary>kiln.lock's entry for the environment whose image made the version (as a one-environment lock file), or null.</summary>

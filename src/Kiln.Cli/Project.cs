@@ -36,6 +36,22 @@ internal sealed class Project
         return new Project { Dir = projectDir, SpecPath = specPath, Spec = spec };
     }
 
+    /// <summary>True for a folder without kiln.yaml that 'kiln models pull' filled (<see cref="LoadOrPulled"/>).</summary>
+    public bool IsPulledFolder => !File.Exists(SpecPath);
+
+    /// <summary><see cref="Load"/>, except for a folder (the one given with -C, or the current one) that has no kiln.yaml but a
+    /// .kiln/ledger.db that 'kiln models pull' made: that folder, with an empty spec. kiln serve serves pulled versions there
+    /// with the predictor that travelled with them.</summary>
+    public static Project LoadOrPulled(string? file, string? dir)
+    {
+        var folder = Path.GetFullPath(dir ?? Environment.CurrentDirectory);
+        if (file is not null || File.Exists(Path.Combine(folder, "kiln.yaml")) || !File.Exists(Path.Combine(folder, ".kiln", "ledger.db")))
+            return Load(file, dir);
+        var empty = new ProjectSpec(Path.GetFileName(folder), "kiln.yaml", new Dictionary<string, EnvironmentSpec>(StringComparer.Ordinal), null,
+            ParamSet.Empty, [], Digest.Sha256(""));
+        return new Project { Dir = folder, SpecPath = Path.Combine(folder, "kiln.yaml"), Spec = empty };
+    }
+
     /// <summary>Locates kiln.yaml without parsing it.</summary>
     public static string Locate(string? file, string? dir)
     {

@@ -22,7 +22,8 @@ internal static class ServeCommand
         var server = new Option<string?>("--server") { Description = "The folder with Kiln's published inference server (default: $KILN_SERVE_DIR, else kiln-serve/ beside kiln or in a folder above it, where scripts/setup.sh publishes it: artifacts/kiln-serve)." };
         var cmd = new Command("serve",
             "Serve a registered model: build its serving image (bit-for-bit reproducible: the model's own environment image + Kiln's " +
-            "Open Inference Protocol v2 server + the artifact + the predictor named in kiln.yaml's models: section), run it with its port " +
+            "Open Inference Protocol v2 server + the artifact + the predictor named in kiln.yaml's models: section, or, for a version " +
+            "'kiln models pull' brought, the predictor that travelled with it: a folder with no kiln.yaml serves pulled versions), run it with its port " +
             "on the engine, wait until /v2/health/ready says 200, and serve it through a front on 127.0.0.1. With NAME@ALIAS the front follows " +
             "the alias: after 'kiln models promote' or 'rollback' it deploys the new version, switches to it once it is ready, lets the old " +
             "one finish its requests and removes it. Every deployment is recorded in the ledger (version, image digest, time, outcome).")
@@ -31,7 +32,8 @@ internal static class ServeCommand
         };
         cmd.SetAction(async (parse, ct) =>
         {
-            var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
+            // A folder without kiln.yaml that 'kiln models pull' filled serves too: with the predictor that travelled with the version.
+            var project = Project.LoadOrPulled(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
             var text = parse.GetValue(model)!;
             var at = text.IndexOf('@');
             var (name, selector) = at < 0 ? (text, (string?)null) : (text[..at], text[(at + 1)..]);
@@ -46,7 +48,7 @@ internal static class ServeCommand
             if (parse.GetValue(detach))
                 return await ServeProcess.DetachAsync(project, name, ct);
 
-            var serverDir = parse.GetValue(server) ?? Environment.GetEnvironmentVariable("KILN_SERVE_DIR") ?? DefaultServerDir();
+            var serverDir = ServerDir(parse.GetValue(server));
             var alias = selector is not null && !int.TryParse(selector, out _) ? selector : null;
             var deployer = new ServeDeployer(engine, registry, project, name, selector, serverDir);
             var live = await deployer.DeployAsync(version, ct);
@@ -129,6 +131,9 @@ internal static class ServeCommand
         Output.Out.WriteLine($"removed {removed} serving container{(removed == 1 ? "" : "s")} of {name}");
         return 0;
     }
+
+    /// <summary>The folder with Kiln's published inference server: the one given, else $KILN_SERVE_DIR, else <see cref="DefaultServerDir"/>.</summary>
+    internal static string ServerDir(string? given) => given ?? Environment.GetEnvironmentVariable("KILN_SERVE_DIR") ?? DefaultServerDir();
 
     /// <summary>kiln-serve/ beside kiln, or in a folder above it: scripts/setup.sh publishes the server to artifacts/kiln-serve,
     /// and kiln itself to artifacts/kiln-builds/STAMP (linked as artifacts/kiln).</summary>

@@ -171,6 +171,7 @@ public static class ErrorCatalog
         new("KILN6810", ExitCode.StorageFailed, "the reference profile recorded with a model version is not in the content store", "run kiln models register NAME --from RUN again with that version's run: it profiles the same data and puts the profile back"),
         new("KILN6811", ExitCode.StorageFailed, "the stored reference profile of a model version does not match its digest or is not a profile; it was quarantined", "run kiln models register NAME --from RUN again with that version's run; kiln fsck checks the rest of the store"),
         new("KILN6812", ExitCode.StorageFailed, "the stored run output named by serve.reference does not hash to its digest; it was quarantined", "kiln repro RUN makes the output again; kiln fsck checks the rest of the store"),
+        new("KILN6936", ExitCode.StorageFailed, "kiln serve: the predictor that travelled with a pulled model version is not in the store, or does not hash to its digest (then it was quarantined)", "pull the version again: kiln models pull REFERENCE (the message names it)"),
 
         // 7nnn: a push, pull, export, import or remote-cache transfer failed (exit 7)
         new("KILN7100", ExitCode.PortabilityFailed, "a push or pull failed", "see the engine's error"),
@@ -207,7 +208,8 @@ public static class ErrorCatalog
         new("KILN7924", ExitCode.PortabilityFailed, "a remote cache entry (or a cluster stage's published output list) was refused (another key, an undeclared output, an unsafe path, bad bytes)", "nothing of it was used; delete the tag in the registry"),
         new("KILN7926", ExitCode.PortabilityFailed, "the registry sent more bytes than allowed", "nothing of it was used"),
         new("KILN7930", ExitCode.PortabilityFailed, "kiln models pull: the tag is not a Kiln model version (manifest or lineage malformed, or its environment image elsewhere)", "nothing was registered; name a tag that kiln models push wrote"),
-        new("KILN7931", ExitCode.PortabilityFailed, "kiln models pull: the manifest names another artifact (digest or size) than its lineage", "nothing was registered; push the version again from the project that registered it"),
+        new("KILN7931", ExitCode.PortabilityFailed, "kiln models pull: the manifest names another artifact or predictor (digest or size) than its lineage", "nothing was registered; push the version again from the project that registered it"),
+        new("KILN7932", ExitCode.PortabilityFailed, "kiln models push: the model's predictor file is over the 4 MiB a pushed version may carry", "keep the predictor to its load() and predict() code; data belongs in the model artifact"),
 
         // 8nnn: the project is busy (exit 8)
         new("KILN8202", ExitCode.ProjectBusy, "another kiln command holds the project lock and --no-wait was given", "wait for it (run again without --no-wait), or stop the command named in the message"),
@@ -218,6 +220,7 @@ public static class ErrorCatalog
         new("KILN9111", ExitCode.GateRefused, "a drift gate refused: the live inputs of the served model drift from the training data of the version to promote beyond max_psi", "the message names each feature and its PSI; kiln monitor shows the drift; promote a version trained on data like today's inputs, or change the gate"),
         new("KILN9112", ExitCode.GateRefused, "a drift gate cannot be checked (no reference profile, nothing served, too few live rows, or an unusable input log), so it refuses", "the message says what is missing: serve the model and let traffic arrive, or scope the gate to a later alias"),
         new("KILN9113", ExitCode.GateRefused, "a 'verified' gate refused: no recorded kiln verify (or kiln repro) of the version's run rebuilt its artifact bit for bit", "run 'kiln verify RUN' for the run the message names, then promote again; if it diverges, make the stage deterministic first"),
+        new("KILN9114", ExitCode.GateRefused, "a 'warmup' gate refused: the candidate's serving container was not ready in time, exited, answered a warm-up inference with an error or a malformed body, or its /metrics counts a 5xx answer or a worker restart", "the message says which and shows the container's last log lines; fix the predictor, register the new version and promote it"),
     ];
 
     /// <summary>Codes that are no longer thrown, and what replaced them (never reuse one).</summary>

@@ -72,6 +72,20 @@ public sealed partial class DockerEngine
         catch (global::Docker.DotNet.DockerContainerNotFoundException) { }
     }
 
+    /// <summary>Null while the serving container runs; its exit code once it has stopped (or -1 when it is gone).</summary>
+    public async Task<long?> ServerExitCodeAsync(string id, CancellationToken ct = default)
+    {
+        try
+        {
+            var inspect = await Client.Containers.InspectContainerAsync(id, ct).ConfigureAwait(false);
+            return inspect.State is { Running: true } ? null : inspect.State?.ExitCode ?? -1;
+        }
+        catch (global::Docker.DotNet.DockerContainerNotFoundException)
+        {
+            return -1;
+        }
+    }
+
     /// <summary>The container's last log lines (stdout and stderr), for an error message.</summary>
     public async Task<string> TailLogsAsync(string id, int lines = 30)
     {

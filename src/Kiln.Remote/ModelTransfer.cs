@@ -16,17 +16,30 @@ public static class ModelTransfer
     public const string ArtifactType = "application/vnd.dev.kiln.model.v1";
     public const string LineageMediaType = "application/vnd.dev.kiln.model.lineage.v1+json";
     public const string ArtifactMediaType = "application/vnd.dev.kiln.model.artifact.v1";
+    public const string PredictorMediaType = "application/vnd.dev.kiln.model.predictor.v1";
     public const int MaxManifestBytes = 64 << 10;
 
-    /// <summary>Uploads the artifact and the lineage, then the manifest under <paramref name="tag"/>; returns its digest.</summary>
-    public static async Task<Digest> PushAsync(RegistryClient registry, string tag, ModelLineage lineage, string artifactFile, CancellationToken ct)
+    /// <summary>Uploads the artifact, the predictor (when the lineage carries one: <paramref name="predictor"/> holds its
+    /// bytes) and the lineage, then the manifest under <paramref name="tag"/>; returns its digest.</summary>
+    public static async Task<Digest> PushAsync(RegistryClient registry, string tag, ModelLineage lineage, string artifactFile, byte[]? predictor,
+        CancellationToken ct)
     {
         var v = lineage.Version;
         await registry.PutBlobAsync(v.ArtifactDigest, artifactFile, ct).ConfigureAwait(false);
+        if (lineage.Serve is { } serve)
+        {
+            if (predictor is null || Digest.Sha256(predictor) != serve.PredictorDigest || predictor.Length != serve.PredictorSize)
+                throw new ArgumentException("the predictor's bytes are not the ones the lineage names", nameof(predictor));
+            await registry.PutBlobBytesAsync(predictor, ct).ConfigureAwait(false);
+        }
         var config = lineage.ToJson();
         await registry.PutBlobBytesAsync(config, ct).ConfigureAwait(false);
         return await registry.PutManifestAsync(tag, ManifestBytes(lineage, config), RegistryClient.OciManifest, ct).ConfigureAwait(false);
     }
+
+    /// <summary><see cref="PushAsync(RegistryClient, string, ModelLineage, string, byte[], CancellationToken)"/> of a version without a predictor.</summary>
+    public static Task<Digest> PushAsync(RegistryClient registry, string tag, ModelLineage lineage, string artifactFile, CancellationToken ct) =>
+        PushAsync(registry, tag, lineage, artifactFile, null, ct);
 
     internal static byte[] ManifestBytes(ModelLineage lineage, byte[] config)
     {
@@ -49,6 +62,12 @@ public static class ModelTransfer
                 ["dev.kiln.run"] = v.RunId,
             },
         };
+        if (lineage.Serve is { } serve) // the second layer: the predictor, so the version serves without the project
+            ((JsonArray)manifest["layers"]!).Add(new JsonObject
+            {
+                ["mediaType"] = PredictorMediaType, ["digest"] = serve.PredictorDigest.ToString(), ["size"] = serve.PredictorSize,
+                ["annotations"] = new JsonObject { ["org.opencontainers.image.title"] = serve.PredictorName },
+            });
         return JsonSerializer.SerializeToUtf8Bytes(manifest);
     }
 
@@ -63,7 +82,7 @@ public static class ModelTransfer
         var (bytes, manifestDigest) = await registry.GetManifestAsync(tag, MaxManifestBytes, ct).ConfigureAwait(false)
             ?? throw new KilnException("KILN5930", $"the registry {registry.Where} has no tag '{tag}'",
                 "check the reference; 'kiln models push NAME@VERSION REGISTRY/REPO' names the tag it pushed (default NAME-vVERSION)", ExitCode.NotFound);
-        var (config, configSize, layer) = ReadManifest(bytes, where);
+        var (config, configSize, layer, predictor) = ReadManifest(bytes, where);
         if (configSize > ModelLineage.MaxBytes) throw RemoteErrors.TooLarge(registry.Where, "a lineage", configSize, ModelLineage.MaxBytes);
         var lineageBytes = await registry.GetBlobBytesAsync(config, ModelLineage.MaxBytes, ct).ConfigureAwait(false);
         var (lineage, error) = ModelLineage.Parse(lineageBytes);
@@ -76,6 +95,12 @@ public static class ModelTransfer
             throw new KilnException("KILN7931",
                 $"{where} names the artifact {layer.Digest} ({layer.Size} bytes) but its lineage names {v.ArtifactDigest} ({v.ArtifactSize} bytes): the manifest was tampered with, and was refused",
                 "nothing was registered; push the version again from the project that registered it", ExitCode.PortabilityFailed);
+        if (lineage.Serve is null != predictor is null)
+            throw NotAModel(where, lineage.Serve is null ? "its manifest has a predictor layer that its lineage does not name" : "its lineage names a predictor that its manifest does not carry");
+        if (lineage.Serve is { } serve && (predictor!.Value.Digest != serve.PredictorDigest || predictor.Value.Size != serve.PredictorSize))
+            throw new KilnException("KILN7931",
+                $"{where} names the predictor {predictor.Value.Digest} ({predictor.Value.Size} bytes) but its lineage names {serve.PredictorDigest} ({serve.PredictorSize} bytes): the manifest was tampered with, and was refused",
+                "nothing was registered; push the version again from the project that registered it", ExitCode.PortabilityFailed);
         if (v.ArtifactSize > maxArtifactBytes) throw RemoteErrors.TooLarge(registry.Where, $"the artifact {v.ArtifactDigest}", v.ArtifactSize, maxArtifactBytes);
         return new Head(lineage, manifestDigest);
     }
@@ -85,6 +110,11 @@ public static class ModelTransfer
     public static Task FetchArtifactAsync(RegistryClient registry, ModelLineage lineage, string destination, CancellationToken ct) =>
         registry.GetBlobAsync(lineage.Version.ArtifactDigest, destination, lineage.Version.ArtifactSize, ct);
 
+    /// <summary>Downloads the predictor the lineage names (it must carry one) into <paramref name="destination"/>, like
+    /// <see cref="FetchArtifactAsync"/>: at most its declared size, hashed on the way, deleted again when wrong.</summary>
+    public static Task FetchPredictorAsync(RegistryClient registry, ModelLineage lineage, string destination, CancellationToken ct) =>
+        registry.GetBlobAsync(lineage.Serve!.PredictorDigest, destination, lineage.Serve.PredictorSize, ct);
+
     /// <summary><see cref="ReadAsync"/>, then <see cref="FetchArtifactAsync"/>.</summary>
     public static async Task<Head> PullAsync(RegistryClient registry, string tag, string artifactFile, long maxArtifactBytes, CancellationToken ct)
     {
@@ -93,8 +123,9 @@ public static class ModelTransfer
         return head;
     }
 
-    /// <summary>The lineage blob's digest and size, and the one artifact layer, after checking the manifest's shape.</summary>
-    internal static (Digest Config, long ConfigSize, (Digest Digest, long Size) Layer) ReadManifest(byte[] bytes, string where)
+    /// <summary>The lineage blob's digest and size, the artifact layer and the predictor layer (when there is one), after
+    /// checking the manifest's shape: the artifact first, then at most a predictor.</summary>
+    internal static (Digest Config, long ConfigSize, (Digest Digest, long Size) Layer, (Digest Digest, long Size)? Predictor) ReadManifest(byte[] bytes, string where)
     {
         try
         {
@@ -104,12 +135,19 @@ public static class ModelTransfer
             var config = json["config"] as JsonObject ?? throw new FormatException("it has no config");
             if (config["mediaType"]?.GetValue<string>() != LineageMediaType)
                 throw new FormatException($"its config is '{config["mediaType"]}', not a Kiln model lineage ({LineageMediaType})");
-            if (json["layers"] is not JsonArray { Count: 1 } layers || layers[0] is not JsonObject layer)
-                throw new FormatException("it does not have exactly one layer (the artifact)");
+            if (json["layers"] is not JsonArray { Count: 1 or 2 } layers || layers[0] is not JsonObject layer)
+                throw new FormatException("it does not have the artifact as its first layer and at most a predictor after it");
             if (layer["mediaType"]?.GetValue<string>() != ArtifactMediaType)
                 throw new FormatException($"its layer is '{layer["mediaType"]}', not a Kiln model artifact");
+            (Digest, long)? predictor = null;
+            if (layers.Count == 2)
+            {
+                if (layers[1] is not JsonObject p || p["mediaType"]?.GetValue<string>() != PredictorMediaType)
+                    throw new FormatException($"its second layer is not a Kiln predictor ({PredictorMediaType})");
+                predictor = (Sha(p["digest"]), p["size"]?.GetValue<long>() ?? throw new FormatException("the predictor layer has no size"));
+            }
             return (Sha(config["digest"]), config["size"]?.GetValue<long>() ?? throw new FormatException("the config has no size"),
-                (Sha(layer["digest"]), layer["size"]?.GetValue<long>() ?? throw new FormatException("the layer has no size")));
+                (Sha(layer["digest"]), layer["size"]?.GetValue<long>() ?? throw new FormatException("the layer has no size")), predictor);
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
         {

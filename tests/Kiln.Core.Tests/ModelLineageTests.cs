@@ -54,4 +54,53 @@ public sealed class ModelLineageTests
         Assert.Contains("malformed", Error("{"));
         Assert.Contains("limit", ModelLineage.Parse(new byte[ModelLineage.MaxBytes + 1]).Error);
     }
+
+    private static readonly ModelLineage WithPredictor = Sample with
+    {
+        Serve = new ModelServeBundle("predict.py", Digest.Sha256("def predict(x): return x"), 24, 2),
+    };
+
+    [Fact]
+    public void APredictorThatTravelsRoundTrips()
+    {
+        var (back, error) = ModelLineage.Parse(WithPredictor.ToJson());
+        Assert.Null(error);
+        Assert.Equal(WithPredictor.Serve, back!.Serve);
+        Assert.Null(ModelLineage.Parse(Sample.ToJson()).Lineage!.Serve); // a version pushed without one has none
+        Assert.DoesNotContain("\"serve\"", System.Text.Encoding.UTF8.GetString(Sample.ToJson()));
+    }
+
+    [Theory]
+    [InlineData("../predict.py", "not a plain file name")]
+    [InlineData("src/predict.py", "not a plain file name")]
+    [InlineData("..", "not a plain file name")]
+    [InlineData(".bashrc", "not a plain file name")]
+    [InlineData("", "not a plain file name")]
+    public void APredictorNameThatIsNotAPlainFileIsRefused(string name, string expected)
+    {
+        var json = (JsonObject)JsonNode.Parse(WithPredictor.ToJson())!;
+        json["serve"]!["predictor"]!["name"] = name;
+        Assert.Contains(expected, Error(json.ToJsonString()));
+    }
+
+    [Fact]
+    public void HostilePredictorFieldsAreRefused()
+    {
+        JsonObject Json() => (JsonObject)JsonNode.Parse(WithPredictor.ToJson())!;
+        var big = Json();
+        big["serve"]!["predictor"]!["size"] = ModelServeBundle.MaxPredictorBytes + 1;
+        Assert.Contains("serve.predictor.size", Error(big.ToJsonString()));
+        var negative = Json();
+        negative["serve"]!["predictor"]!["size"] = -1;
+        Assert.Contains("serve.predictor.size", Error(negative.ToJsonString()));
+        var digest = Json();
+        digest["serve"]!["predictor"]!["digest"] = "sha1:abc";
+        Assert.Contains("not a sha256 digest", Error(digest.ToJsonString()));
+        var workers = Json();
+        workers["serve"]!["workers"] = 0;
+        Assert.Contains("serve.workers", Error(workers.ToJsonString()));
+        var notObject = Json();
+        notObject["serve"] = "predict.py";
+        Assert.Contains("'serve' is not an object", Error(notObject.ToJsonString()));
+    }
 }

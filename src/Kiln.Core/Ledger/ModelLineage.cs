@@ -17,7 +17,8 @@ public sealed record ModelLineage(
     string? ParamsJson,
     string? LockJson,
     string EnvironmentRepository,
-    Digest EnvironmentManifest)
+    Digest EnvironmentManifest,
+    ModelServeBundle? Serve = null)
 {
     public const string Schema = "kiln.model.lineage/v1";
     public const int MaxBytes = 1 << 20;
@@ -46,6 +47,15 @@ public sealed record ModelLineage(
             ["registeredAt"] = v.RegisteredAt.ToString("O", CultureInfo.InvariantCulture),
             ["registeredBy"] = v.RegisteredBy,
         };
+        if (Serve is { } serve) // (absent when the version travels without a predictor: the lineage of such a version is unchanged)
+        {
+            var node = new JsonObject
+            {
+                ["predictor"] = new JsonObject { ["name"] = serve.PredictorName, ["digest"] = serve.PredictorDigest.ToString(), ["size"] = serve.PredictorSize },
+            };
+            if (serve.Workers is { } workers) node["workers"] = workers;
+            json["serve"] = node;
+        }
         return JsonSerializer.SerializeToUtf8Bytes(json);
     }
 
@@ -75,8 +85,22 @@ public sealed record ModelLineage(
                 path, Sha(Str(artifact, "digest")), size, Str(run, "id"), Str(stage, "name"), OptSha(stage["key"]),
                 Sha(Str(env, "imageId")), metrics,
                 DateTimeOffset.Parse(Str(o, "registeredAt"), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind), Str(o, "registeredBy"));
+            ModelServeBundle? serve = null;
+            if (o["serve"] is { } serveNode)
+            {
+                if (serveNode is not JsonObject so) return (null, "'serve' is not an object");
+                var predictor = Obj(so, "predictor");
+                var name = Str(predictor, "name");
+                if (!ModelServeBundle.IsFileName(name)) return (null, $"the predictor's name '{name}' is not a plain file name");
+                var predictorSize = predictor["size"]?.GetValue<long>() ?? throw new FormatException("serve.predictor.size is missing");
+                if (predictorSize < 0 || predictorSize > ModelServeBundle.MaxPredictorBytes)
+                    return (null, $"serve.predictor.size is {predictorSize} (0 to {ModelServeBundle.MaxPredictorBytes} bytes)");
+                var workers = so["workers"]?.GetValue<int>();
+                if (workers is < 1 or > 64) return (null, $"serve.workers is {workers} (1 to 64)");
+                serve = new ModelServeBundle(name, Sha(Str(predictor, "digest")), predictorSize, workers);
+            }
             return (new ModelLineage(version, run["gitCommit"]?.GetValue<string>(), run["gitDirty"]?.GetValue<bool>(), OptSha(run["specDigest"]),
-                run["params"]?.ToJsonString(), env["lock"]?.ToJsonString(), Str(env, "repository"), Sha(Str(env, "manifest"))), null);
+                run["params"]?.ToJsonString(), env["lock"]?.ToJsonString(), Str(env, "repository"), Sha(Str(env, "manifest")), serve), null);
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or OverflowException)
         {
@@ -91,4 +115,19 @@ public sealed record ModelLineage(
         Digest.TryParse(text, out var d) && d.Algorithm == "sha256" && d.Hex.Length == 64 ? d : throw new FormatException($"'{text}' is not a sha256 digest");
 
     private static Digest? OptSha(JsonNode? node) => node is null ? null : Sha(node.GetValue<string>());
+}
+
+/// <summary>What a pushed version carries to be served without the project (<c>kiln models push</c> of a model whose kiln.yaml
+/// declares <c>serve:</c>): the predictor file (a blob of the version's manifest, by digest) and the worker count. With the
+/// environment image (by digest) and the artifact, that is every input of the serving image but Kiln's own server, which
+/// every Kiln installation has.</summary>
+public sealed record ModelServeBundle(string PredictorName, Digest PredictorDigest, long PredictorSize, int? Workers)
+{
+    /// <summary>The largest predictor file a version may carry (a Python file with load() and predict()).</summary>
+    public const long MaxPredictorBytes = 4L << 20;
+
+    /// <summary>A plain file name: no folder, no '..', nothing a path could climb out with.</summary>
+    public static bool IsFileName(string name) =>
+        name.Length is > 0 and <= 128 && name is not ("." or "..") && name[0] != '.'
+        && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
 }

@@ -5,7 +5,8 @@ namespace Kiln.Core.Specs;
 /// <summary>A model declared in kiln.yaml's <c>models:</c> section: where its artifact comes from, the gates a version must
 /// pass before an alias may point to it, and how it is served.</summary>
 public sealed record ModelSpec(string Name, string? Stage, string? Path, IReadOnlyList<Gate> Gates, ServeSpec? Serve,
-    IReadOnlyList<DriftGate>? DriftGates = null, IReadOnlyList<VerifiedGate>? VerifiedGates = null);
+    IReadOnlyList<DriftGate>? DriftGates = null, IReadOnlyList<VerifiedGate>? VerifiedGates = null,
+    IReadOnlyList<WarmupGate>? WarmupGates = null);
 
 /// <summary>The promotion gate <c>verified</c> (docs/models.md): the version's artifact must have been rebuilt bit for bit
 /// from its run's record — the ledger must hold a succeeded <c>kiln verify RUN</c> (or <c>kiln repro RUN</c>) of the run that

@@ -74,6 +74,7 @@ public static partial class SpecLoader
             var gates = new List<Gate>();
             var driftGates = new List<DriftGate>();
             var verifiedGates = new List<VerifiedGate>();
+            var warmupGates = new List<WarmupGate>();
             if (Child(m, "gates") is { } gatesNode)
             {
                 if (gatesNode is not YamlSequenceNode seq)
@@ -86,6 +87,11 @@ public static partial class SpecLoader
                             if (drift is not null) driftGates.Add(drift);
                             continue;
                         }
+                        if (ParseWarmupGate(item, ctx) is var (isWarmup, warmup) && isWarmup)
+                        {
+                            if (warmup is not null) warmupGates.Add(warmup);
+                            continue;
+                        }
                         // "accuracy >= 0.9" applies to every alias; { production: "accuracy >= 0.95" } only to that one.
                         var (text, alias, at) = item switch
                         {
@@ -96,14 +102,15 @@ public static partial class SpecLoader
                         };
                         if (text is null)
                         {
-                            ctx.Error(item, "a gate must be a string such as 'accuracy >= 0.9' or 'verified', one alias mapped to one, such as 'production: accuracy >= 0.95', or a drift gate, such as 'drift: { max_psi: 0.2 }'");
+                            ctx.Error(item, "a gate must be a string such as 'accuracy >= 0.9', 'verified' or 'warmup', one alias mapped to one, such as 'production: accuracy >= 0.95', or a drift gate, such as 'drift: { max_psi: 0.2 }'");
                             continue;
                         }
                         if (text.Trim() == VerifiedGate.Keyword) verifiedGates.Add(new VerifiedGate(alias));
+                        else if (text.Trim() == WarmupGate.Keyword) warmupGates.Add(new WarmupGate(Alias: alias));
                         else if (Gate.TryParse(text, alias) is { } gate) gates.Add(gate);
                         else
                             ctx.Error(at, $"'{text}' is not a gate",
-                                $"write METRIC OP NUMBER with OP one of {string.Join(" ", Gate.Operators)}, e.g. accuracy >= 0.9, or '{VerifiedGate.Keyword}' (the run was reproduced by kiln verify)");
+                                $"write METRIC OP NUMBER with OP one of {string.Join(" ", Gate.Operators)}, e.g. accuracy >= 0.9, '{VerifiedGate.Keyword}' (the run was reproduced by kiln verify) or '{WarmupGate.Keyword}' (the candidate serves without errors)");
                     }
             }
 
@@ -142,11 +149,85 @@ public static partial class SpecLoader
                     if (predictor is not null) serve = new ServeSpec(predictor, env, ParseReference(s, name, ctx), ParseMonitor(s, name, ctx), workers);
                 }
             }
+            if (warmupGates.Count > 0 && serve is null)
+                ctx.Error(Child(m, "gates"), $"model '{name}' has a warmup gate but no 'serve', so there is no serving container to warm up",
+                    "declare it, e.g.  serve: { predictor: src/predict.py }");
             if (driftGates.Count > 0 && serve?.Reference is null)
                 ctx.Error(Child(m, "gates"), $"model '{name}' has a drift gate but no serve.reference, so no version would have training data to compare with",
                     "declare it, e.g.  serve: { predictor: src/predict.py, reference: data/train.csv }");
-            result[name] = new ModelSpec(name, stage, path, gates, serve, driftGates, verifiedGates);
+            result[name] = new ModelSpec(name, stage, path, gates, serve, driftGates, verifiedGates, warmupGates);
         }
         return result;
+    }
+
+    private static readonly string[] WarmupGateKeys = ["timeout", "requests"];
+
+    /// <summary>A gates item of the form <c>warmup: {timeout: S, requests: [...]}</c> or <c>ALIAS: {warmup: {...}}</c> (the
+    /// bare <c>warmup</c> and <c>ALIAS: warmup</c> are read with the string gates). IsWarmup is false when the item is another
+    /// kind of gate; Gate is null when it is a warmup gate with errors (reported).</summary>
+    private static (bool IsWarmup, WarmupGate? Gate) ParseWarmupGate(YamlNode item, Context ctx)
+    {
+        if (item is not YamlMappingNode { Children.Count: 1 } one || one.Children.First() is not { Key: YamlScalarNode { Value: { } key } } entry)
+            return (false, null);
+        if (key == WarmupGate.Keyword) return (true, WarmupGateBody(entry.Value, null, ctx));
+        if (entry.Value is YamlMappingNode { Children.Count: 1 } inner && inner.Children.First() is { Key: YamlScalarNode { Value: WarmupGate.Keyword } } scoped)
+            return (true, WarmupGateBody(scoped.Value, key, ctx));
+        return (false, null);
+    }
+
+    private static WarmupGate? WarmupGateBody(YamlNode node, string? alias, Context ctx)
+    {
+        const string Example = "e.g.  - warmup: { timeout: 60, requests: [ { inputs: [ { name: x, shape: [1, 4], datatype: FP64, data: [0, 0, 0, 0] } ] } ] }";
+        if (node is not YamlMappingNode map)
+        {
+            ctx.Error(node, "a warmup gate must be 'warmup' or a mapping with 'timeout' and/or 'requests'", Example);
+            return null;
+        }
+        CheckKeys(map, WarmupGateKeys, "key of a warmup gate", ctx);
+        var timeout = WarmupGate.DefaultTimeoutSeconds;
+        var ok = true;
+        if (Child(map, "timeout") is { } t)
+        {
+            if (t is YamlScalarNode { Value: { } text } && int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var s)
+                && s >= 1 && s <= WarmupGate.MaxTimeoutSeconds)
+                timeout = s;
+            else
+            {
+                ctx.Error(t, $"'timeout' of a warmup gate must be a whole number of seconds from 1 to {WarmupGate.MaxTimeoutSeconds}: how long the candidate may take to become ready", Example);
+                ok = false;
+            }
+        }
+        List<string>? requests = null;
+        if (Child(map, "requests") is { } r)
+        {
+            if (r is not YamlSequenceNode { Children.Count: > 0 } seq || seq.Children.Count > WarmupGate.MaxRequests)
+            {
+                ctx.Error(r, $"'requests' of a warmup gate must be a list of 1 to {WarmupGate.MaxRequests} v2 inference requests", Example);
+                return null;
+            }
+            requests = [];
+            foreach (var request in seq.Children)
+            {
+                System.Text.Json.Nodes.JsonNode? json;
+                try
+                {
+                    json = ToJson(request);
+                }
+                catch (YamlDotNet.Core.YamlException e)
+                {
+                    ctx.Error(request, e.Message, Example);
+                    ok = false;
+                    continue;
+                }
+                if (json is not System.Text.Json.Nodes.JsonObject o || o["inputs"] is not System.Text.Json.Nodes.JsonArray { Count: > 0 })
+                {
+                    ctx.Error(request, "a warm-up request must be a v2 inference request: a mapping with a non-empty 'inputs' list of tensors", Example);
+                    ok = false;
+                    continue;
+                }
+                requests.Add(o.ToJsonString());
+            }
+        }
+        return ok ? new WarmupGate(timeout, requests, alias) : null;
     }
 }
