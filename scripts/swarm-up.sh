@@ -111,8 +111,9 @@ for ((i = 0; i < n; i++)); do
       [[ ${item%%:*} == "$i" ]] && generic+="${generic:+, }\"${item#*:}\""
     done
   fi
+  [[ -n "$generic" ]] && generic=", \"node-generic-resources\": [$generic]"
   cat >"$run/n$i/daemon.json" <<EOF
-{ "insecure-registries": ["$hostip:$port"], "log-driver": "json-file", "storage-driver": "overlay2"${generic:+, "node-generic-resources": [$generic]} }
+{ "insecure-registries": ["$hostip:$port"], "log-driver": "json-file", "storage-driver": "overlay2"$generic }
 EOF
   # nsenter --net only: the daemon keeps the host's mount namespace and /sys (ip netns exec would remount /sys).
   # The command is kept in start.sh, so that a test that killed a node's dockerd can start it again (it rejoins).
