@@ -65,8 +65,8 @@ public sealed class RegistryClient : IDisposable
 
     /// <summary>Downloads a blob to <paramref name="destination"/> (created new), hashing every byte on the way; a blob
     /// whose bytes do not hash to <paramref name="digest"/> is deleted again and refused (KILN7923). Returns its size.
-    /// One pass over the bytes: the next chunk is read from the network while the current one is hashed and written
-    /// (straight to the file, no buffer of the file's own in between).</summary>
+    /// One pass over the bytes: the next chunk is read from the network (on another thread) while the current one is hashed
+    /// and written (straight to the file, no buffer of the file's own in between).</summary>
     public async Task<long> GetBlobAsync(Digest digest, string destination, long maxSize, CancellationToken ct)
     {
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, new Uri(_base, $"blobs/{digest}")), ct,
@@ -91,7 +91,10 @@ public sealed class RegistryClient : IDisposable
                     size += n;
                     if (size > maxSize) throw RemoteErrors.TooLarge(Where, $"blob {digest}", size, maxSize);
                     var next = 1 - current;
-                    reading = body.ReadAtLeastAsync(buffers[next], DownloadChunk, throwOnEndOfStream: false, ct).AsTask();
+                    // On a thread of its own: a read whose bytes are already in the socket copies them before it returns,
+                    // and that copy is to overlap the hash, not precede it.
+                    var into = buffers[next];
+                    reading = Task.Run(async () => await body.ReadAtLeastAsync(into, DownloadChunk, throwOnEndOfStream: false, ct).ConfigureAwait(false), ct);
                     hash.AppendData(buffers[current], 0, n);
                     RandomAccess.Write(file, buffers[current].AsSpan(0, n), size - n);
                     n = await reading.ConfigureAwait(false);
