@@ -107,7 +107,9 @@ public sealed class SwarmJobRunner : IDisposable
         async Task StopFollowingAsync()
         {
             await stopFollowing.CancelAsync().ConfigureAwait(false);
-            await following.ConfigureAwait(false); // it never throws
+            // It swallows what a broken stream throws; anything else must not keep the service from being removed either.
+            try { await following.ConfigureAwait(false); }
+            catch (Exception) { }
         }
         try
         {
