@@ -17,12 +17,24 @@
 # KILN_SWARM_ID (0-9, default 0) keeps several test swarms apart: bridge ksw<ID>, subnet 10.213.<ID>.0/24,
 # namespaces ksw<ID>-n<I>, state under /var/lib/kiln-swarm-<ID> and /run/kiln-swarm-<ID>, registry port 5213+<ID>.
 # The main engine on /var/run/docker.sock is never touched.
+#
+# KILN_SWARM_NODE_RESOURCES="I:KIND=VALUE[,I:KIND=VALUE…]" makes node I's dockerd advertise swarm generic resources
+# (dockerd --node-generic-resource; daemon.json "node-generic-resources"), e.g. "2:NVIDIA-GPU=2" for a worker with two
+# GPUs (a count; a GPU UUID per entry names them). Nothing checks that the GPUs exist: the scheduler places by it only.
 set -euo pipefail
 
 n=${1:-3}
 [[ "$n" =~ ^[1-9]$ ]] || { echo "usage: $0 N   (1-9 nodes: one manager, N-1 workers)" >&2; exit 2; }
 id=${KILN_SWARM_ID:-0}
 [[ "$id" =~ ^[0-9]$ ]] || { echo "KILN_SWARM_ID must be one digit 0-9, not '$id'" >&2; exit 2; }
+resources=${KILN_SWARM_NODE_RESOURCES:-}
+if [[ -n "$resources" ]]; then
+  IFS=, read -ra items <<<"$resources"
+  for item in "${items[@]}"; do
+    [[ "$item" =~ ^[0-9]:[A-Za-z][A-Za-z0-9_-]*=[A-Za-z0-9_.-]+$ ]] && ((${item%%:*} < n)) ||
+      { echo "KILN_SWARM_NODE_RESOURCES: '$item' is not I:KIND=VALUE with a node I below $n (e.g. 2:NVIDIA-GPU=2)" >&2; exit 2; }
+  done
+fi
 [[ $(id -u) -eq 0 ]] || { echo "$0 needs root (network namespaces, dockerd)" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -93,8 +105,15 @@ for ((i = 0; i < n; i++)); do
   ip -n "$ns" link set lo up
   ip -n "$ns" route add default via "$hostip"
   mkdir -p "$state/n$i/data" "$run/n$i/exec"
+  generic=""
+  if [[ -n "$resources" ]]; then
+    for item in "${items[@]}"; do
+      [[ ${item%%:*} == "$i" ]] && generic+="${generic:+, }\"${item#*:}\""
+    done
+  fi
+  [[ -n "$generic" ]] && generic=", \"node-generic-resources\": [$generic]"
   cat >"$run/n$i/daemon.json" <<EOF
-{ "insecure-registries": ["$hostip:$port"], "log-driver": "json-file", "storage-driver": "overlay2" }
+{ "insecure-registries": ["$hostip:$port"], "log-driver": "json-file", "storage-driver": "overlay2"$generic }
 EOF
   # nsenter --net only: the daemon keeps the host's mount namespace and /sys (ip netns exec would remount /sys).
   # The command is kept in start.sh, so that a test that killed a node's dockerd can start it again (it rejoins).
@@ -154,6 +173,7 @@ KILN_SWARM_MANAGER=$mgr
 KILN_SWARM_REGISTRY=127.0.0.1:$port
 KILN_SWARM_NODE_REGISTRY=$hostip:$port
 KILN_SWARM_BRIDGE=$br
+KILN_SWARM_NODE_RESOURCES=$resources
 EOF
 t1=$(date +%s.%N)
 log "swarm of $n nodes up in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s; manager $mgr; registry 127.0.0.1:$port (nodes: $hostip:$port)"

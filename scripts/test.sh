@@ -43,7 +43,7 @@ if [[ $rc -ne 0 ]]; then rm -rf "$log"; exit "$rc"; fi
 # Lane a: the environment tests (about 25–35 minutes of Debian bootstraps on their own); lane b: everything else.
 lane_a=(Kiln.Environments.IntegrationTests Kiln.Ui.BrowserTests Kiln.Remote.IntegrationTests)
 lane_b=(Kiln.Core.Tests Kiln.Content.Tests Kiln.Engine.Tests Kiln.Environments.Tests Kiln.Export.Tests Kiln.Ledger.Tests Kiln.Ledger.IntegrationTests
-        Kiln.Monitoring.Tests Kiln.Orchestration.Tests Kiln.Serving.Tests Kiln.Ui.Tests
+        Kiln.Monitoring.Tests Kiln.Orchestration.Tests Kiln.Serving.Tests Kiln.Ui.Tests Kiln.Swarm.Tests
         Kiln.IntegrationTests Kiln.Swarm.IntegrationTests Kiln.Monitoring.IntegrationTests Kiln.Orchestration.IntegrationTests
         Kiln.Export.IntegrationTests Kiln.SecurityTests)
 # Every test project of the solution must be in a lane: a new one that is not fails the run here, never silently skipped.

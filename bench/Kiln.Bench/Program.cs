@@ -1,6 +1,7 @@
 // Kiln.Bench: the C# half of bench/hash-bench.sh.
 //   gen  <dir> <files> <bytes>                       make <dir>/data once (<dir>/stamp marks it complete)
 //   hash <dir> [--cache FILE] [--rehash] [--threads N] hash a tree, print key=value figures
+//   restore <host:port/repo> <bytes> <workdir> [--repeat N]   a remote-cache restore, phase by phase (RestoreBench.cs)
 using System.Diagnostics;
 using Kiln.Content;
 
@@ -8,12 +9,14 @@ return args switch
 {
     ["gen", var dir, var files, var bytes] => Generate(dir, int.Parse(files), long.Parse(bytes)),
     ["hash", var dir, .. var rest] => await Hash(dir, rest),
+    ["restore", var target, var bytes, var work] => await RestoreBench.RunAsync(target, long.Parse(bytes), work, 2),
+    ["restore", var target, var bytes, var work, "--repeat", var n] => await RestoreBench.RunAsync(target, long.Parse(bytes), work, int.Parse(n)),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Kiln.Bench gen <dir> <files> <bytes> | hash <dir> [--cache FILE] [--rehash] [--threads N]");
+    Console.Error.WriteLine("usage: Kiln.Bench gen <dir> <files> <bytes> | hash <dir> [--cache FILE] [--rehash] [--threads N] | restore <host:port/repo> <bytes> <workdir> [--repeat N]");
     return 64;
 }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Kiln.Content.Native;
 using Kiln.Core;
@@ -23,6 +24,11 @@ public sealed class ContentStore
     private readonly string _blobRoot;
     private readonly string _ingest;
     private readonly bool _flushToDisk;
+
+    /// <summary>Blobs this instance took in through <see cref="PutVerifiedAsync"/> (their bytes hashed and checked on the way
+    /// in), with the blob file's stat right after: restoring one of them again while that stat is unchanged copies it
+    /// without hashing it a second time.</summary>
+    private readonly ConcurrentDictionary<Digest, FileStat> _checkedHere = new();
 
     /// <param name="root">The store's directory; created on first write.</param>
     /// <param name="hasher">Hashes trees for <see cref="PutTreeAsync"/> (give it the project's stat cache
@@ -53,7 +59,9 @@ public sealed class ContentStore
     /// <summary>Takes in a blob whose bytes <paramref name="writeVerified"/> writes and checks itself (a download hashed on the
     /// way and compared with <paramref name="digest"/>, throwing when they differ): it gets a new file in the store's own
     /// ingest folder, and that file then becomes the blob by rename — no second copy and hash of the bytes, which for a
-    /// large remote-cache restore is most of the cost. Nothing is done when the blob is there already.</summary>
+    /// large remote-cache restore is most of the cost. Nothing is done when the blob is there already. A verified restore
+    /// of the blob by this instance, while the blob file's stat (size, times, inode) is what it was after the rename, copies it
+    /// without hashing it again: its bytes were checked a moment ago, on their way in.</summary>
     public async Task PutVerifiedAsync(Digest digest, Func<string, CancellationToken, Task> writeVerified, CancellationToken ct = default)
     {
         if (Contains(digest)) return;
@@ -66,7 +74,7 @@ public sealed class ContentStore
                 SetMode(file.SafeFileHandle, BlobMode);
                 if (_flushToDisk) file.Flush(flushToDisk: true);
             }
-            Commit(temp, digest);
+            if (Commit(temp, digest)) _checkedHere[digest] = FileStats.Get(BlobPath(digest));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -342,18 +350,21 @@ public sealed class ContentStore
 
     /// <summary>Renames a finished temp file to its blob path, unless that blob already exists
     /// (then the temp file is simply dropped: identical content, nothing to do).</summary>
-    private void Commit(string temp, Digest digest)
+    /// <returns>Whether this temp file became the blob.</returns>
+    private bool Commit(string temp, Digest digest)
     {
         var blob = BlobPath(digest);
-        if (File.Exists(blob)) return;
+        if (File.Exists(blob)) return false;
         Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
         try
         {
             // No-clobber (link + unlink on Unix): exactly one concurrent writer wins, the others see the blob.
             File.Move(temp, blob, overwrite: false);
+            return true;
         }
         catch (IOException) when (File.Exists(blob))
         {
+            return false;
         }
     }
 
@@ -369,6 +380,8 @@ public sealed class ContentStore
         {
             if (viaTemp) Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
             if (!File.Exists(blob)) throw ContentErrors.BlobMissing(digest, blob);
+            // Checked on its way in by this instance and not touched since: a plain copy (the kernel's), no second hash.
+            if (verify && _checkedHere.TryGetValue(digest, out var checkedStat) && FileStats.Get(blob).SameVersionAs(checkedStat)) verify = false;
             if (verify)
             {
                 using var source = File.OpenHandle(blob, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);

@@ -59,8 +59,14 @@ public sealed class RegistryClient : IDisposable
         throw RemoteErrors.Refused(Where, $"HEAD of blob {digest}", (int)response.StatusCode, "");
     }
 
+    /// <summary>Bytes a blob download reads, hashes and writes at a time: two such buffers alternate, so that the next
+    /// chunk arrives from the network while the last one is hashed and written.</summary>
+    private const int DownloadChunk = 1 << 20;
+
     /// <summary>Downloads a blob to <paramref name="destination"/> (created new), hashing every byte on the way; a blob
-    /// whose bytes do not hash to <paramref name="digest"/> is deleted again and refused (KILN7923). Returns its size.</summary>
+    /// whose bytes do not hash to <paramref name="digest"/> is deleted again and refused (KILN7923). Returns its size.
+    /// One pass over the bytes: the next chunk is read from the network (on another thread) while the current one is hashed
+    /// and written (straight to the file, no buffer of the file's own in between).</summary>
     public async Task<long> GetBlobAsync(Digest digest, string destination, long maxSize, CancellationToken ct)
     {
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, new Uri(_base, $"blobs/{digest}")), ct,
@@ -71,19 +77,29 @@ public sealed class RegistryClient : IDisposable
             throw RemoteErrors.TooLarge(Where, $"blob {digest}", announced, maxSize);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long size = 0;
+        Task<int>? reading = null;
         try
         {
-            await using (var file = new FileStream(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var file = File.OpenHandle(destination, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             await using (var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
             {
-                var buffer = new byte[1 << 20];
-                int n;
-                while ((n = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+                byte[][] buffers = [GC.AllocateUninitializedArray<byte>(DownloadChunk), GC.AllocateUninitializedArray<byte>(DownloadChunk)];
+                var current = 0;
+                var n = await body.ReadAtLeastAsync(buffers[0], DownloadChunk, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+                while (n > 0)
                 {
                     size += n;
                     if (size > maxSize) throw RemoteErrors.TooLarge(Where, $"blob {digest}", size, maxSize);
-                    hash.AppendData(buffer, 0, n);
-                    await file.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    var next = 1 - current;
+                    // On a thread of its own: a read whose bytes are already in the socket copies them before it returns,
+                    // and that copy is to overlap the hash, not precede it.
+                    var into = buffers[next];
+                    reading = Task.Run(async () => await body.ReadAtLeastAsync(into, DownloadChunk, throwOnEndOfStream: false, ct).ConfigureAwait(false), ct);
+                    hash.AppendData(buffers[current], 0, n);
+                    RandomAccess.Write(file, buffers[current].AsSpan(0, n), size - n);
+                    n = await reading.ConfigureAwait(false);
+                    reading = null;
+                    current = next;
                 }
             }
             var actual = Digest.FromSha256Bytes(hash.GetHashAndReset());
@@ -92,6 +108,8 @@ public sealed class RegistryClient : IDisposable
         }
         catch
         {
+            // A read still in flight ends with the response (disposed below); its failure is observed, not awaited.
+            _ = reading?.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             try { File.Delete(destination); } catch (IOException) { } catch (UnauthorizedAccessException) { }
             throw;
         }

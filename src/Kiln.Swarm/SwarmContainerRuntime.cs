@@ -19,6 +19,9 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
 {
     private static readonly string Executor = ReadExecutor();
 
+    /// <summary>The executor's last line: the digest of the list of outputs it uploaded.</summary>
+    private const string ReportPrefix = "KILN-OUTPUTS ";
+
     private static string ReadExecutor()
     {
         using var stream = typeof(SwarmContainerRuntime).Assembly.GetManifestResourceStream("Kiln.Swarm.executor.sh")
@@ -89,16 +92,17 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             // network: true), which takes CAP_SYS_ADMIN, and drops that capability (and NET_RAW, as a local stage) from the
             // command's bounding set with no-new-privileges, as the stage's user (setpriv).
             WorkingDir: "/", User: null, ReadOnlyRoot: false, Tmpfs: ["/tmp"],
-            CapabilityAdd: ["CAP_SYS_ADMIN"]);
-        var result = await jobs.RunAsync(job, ct).ConfigureAwait(false);
-
+            CapabilityAdd: ["CAP_SYS_ADMIN"], Gpus: spec.Gpus);
+        // The log is passed on while the task runs (followed through the manager), but for the executor's report line.
         Digest? report = null;
-        foreach (var line in result.Log)
+        var result = await jobs.RunAsync(job, line =>
         {
-            if (line.StartsWith("KILN-OUTPUTS ", StringComparison.Ordinal) && Digest.TryParse(line["KILN-OUTPUTS ".Length..].Trim(), out var d))
+            if (!line.IsError && line.Text.StartsWith(ReportPrefix, StringComparison.Ordinal)) return;
+            log(line);
+        }, ct).ConfigureAwait(false);
+        foreach (var line in result.Log)
+            if (line.StartsWith(ReportPrefix, StringComparison.Ordinal) && Digest.TryParse(line[ReportPrefix.Length..].Trim(), out var d))
                 report = d;
-            else log(new LogLine(false, line));
-        }
         log(new LogLine(false, $"kiln: ran on swarm node {result.NodeId} (task {result.TaskId}), {result.State}"));
         if (result.State == SwarmJobRunner.NodeLost)
             throw new NodeLostException(result.NodeId ?? "?", result.TaskId ?? "?", started,

@@ -3,12 +3,15 @@ using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Kiln.Core;
+using Kiln.Core.Runtime;
 
 namespace Kiln.Swarm;
 
 /// <summary>One stage handed to the swarm: a one-shot container, image pinned by registry digest.</summary>
 /// <param name="Image"><c>REPOSITORY@sha256:…</c>: the nodes pull exactly these bytes (no tag is resolved).</param>
 /// <param name="Constraints">Placement constraints, e.g. <c>node.labels.gpu == true</c>.</param>
+/// <param name="Gpus">GPUs reserved as the generic resource <c>NVIDIA-GPU</c> (a node advertises it with dockerd's
+/// <c>--node-generic-resource</c>); 0: none.</param>
 public sealed record SwarmJob(
     string Name,
     string Image,
@@ -22,7 +25,8 @@ public sealed record SwarmJob(
     string? User = null,
     bool ReadOnlyRoot = false,
     IReadOnlyList<string>? Tmpfs = null,
-    IReadOnlyList<string>? CapabilityAdd = null);
+    IReadOnlyList<string>? CapabilityAdd = null,
+    int Gpus = 0);
 
 /// <summary>How a job ended: the node and task that ran it, its exit code (null when it never started: rejected, no node),
 /// the swarm's own error, and the last lines of its log.</summary>
@@ -85,49 +89,28 @@ public sealed class SwarmJobRunner : IDisposable
     }
 
     /// <summary>Runs one job to its end and removes its service. Cancelling removes the service (and so its task) too.</summary>
-    public async Task<SwarmJobResult> RunAsync(SwarmJob job, CancellationToken ct)
+    public Task<SwarmJobResult> RunAsync(SwarmJob job, CancellationToken ct) => RunAsync(job, null, ct);
+
+    /// <summary><see cref="RunAsync(SwarmJob, CancellationToken)"/>, passing each line of the job's log to
+    /// <paramref name="onLine"/> while the task runs (stderr lines flagged), every line exactly once: those the stream had not
+    /// delivered when the job ended are passed from the full log read at its end.</summary>
+    public async Task<SwarmJobResult> RunAsync(SwarmJob job, Action<LogLine>? onLine, CancellationToken ct)
     {
         var watch = Stopwatch.StartNew();
-        var labels = new Dictionary<string, string>(job.Labels) { [OwnerLabel] = "1" };
-        var spec = new ServiceSpec
-        {
-            Name = job.Name,
-            Labels = labels,
-            Mode = new ServiceMode { ReplicatedJob = new ReplicatedJob { MaxConcurrent = 1, TotalCompletions = 1 } },
-            TaskTemplate = new TaskSpec
-            {
-                ContainerSpec = new ContainerSpec
-                {
-                    Image = job.Image,
-                    Command = job.Command.ToList(),
-                    Env = job.Env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
-                    Labels = labels,
-                    Dir = job.WorkingDir,
-                    User = job.User,
-                    ReadOnly = job.ReadOnlyRoot,
-                    CapabilityAdd = job.CapabilityAdd is { Count: > 0 } caps ? caps.ToList() : null,
-                    Mounts = job.Tmpfs?.Select(t => new Docker.DotNet.Models.Mount { Type = "tmpfs", Target = t }).ToList(),
-                },
-                RestartPolicy = new SwarmRestartPolicy { Condition = "none", MaxAttempts = 0 },
-                Resources = new ResourceRequirements
-                {
-                    Limits = new SwarmLimit
-                    {
-                        NanoCPUs = job.Cpus is { } c ? (long)(c * 1e9) : 0,
-                        MemoryBytes = job.MemoryBytes ?? 0,
-                    },
-                    Reservations = new SwarmResources
-                    {
-                        NanoCPUs = job.Cpus is { } r ? (long)(r * 1e9) : 0,
-                        MemoryBytes = job.MemoryBytes ?? 0,
-                    },
-                },
-                Placement = job.Constraints is { Count: > 0 } cs ? new Placement { Constraints = cs.ToList() } : null,
-            },
-            EndpointSpec = new EndpointSpec { Mode = "dnsrr" }, // no IPVS needed, no ports published
-        };
+        if (job.Gpus > 0) await CheckGpusOfferedAsync(job, ct).ConfigureAwait(false);
+        var spec = SwarmServiceSpec.For(job);
         var created = await _client.Swarm.CreateServiceAsync(new ServiceCreateParameters { Service = spec }, ct).ConfigureAwait(false);
         var serviceId = created.ID;
+        using var stopFollowing = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var follower = onLine is null ? null : new SwarmLogFollower(onLine);
+        var following = follower?.FollowAsync(_client, serviceId, stopFollowing.Token) ?? Task.CompletedTask;
+        async Task StopFollowingAsync()
+        {
+            await stopFollowing.CancelAsync().ConfigureAwait(false);
+            // It swallows what a broken stream throws; anything else must not keep the service from being removed either.
+            try { await following.ConfigureAwait(false); }
+            catch (Exception) { }
+        }
         try
         {
             TaskResponse? last = null;
@@ -156,23 +139,44 @@ public sealed class SwarmJobRunner : IDisposable
                 // A task on a node that went down never reports again: its node's state says so (about three heartbeats
                 // after the node's dockerd was lost), and then the job is over for Kiln, which may retry it elsewhere.
                 if (last is { NodeID: { Length: > 0 } node } && ++polls % NodeCheckEvery == 0 && await NodeDownAsync(node, ct).ConfigureAwait(false))
-                    return await EndedAsync(serviceId, last, NodeLost, ct).ConfigureAwait(false);
+                {
+                    await StopFollowingAsync().ConfigureAwait(false);
+                    return await EndedAsync(serviceId, last, NodeLost, follower, ct).ConfigureAwait(false);
+                }
                 await Task.Delay(PollInterval, ct).ConfigureAwait(false);
             }
+            await StopFollowingAsync().ConfigureAwait(false);
             var state = last!.Status.State.ToString().ToLowerInvariant();
-            if (state == "orphaned") return await EndedAsync(serviceId, last, NodeLost, ct).ConfigureAwait(false);
+            if (state == "orphaned") return await EndedAsync(serviceId, last, NodeLost, follower, ct).ConfigureAwait(false);
             if (state is not ("complete" or "failed" or "rejected") && !await ServiceExistsAsync(serviceId, ct).ConfigureAwait(false))
                 throw new KilnException("KILN1911", $"the service of job '{job.Name}' was removed while it ran (not by this run)",
                     "another kiln run or a person removed it; run again", ExitCode.StageFailed);
             long? exit = last.Status.ContainerStatus?.ContainerID is { Length: > 0 } ? last.Status.ContainerStatus.ExitCode : null;
-            var tail = await LogAsync(serviceId, ct).ConfigureAwait(false);
+            var tail = await LogAsync(serviceId, follower, ct).ConfigureAwait(false);
             return new SwarmJobResult(serviceId, last.ID, last.NodeID, exit, state,
                 string.IsNullOrEmpty(last.Status.Err) ? null : last.Status.Err, tail, watch.Elapsed, new DateTimeOffset(last.Status.Timestamp.ToUniversalTime()));
         }
         finally
         {
+            await StopFollowingAsync().ConfigureAwait(false);
             await RemoveServiceAsync(serviceId).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>A job that reserves GPUs is refused at once (KILN1916) when no node that can take tasks advertises that many
+    /// <c>NVIDIA-GPU</c>: the swarm itself would keep its task pending for ever ("no suitable node"). A node busy with other
+    /// GPU tasks still counts: its GPUs free up, and then the swarm places the task.</summary>
+    private async Task CheckGpusOfferedAsync(SwarmJob job, CancellationToken ct)
+    {
+        var nodes = await _client.Swarm.ListNodesAsync(ct).ConfigureAwait(false);
+        var most = SwarmServiceSpec.MostOffered(nodes, SwarmServiceSpec.GpuKind);
+        if (job.Gpus <= most) return;
+        var stage = job.Labels.TryGetValue("dev.kiln.stage", out var s) ? $"stage '{s}'" : $"job '{job.Name}'";
+        throw new KilnException("KILN1916",
+            $"{stage} asks for {job.Gpus} GPU(s) (resources.gpus), but no swarm node that takes tasks offers that many: " +
+            (most == 0 ? $"none advertises the generic resource {SwarmServiceSpec.GpuKind}" : $"the most one offers is {most} {SwarmServiceSpec.GpuKind}"),
+            $"lower resources.gpus, or start a GPU node's dockerd with --node-generic-resource {SwarmServiceSpec.GpuKind}=<count or GPU UUID> (docs/scale-out.md)",
+            ExitCode.StageFailed);
     }
 
     /// <summary>The <see cref="SwarmJobResult.State"/> of a job whose node was lost before the task's end was seen.</summary>
@@ -181,7 +185,7 @@ public sealed class SwarmJobRunner : IDisposable
     /// <summary>Every how many polls the task's node is asked whether it is down.</summary>
     private const int NodeCheckEvery = 4;
 
-    private async Task<SwarmJobResult> EndedAsync(string serviceId, TaskResponse last, string state, CancellationToken ct)
+    private async Task<SwarmJobResult> EndedAsync(string serviceId, TaskResponse last, string state, SwarmLogFollower? follower, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         // The log lives on the lost node: ask for it, but not for long.
@@ -190,7 +194,7 @@ public sealed class SwarmJobRunner : IDisposable
         IReadOnlyList<string> log;
         try
         {
-            log = await LogAsync(serviceId, logTimeout.Token).ConfigureAwait(false);
+            log = await LogAsync(serviceId, follower, logTimeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -213,21 +217,31 @@ public sealed class SwarmJobRunner : IDisposable
         }
     }
 
-    /// <summary>The service's log (stdout, then stderr; at most the last 10000 lines of each), without the stream headers.</summary>
-    private async Task<IReadOnlyList<string>> LogAsync(string serviceId, CancellationToken ct)
+    /// <summary>At most this many of the last lines of each stream are read at a job's end.</summary>
+    private const int LogTailLines = 10000;
+
+    /// <summary>The service's log (stdout, then stderr; at most the last <see cref="LogTailLines"/> lines of each, empty lines
+    /// dropped), without the stream headers. The lines a follower had not passed yet are passed to it.</summary>
+    private async Task<IReadOnlyList<string>> LogAsync(string serviceId, SwarmLogFollower? follower, CancellationToken ct)
     {
         try
         {
             using var stream = await _client.Swarm.GetServiceLogsAsync(serviceId, false,
-                new ServiceLogsParameters { ShowStdout = true, ShowStderr = true, Tail = "10000" }, ct).ConfigureAwait(false);
+                new ServiceLogsParameters { ShowStdout = true, ShowStderr = true, Tail = LogTailLines.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct).ConfigureAwait(false);
             var (stdout, stderr) = await stream.ReadOutputToEndAsync(ct).ConfigureAwait(false);
-            return (stdout + stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+            var outLines = Lines(stdout);
+            var errLines = Lines(stderr);
+            follower?.CatchUp(outLines, errLines, LogTailLines);
+            return [.. outLines, .. errLines];
         }
         catch (Exception e) when (e is DockerApiException or IOException)
         {
             return [$"(the log could not be read: {e.Message})"];
         }
     }
+
+    private static List<string> Lines(string text) =>
+        text.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
 
     private async Task<bool> ServiceExistsAsync(string serviceId, CancellationToken ct)
     {

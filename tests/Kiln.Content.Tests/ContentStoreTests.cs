@@ -66,6 +66,29 @@ public class ContentStoreTests
     }
 
     [Fact]
+    public async Task ABlobCheckedInByPutVerifiedAndChangedAfterwardsIsHashedAgainOnRestoreAndRefused()
+    {
+        using var t = new TempDir();
+        var store = Store(t);
+        var digest = Digest.Sha256("checked on the way in");
+        await store.PutVerifiedAsync(digest, (temp, ct) => File.WriteAllTextAsync(temp, "checked on the way in", ct));
+        await store.RestoreFileAsync(digest, t["project/a.txt"], verify: true);
+        Assert.Equal("checked on the way in", File.ReadAllText(t["project/a.txt"]));
+
+        // The attack: the blob is rewritten behind the store's back after it was checked. Its stat changed, so the restore
+        // does not take the word of the earlier check: it hashes the bytes, refuses them and leaves no file.
+        var blob = store.BlobPath(digest);
+        File.SetUnixFileMode(blob, (UnixFileMode)0b110_100_100);
+        File.WriteAllText(blob, "poisoned after the check");
+        var e = await Assert.ThrowsAsync<BlobCorruptException>(() => store.RestoreFileAsync(digest, t["project/b.txt"], verify: true));
+        Assert.Equal(digest, e.Expected);
+        Assert.False(File.Exists(t["project/b.txt"]));
+
+        // Another instance (a later process) never took the blob in: it hashes too.
+        await Assert.ThrowsAsync<BlobCorruptException>(() => Store(t).RestoreFileAsync(digest, t["project/c.txt"], verify: true));
+    }
+
+    [Fact]
     public async Task PutBytesAndPutFileOfTheSameContentGiveOneBlob()
     {
         using var t = new TempDir();

@@ -6,13 +6,20 @@ using Kiln.Environments;
 namespace Kiln.Swarm.IntegrationTests;
 
 /// <summary>A 3-node test swarm (manager + 2 workers) made by scripts/swarm-up.sh for these tests and removed by
-/// scripts/swarm-down.sh, which fails when it leaves anything behind. It uses its own id (KILN_SWARM_ID=9: bridge ksw9,
-/// 10.213.9.0/24, registry on port 5222), never the main engine's swarm state. When it cannot be started the tests fail,
-/// never skip. Kiln's base image is pushed from the main engine into the swarm's registry; the nodes pull it by digest.</summary>
+/// scripts/swarm-down.sh, which fails when it leaves anything behind. It uses its own id (KILN_SWARM_ID=9 by default: bridge
+/// ksw9, 10.213.9.0/24, registry on port 5222), never the main engine's swarm state. When it cannot be started the tests fail,
+/// never skip. Kiln's base image is pushed from the main engine into the swarm's registry; the nodes pull it by digest.
+/// <c>KILN_TEST_SWARM_ID</c> picks another id (a second checkout's tests beside the first). Worker 2 advertises two GPUs as
+/// the generic resource <c>NVIDIA-GPU</c> (<c>KILN_SWARM_NODE_RESOURCES</c>; no GPU is there: the scheduler places by it).</summary>
 public sealed class TestSwarm : IAsyncLifetime
 {
-    public const string Id = "9";
+    public static readonly string Id = Environment.GetEnvironmentVariable("KILN_TEST_SWARM_ID") is { Length: 1 } id && char.IsAsciiDigit(id[0]) ? id : "9";
     public const int Nodes = 3;
+
+    /// <summary>The node that advertises GPUs (<see cref="GpusOffered"/> of them), and the resource as swarm-up.sh is given it.</summary>
+    public const int GpuNode = 2;
+    public const int GpusOffered = 2;
+    private const string NodeResources = "2:NVIDIA-GPU=2";
 
     public Uri Manager { get; private set; } = null!;
     public Uri WorkerSocket { get; private set; } = null!;
@@ -47,6 +54,7 @@ public sealed class TestSwarm : IAsyncLifetime
         psi.ArgumentList.Add(Path.Combine(RepoRoot(), "scripts", name));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["KILN_SWARM_ID"] = Id;
+        psi.Environment["KILN_SWARM_NODE_RESOURCES"] = NodeResources;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
