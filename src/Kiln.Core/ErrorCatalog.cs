@@ -92,6 +92,7 @@ public static class ErrorCatalog
         new("KILN3501", ExitCode.EngineUnavailable, "kiln serve's front cannot listen on the port", "give a free port: kiln serve --port N (0 picks one)"),
         new("KILN3503", ExitCode.EngineUnavailable, "kiln serve --detach could not start its background process", "run kiln serve without --detach and read its error"),
         new("KILN3910", ExitCode.EngineUnavailable, "the swarm manager does not answer or is not a manager", "point KILN_SWARM_MANAGER (or DOCKER_HOST) at a swarm manager; scripts/swarm-up.sh makes a test swarm"),
+        new("KILN0190", ExitCode.Usage, "kiln env build: --update and --offline cannot be combined", "drop one of them"),
         new("KILN3940", ExitCode.EngineUnavailable, "the engine published no host port for the serving container", "check that the port is free: kiln serve --port N"),
 
         // 4nnn: an environment (or serving) image could not be built (exit 4)
@@ -115,6 +116,9 @@ public static class ErrorCatalog
         new("KILN4032", ExitCode.EnvironmentBuildFailed, "the wheelhouse has no wheel for a requirement", "put the wheel and its dependencies' wheels in the wheelhouse (pip runs offline)"),
         new("KILN4033", ExitCode.EnvironmentBuildFailed, "a wheel in the wheelhouse is not the one kiln.lock pins", "restore the locked wheel, or take the new one with 'kiln env build --update'"),
         new("KILN4035", ExitCode.EnvironmentBuildFailed, "pip failed", "see pip's output"),
+        new("KILN4037", ExitCode.EnvironmentBuildFailed, "a wheel changed while the environment was built, so it cannot be kept in the package closure", "build again once nothing writes to the wheelhouse"),
+        new("KILN4040", ExitCode.EnvironmentBuildFailed, "an offline rebuild is refused: a locked package is in neither the package closure (kiln.lock's debs, in .kiln/store) nor any mirror", "import a capsule exported with --with-closure, run 'kiln env verify' where the mirror has the locked versions, or build online with KILN_DEBIAN_MIRROR at a snapshot"),
+        new("KILN4041", ExitCode.EnvironmentBuildFailed, "the package closure could not be indexed as a local repository (dpkg-scanpackages missing or failing)", "install dpkg-dev; 'kiln fsck' checks the store"),
         new("KILN4930", ExitCode.EnvironmentBuildFailed, "the environment image reports no layers", "rebuild the environment with 'kiln env build'"),
         new("KILN4931", ExitCode.EnvironmentBuildFailed, "Kiln's inference server is not where kiln serve looks for it", "run scripts/setup.sh (it publishes it), or set KILN_SERVE_DIR"),
         new("KILN4932", ExitCode.EnvironmentBuildFailed, "the engine loaded the serving image under another ID than Kiln wrote", "the environment image must be in the engine: 'kiln env build' brings it back"),
@@ -195,6 +199,7 @@ public static class ErrorCatalog
         new("KILN7212", ExitCode.PortabilityFailed, "a run cannot be exported: blobs or images it needs are missing", "only a succeeded run whose blobs are still in the store can be exported"),
         new("KILN7213", ExitCode.PortabilityFailed, "a file is too large to carry as capsule metadata", "keep it smaller than the limit the message gives"),
         new("KILN7214", ExitCode.PortabilityFailed, "the engine saved another image than the one asked for", "export again once no tag moves"),
+        new("KILN7216", ExitCode.PortabilityFailed, "kiln export --with-closure: a .deb or wheel of the package closure kiln.lock lists is not in the store", "run 'kiln env verify' (it keeps the .debs), then export again"),
         new("KILN7301", ExitCode.PortabilityFailed, "a capsule is of a format version this Kiln does not read (v1, or a newer one)", "export the run again with this Kiln, or import it with the Kiln version manifest.json names"),
         new("KILN7701", ExitCode.PortabilityFailed, "kiln import-run compose: the export's run is already in the ledger (imported before)", "kiln runs show RUN shows it; export again for a new run"),
         new("KILN7702", ExitCode.PortabilityFailed, "kiln export k8s|argo: an environment has no registry digest in kiln.lock (never pushed, or changed since), and a cluster pulls images only by digest", "kiln push ENV --to REGISTRY/REPO, commit kiln.lock, export again"),
