@@ -38,6 +38,7 @@ public static class ErrorCatalog
         // 0nnn: the command line is wrong (exit 64)
         new("KILN0107", ExitCode.Usage, "a registry target is not REGISTRY/REPO", "e.g. --to 127.0.0.1:5000/iris", "KILN7107"),
         new("KILN0180", ExitCode.Usage, "the ledger setting (KILN_LEDGER or settings.yaml) is not a usable postgres:// URL, or carries a password", "give ledger: postgres://USER@HOST[:PORT]/DATABASE with the password in PGPASSWORD or ~/.pgpass, or remove the setting to use .kiln/ledger.db"),
+        new("KILN0190", ExitCode.Usage, "kiln env build: --update and --offline cannot be combined", "drop one of them"),
         new("KILN0401", ExitCode.Usage, "--jobs is less than 1", "give -j 1 or more", "KILN6401"),
         new("KILN0402", ExitCode.Usage, "a 'kiln run -p' override is not key=value", "e.g. -p train.C=0.5", "KILN6402"),
         new("KILN0403", ExitCode.Usage, "a 'kiln runs --param' filter is not key=value", "e.g. --param train.C=0.5", "KILN6403"),
@@ -92,7 +93,6 @@ public static class ErrorCatalog
         new("KILN3501", ExitCode.EngineUnavailable, "kiln serve's front cannot listen on the port", "give a free port: kiln serve --port N (0 picks one)"),
         new("KILN3503", ExitCode.EngineUnavailable, "kiln serve --detach could not start its background process", "run kiln serve without --detach and read its error"),
         new("KILN3910", ExitCode.EngineUnavailable, "the swarm manager does not answer or is not a manager", "point KILN_SWARM_MANAGER (or DOCKER_HOST) at a swarm manager; scripts/swarm-up.sh makes a test swarm"),
-        new("KILN0190", ExitCode.Usage, "kiln env build: --update and --offline cannot be combined", "drop one of them"),
         new("KILN3940", ExitCode.EngineUnavailable, "the engine published no host port for the serving container", "check that the port is free: kiln serve --port N"),
 
         // 4nnn: an environment (or serving) image could not be built (exit 4)

@@ -84,6 +84,8 @@ public sealed class ClosureCliTests(EngineFixture engine, ITestOutputHelper outp
             name: closure-missing
             environments:
               a: { distro: debian:bookworm, apt: [hello] }
+            stages:
+              greet: { env: a, run: hello }
             """);
         // A lock that matches the spec but whose closure is not in this project's store (the .debs were never kept here).
         var spec = project.Load().Environments["a"];
