@@ -53,6 +53,23 @@ public sealed class ClosureTests
         Assert.ThrowsAny<FormatException>(() => LockedDeb.Parse(line));
 
     [Fact]
+    public void TheArchivePriorityIsAFifthFieldAndComesFromTheMirrorsIndex()
+    {
+        var deb = new LockedDeb("apt", "2.6.1", "amd64", D('a')) { Priority = "required" };
+        Assert.Equal($"apt 2.6.1 amd64 sha256:{new string('a', 64)} required", deb.ToString());
+        Assert.Equal("required", LockedDeb.Parse(deb.ToString()).Priority);
+        Assert.Null(LockedDeb.Parse($"apt 2.6.1 amd64 sha256:{new string('a', 64)}").Priority);
+        Assert.ThrowsAny<FormatException>(() => LockedDeb.Parse($"apt 2.6.1 amd64 sha256:{new string('a', 64)} re/quired"));
+
+        var map = DebClosure.ParsePriorities(["Package: apt", "Version: 2.6.1", "Priority: required", "Package: hello", "Priority: optional", "Version: 2.10-3",
+            "Package: evil", "Version: 1", "Priority: x; rm -rf /"]);
+
+        Assert.Equal("required", map[("apt", "2.6.1")]);
+        Assert.False(map.ContainsKey(("hello", "2.10-3"))); // a Priority line before the Version line names no version
+        Assert.False(map.ContainsKey(("evil", "1")));
+    }
+
+    [Fact]
     public void AptArchiveFileNamesGiveNameVersionAndArchitecture()
     {
         Assert.Equal(("perl-base", "1:5.36.0-7", "amd64"), LockedDeb.ParseFileName("perl-base_1%3a5.36.0-7_amd64.deb"));
@@ -72,7 +89,8 @@ public sealed class ClosureTests
         Assert.Contains("--skip=essential/unlink", with);
         Assert.Contains("--customize-hook=sync-out /var/cache/apt/archives '/w/debs'", with);
         // Everything else is the same call, and the recipe (so every build digest) does not know about it.
-        Assert.Equal(without, with.Where(a => a != "--skip=essential/unlink" && !a.Contains("sync-out", StringComparison.Ordinal)));
+        Assert.Contains(with, a => a.Contains("apt-cache dumpavail", StringComparison.Ordinal) && a.Contains($"'/w/debs/{DebClosure.PrioritiesFile}'", StringComparison.Ordinal));
+        Assert.Equal(without, with.Where(a => a != "--skip=essential/unlink" && !a.Contains("/w/debs", StringComparison.Ordinal)));
         Assert.DoesNotContain(Mmdebstrap.FixedArguments, a => a.Contains("sync-out", StringComparison.Ordinal));
     }
 
@@ -86,6 +104,7 @@ public sealed class ClosureTests
             File.WriteAllText(Path.Combine(dir, "perl-base_1%3a5.36.0-7_amd64.deb"), "perl bytes");
             File.WriteAllText(Path.Combine(dir, "lock"), "");
             File.WriteAllText(Path.Combine(dir, "odd.deb"), "x");
+            File.WriteAllLines(Path.Combine(dir, DebClosure.PrioritiesFile), ["Package: hello", "Version: 2.10-3", "Priority: optional"]);
             Directory.CreateDirectory(Path.Combine(dir, "partial"));
             var store = new MemoryStore();
 
@@ -93,6 +112,8 @@ public sealed class ClosureTests
 
             Assert.Equal(["hello 2.10-3 amd64", "perl-base 1:5.36.0-7 amd64"], debs.Select(d => $"{d.Name} {d.Version} {d.Architecture}"));
             Assert.Equal(Digest.Sha256("hello bytes"), debs[0].Sha256);
+            Assert.Equal("optional", debs[0].Priority);
+            Assert.Null(debs[1].Priority);
             Assert.Equal(2, store.Blobs.Count);
         }
         finally

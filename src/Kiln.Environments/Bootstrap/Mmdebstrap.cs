@@ -98,6 +98,9 @@ public static class Mmdebstrap
         {
             args.Add("--skip=essential/unlink");
             args.Add($"--customize-hook=sync-out /var/cache/apt/archives '{keepDebsPath}'");
+            // The archive's priorities (what the mirror's index says, which minbase selects by; a .deb's own control file may say
+            // otherwise, e.g. apt is 'important' there and 'required' in the archive): an offline rebuild's index needs them.
+            args.Add($"--customize-hook=env APT_CONFIG=\"$MMDEBSTRAP_APT_CONFIG\" apt-cache dumpavail | grep -E '^(Package|Version|Priority):' > '{keepDebsPath}/{Closure.DebClosure.PrioritiesFile}'");
         }
         args.Add(r.Suite);
         args.Add(outputPath);

@@ -26,7 +26,10 @@ public static class LocalRepository
         if (arches.Count == 0) arches.Add("all");
         var dist = Path.Combine(dir, "dists", suite);
         var files = new List<(string Path, byte[] Bytes)>();
-        var index = await ScanAsync(dir, ct).ConfigureAwait(false);
+        // The archive's priorities, as the capture recorded them: minbase selects by them, and a .deb's control file may say otherwise.
+        var overrides = Path.Combine(dir, "override.extra");
+        await File.WriteAllLinesAsync(overrides, debs.Where(d => d.Priority is not null).Select(d => $"{d.Name} Priority {d.Priority}"), ct).ConfigureAwait(false);
+        var index = await ScanAsync(dir, overrides, ct).ConfigureAwait(false);
         foreach (var arch in arches)
         {
             var rel = $"{Component}/binary-{arch}/Packages";
@@ -56,14 +59,14 @@ public static class LocalRepository
         return sb.ToString();
     }
 
-    private static async Task<byte[]> ScanAsync(string dir, CancellationToken ct)
+    private static async Task<byte[]> ScanAsync(string dir, string extraOverride, CancellationToken ct)
     {
         var tool = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Append("/usr/bin")
             .Select(d => Path.Combine(d, "dpkg-scanpackages")).FirstOrDefault(File.Exists)
             ?? throw new KilnException("KILN4041", "an offline rebuild needs dpkg-scanpackages to index the package closure, and it is not installed",
                 "install it ('apt-get install dpkg-dev'), or build online", ExitCode.EnvironmentBuildFailed);
         var psi = new ProcessStartInfo(tool) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "--multiversion", "pool", "/dev/null" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--multiversion", "--extra-override", extraOverride, "pool", "/dev/null" }) psi.ArgumentList.Add(a);
         psi.Environment["LC_ALL"] = "C.UTF-8";
         using var process = Process.Start(psi)!;
         var output = new MemoryStream();

@@ -21,7 +21,11 @@ public interface IPackageStore
 /// (none of the first three can hold a space). The version is Debian's, epoch included (<c>1:2.38.1-5</c>).</summary>
 public sealed record LockedDeb(string Name, string Version, string Architecture, Digest Sha256)
 {
-    public override string ToString() => $"{Name} {Version} {Architecture} {Sha256}";
+    /// <summary>The package's priority in the archive it came from (the mirror's index, which may differ from the .deb's control
+    /// file); an offline rebuild's index gives it, since mmdebstrap's minbase selects by it. Written as a fifth field when known.</summary>
+    public string? Priority { get; init; }
+
+    public override string ToString() => $"{Name} {Version} {Architecture} {Sha256}{(Priority is null ? "" : " " + Priority)}";
 
     /// <summary>The file name apt gives the package in /var/cache/apt/archives (the epoch's ':' written as %3a).</summary>
     public string FileName => $"{Name}_{Version.Replace(":", "%3a", StringComparison.Ordinal)}_{Architecture}.deb";
@@ -29,9 +33,9 @@ public sealed record LockedDeb(string Name, string Version, string Architecture,
     public static LockedDeb Parse(string text)
     {
         var parts = text.Split(' ');
-        if (parts.Length != 4 || parts.Take(3).Any(p => p.Length == 0 || !ValidField(p)))
-            throw new FormatException($"'{text}' is not of the form 'name version architecture sha256:<hex>'");
-        return new LockedDeb(parts[0], parts[1], parts[2], Digest.Parse(parts[3]));
+        if (parts.Length is not (4 or 5) || parts.Where((_, i) => i != 3).Any(p => p.Length == 0 || !ValidField(p)))
+            throw new FormatException($"'{text}' is not of the form 'name version architecture sha256:<hex> [priority]'");
+        return new LockedDeb(parts[0], parts[1], parts[2], Digest.Parse(parts[3])) { Priority = parts.Length == 5 ? parts[4] : null };
     }
 
     /// <summary>Name, version and architecture from an apt archive file name (<c>name_version_arch.deb</c>, %3a for ':');
@@ -54,17 +58,40 @@ public sealed record LockedDeb(string Name, string Version, string Architecture,
 /// <summary>Reading the .debs a bootstrap kept into the package store.</summary>
 public static class DebClosure
 {
+    /// <summary>The file in the kept folder with the archive's <c>Package:</c>, <c>Version:</c> and <c>Priority:</c> lines.</summary>
+    public const string PrioritiesFile = "kiln-archive-priorities";
+
+    /// <summary>(name, version) → priority from <c>apt-cache dumpavail</c>'s Package/Version/Priority lines.</summary>
+    public static Dictionary<(string, string), string> ParsePriorities(IEnumerable<string> lines)
+    {
+        var map = new Dictionary<(string, string), string>();
+        string? name = null, version = null;
+        foreach (var line in lines)
+        {
+            if (line.StartsWith("Package: ", StringComparison.Ordinal)) (name, version) = (line[9..].Trim(), null);
+            else if (line.StartsWith("Version: ", StringComparison.Ordinal)) version = line[9..].Trim();
+            else if (line.StartsWith("Priority: ", StringComparison.Ordinal) && name is not null && version is not null)
+            {
+                var p = line[10..].Trim();
+                if (p.Length > 0 && p.All(char.IsAsciiLetterLower)) map.TryAdd((name, version), p);
+            }
+        }
+        return map;
+    }
+
     /// <summary>Puts every <c>*.deb</c> directly in <paramref name="folder"/> into <paramref name="store"/> and returns them
     /// (sorted by name, version, architecture). Files whose names are not apt's archive names are left out.</summary>
     public static async Task<List<LockedDeb>> CaptureAsync(string folder, IPackageStore store, CancellationToken ct)
     {
         var debs = new List<LockedDeb>();
         if (!Directory.Exists(folder)) return debs;
+        var prioritiesPath = Path.Combine(folder, PrioritiesFile);
+        var priorities = File.Exists(prioritiesPath) ? ParsePriorities(File.ReadLines(prioritiesPath)) : [];
         foreach (var file in Directory.EnumerateFiles(folder, "*.deb", SearchOption.TopDirectoryOnly).Order(StringComparer.Ordinal))
         {
             if (LockedDeb.ParseFileName(Path.GetFileName(file)) is not { } id) continue;
             var sha = await store.PutFileAsync(file, ct).ConfigureAwait(false);
-            debs.Add(new LockedDeb(id.Name, id.Version, id.Architecture, sha));
+            debs.Add(new LockedDeb(id.Name, id.Version, id.Architecture, sha) { Priority = priorities.GetValueOrDefault((id.Name, id.Version)) });
         }
         return Sorted(debs);
     }
