@@ -220,7 +220,8 @@ public static class CapsuleReader
         }
     }
 
-    /// <summary>The .deb and wheel digests a capsule's kiln.lock lists (its package closure); a lock that cannot be read is a malformed capsule.</summary>
+    /// <summary>The .deb and wheel digests a capsule's kiln.lock lists (its package closure); a lock that cannot be read names none
+    /// (so any blob the run does not need is refused).</summary>
     internal static IEnumerable<Digest> PackageClosureOf(byte[]? lockBytes)
     {
         if (lockBytes is null) return [];
@@ -229,9 +230,9 @@ public static class CapsuleReader
             var lockFile = Kiln.Environments.Locking.LockFile.Parse(System.Text.Encoding.UTF8.GetString(lockBytes), CapsuleFormat.LockMember);
             return lockFile.Environments.Values.SelectMany(e => e.Debs.Select(d => d.Sha256).Concat(e.Wheels.Select(w => w.Sha256))).ToList();
         }
-        catch (KilnException e)
+        catch (KilnException)
         {
-            throw new CapsuleException(CapsuleProblem.Malformed, $"the capsule's kiln.lock cannot be read: {e.Message}");
+            return [];
         }
     }
 
