@@ -17,6 +17,8 @@ need() {
 }
 # skopeo: the environment integration tests check that Kiln's image archives read as OCI/docker archives with it.
 need skopeo skopeo "the environment integration tests" "the archive check will fail"
+# Offline rebuilds index the package closure with dpkg-scanpackages (kiln env build/verify --offline).
+need dpkg-scanpackages dpkg-dev "the offline rebuild test" "the closure acceptance test will fail"
 # wrk: the serving switch test promotes and rolls back a served model under wrk load on 127.0.0.1.
 need wrk wrk "the serving switch test" "the serving switch test will fail"
 # prometheus (promtool and the server): the serving tests check /metrics with 'promtool check metrics' and have a real

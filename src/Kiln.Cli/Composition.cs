@@ -93,6 +93,9 @@ internal sealed class KilnServices : IDisposable
     /// <summary>The content store under a state folder (<c>.kiln/store</c>), without the stage cache around it.</summary>
     public ContentStore OpenStore(string stateDir) => new(Path.Combine(stateDir, "store"));
 
+    /// <summary>Where environment builds keep their package closure (.debs and wheels): the content store under the state folder.</summary>
+    public Environments.Closure.IPackageStore OpenPackageStore(string stateDir) => new ContentPackageStore(OpenStore(stateDir));
+
     /// <summary>The stage cache with a stat cache that was loaded beside other work (see <see cref="Kiln.Engine.StageCache.LoadStatCache"/>).</summary>
     public StageCache OpenStageCache(string stateDir, StatCache statCache) => new(stateDir, statCache);
 

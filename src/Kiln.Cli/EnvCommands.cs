@@ -41,11 +41,12 @@ internal static class EnvCommands
         var update = new Option<bool>("--update") { Description = "Ignore kiln.lock: bootstrap from what the Debian mirror has now, let pip choose from the wheelhouse afresh, and write the new versions and wheel hashes to kiln.lock." };
         var noWait = ProjectState.NoWaitOption();
         var keep = new Option<string?>("--keep-archives") { Description = "Keep each image archive Kiln writes (docker-archive format) in this folder." };
+        var offline = OfflineOption();
         var build = new Command("build",
             "Build environments and print their image IDs; write kiln.lock. With a kiln.lock, the locked versions are built (apt versions pinned, " +
             "pip wheels installed with --require-hashes; a colleague gets the same image ID), and an environment whose locked image is in the engine is not rebuilt.")
         {
-            names, update, keep, noWait,
+            names, update, keep, offline, noWait,
         };
         build.SetAction(async (parse, ct) =>
         {
@@ -59,8 +60,16 @@ internal static class EnvCommands
             var before = lockFile?.Serialize();
             var updated = (lockFile ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal)))
                 with { Project = project.Spec.Name };
-            var builder = services.NewEnvironmentBuilder(engine, verbose: true, new EnvironmentBuildOptions { ArchiveDirectory = parse.GetValue(keep) ?? new EnvironmentBuildOptions().ArchiveDirectory });
             var doUpdate = parse.GetValue(update);
+            if (doUpdate && parse.GetValue(offline))
+                throw new KilnException("KILN0190", "--update and --offline cannot be combined: --update takes new versions from the mirror, --offline rebuilds the locked ones without it",
+                    "drop one of them", ExitCode.Usage);
+            var builder = services.NewEnvironmentBuilder(engine, verbose: true, new EnvironmentBuildOptions
+            {
+                ArchiveDirectory = parse.GetValue(keep) ?? new EnvironmentBuildOptions().ArchiveDirectory,
+                PackageStore = services.OpenPackageStore(project.StateDir),
+                Offline = parse.GetValue(offline),
+            });
             var lines = new List<string>();
             foreach (var name in wanted)
             {
@@ -87,6 +96,12 @@ internal static class EnvCommands
         });
         return build;
     }
+
+    private static Option<bool> OfflineOption() => new("--offline")
+    {
+        Description = "Rebuild from the package closure alone: mmdebstrap reads a local repository of exactly the .debs kiln.lock lists (from .kiln/store, " +
+                      "each checked by its sha256), never a mirror. Needs kiln.lock's closure in the store ('kiln import' of a capsule exported with --with-closure brings it).",
+    };
 
     // ---- show --------------------------------------------------------------------------------
 
@@ -202,11 +217,13 @@ internal static class EnvCommands
     private static Command Verify(KilnServices services)
     {
         var names = new Argument<string[]>("environments") { Description = "Environments to verify. Default: all in kiln.lock.", Arity = ArgumentArity.ZeroOrMore };
+        var offline = OfflineOption();
         var verify = new Command("verify",
             "Rebuild environments from nothing (no image of the engine is used: mmdebstrap runs again for the base and the packages, pip again for the wheels) with the locked versions, " +
-            "and compare image ID and inventory with kiln.lock. Prints every difference; exit 4 on any.")
+            "and compare image ID and inventory with kiln.lock. Prints every difference; exit 4 on any. A reproduced environment whose kiln.lock lacks its " +
+            "package closure gets it (the .debs go to .kiln/store).")
         {
-            names,
+            names, offline,
         };
         verify.SetAction(async (parse, ct) =>
         {
@@ -216,9 +233,10 @@ internal static class EnvCommands
             var wanted = Wanted(project, parse.GetValue(names) is { Length: > 0 } n ? n : lockFile.Environments.Keys.Where(project.Spec.Environments.ContainsKey).ToArray());
             var engine = services.Engine;
             await engine.PingAsync(ct);
-            var options = new EnvironmentBuildOptions { FromScratch = true, BaseRepository = "kiln-verify", EnvRepository = "kiln-verify-env" };
+            var options = new EnvironmentBuildOptions { FromScratch = true, BaseRepository = "kiln-verify", EnvRepository = "kiln-verify-env", PackageStore = services.OpenPackageStore(project.StateDir), Offline = parse.GetValue(offline) };
             var builder = services.NewEnvironmentBuilder(engine, verbose: false, options);
             var failures = 0;
+            var closureAdded = new List<string>();
             foreach (var name in wanted)
             {
                 var spec = project.Spec.Environments[name];
@@ -236,6 +254,12 @@ internal static class EnvCommands
                     if (diff.IsEmpty)
                     {
                         Output.Out.MarkupLine($"[green]{Markup.Escape(name)}: reproduced[/] {built.ImageId} ({built.Lock!.Inventory.Dpkg.Count} packages, {built.Elapsed.TotalSeconds:F0}s)");
+                        // The rebuild bootstrapped every package: a lock without the whole closure gets it (the same image, so the same .debs).
+                        if (built.ImageId == locked!.ImageId && built.Lock.Debs.Count > locked.Debs.Count)
+                        {
+                            lockFile = lockFile.With(locked with { Debs = built.Lock.Debs });
+                            closureAdded.Add(name);
+                        }
                         continue;
                     }
                     failures++;
@@ -250,6 +274,11 @@ internal static class EnvCommands
                     await engine.RemoveImageAsync(built.Tag, force: false, ct);
                     if (spec.Distro is not null) await engine.RemoveImageAsync($"{options.BaseRepository}/{spec.Distro}", force: false, ct);
                 }
+            }
+            if (closureAdded.Count > 0)
+            {
+                lockFile.Save(project.Dir);
+                Output.Out.MarkupLine($"[grey]wrote the package closure of {Markup.Escape(string.Join(", ", closureAdded))} to {Markup.Escape(LockFile.PathIn(project.Dir))} (the .debs are in .kiln/store); commit it[/]");
             }
             return failures == 0 ? 0 : (int)ExitCode.EnvironmentBuildFailed;
         });

@@ -22,7 +22,7 @@ internal static class EnvironmentSetup
         var lockFile = LockFile.Load(project.Dir);
         if (lockFile is not null) ThrowOnMismatch(project, lockFile, names.Where(lockFile.Environments.ContainsKey).ToList());
 
-        var builder = services.NewEnvironmentBuilder(services.Engine, verbose);
+        var builder = services.NewEnvironmentBuilder(services.Engine, verbose, new EnvironmentBuildOptions { PackageStore = services.OpenPackageStore(project.StateDir) });
         var built = await ParallelBuilds.RunAsync(names, jobs > 0 ? jobs : Environment.ProcessorCount, (name, token) =>
             builder.BuildAsync(project.Spec, project.Dir, project.Spec.Environments[name], lockFile?.Environments.GetValueOrDefault(name), update: false, token), ct);
         var result = new Dictionary<string, Digest>(StringComparer.Ordinal);

@@ -13,7 +13,7 @@ internal static class GcCommand
     {
         var dryRun = new Option<bool>("--dry-run", "-n") { Description = "Say what would be removed, remove nothing." };
         var noWait = ProjectState.NoWaitOption();
-        var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (every recorded stage keeps all its outputs, its key document and the snapshots of its code and inputs, so 'kiln repro' and 'kiln export' still work), and the Compose export folders (.kiln/compose/RUN) of runs already imported or never imported for 7 days, and say how much space that freed. Holds the project lock: never runs beside a 'kiln run'.") { dryRun, noWait };
+        var cmd = new Command("gc", "Remove cache entries and stored blobs that no recorded run references (every recorded stage keeps all its outputs, its key document and the snapshots of its code and inputs, and the package closure kiln.lock lists stays, so 'kiln repro' and 'kiln export' still work), and the Compose export folders (.kiln/compose/RUN) of runs already imported or never imported for 7 days, and say how much space that freed. Holds the project lock: never runs beside a 'kiln run'.") { dryRun, noWait };
         cmd.SetAction(async (parse, ct) =>
         {
             var project = Project.Load(parse.GetValue(Program.FileOption), parse.GetValue(Program.ProjectDirOption));
@@ -21,7 +21,11 @@ internal static class GcCommand
             using var ledger = services.OpenLedger(project.LedgerPath);
             var cache = services.OpenStageCache(project.StateDir);
             var dry = parse.GetValue(dryRun);
-            var gc = await cache.CollectGarbageAsync(ledger, dry, ct, await new ModelRegistry(ledger).ReferenceDigestsAsync(ct));
+            // The package closure kiln.lock lists (.debs and wheels) stays: it is what rebuilds the environments offline.
+            var closure = Environments.Locking.LockFile.Load(project.Dir) is { } lf
+                ? lf.Environments.Values.SelectMany(e => e.Debs.Select(d => d.Sha256).Concat(e.Wheels.Select(w => w.Sha256))).ToList()
+                : [];
+            var gc = await cache.CollectGarbageAsync(ledger, dry, ct, (await new ModelRegistry(ledger).ReferenceDigestsAsync(ct)).Concat(closure));
             var verb = dry ? "would remove" : "removed";
             Output.Out.MarkupLine($"{verb} {gc.EntriesRemoved} cache entr{(gc.EntriesRemoved == 1 ? "y" : "ies")} and {gc.BlobsRemoved} blob(s), " +
                                   $"freeing {Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +

@@ -39,7 +39,7 @@ internal static class PortabilityCommands
             var engine = services.Engine;
             await engine.PingAsync(ct);
             var lockFile = LockFile.Load(project.Dir) ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal));
-            var builder = services.NewEnvironmentBuilder(engine, verbose: true);
+            var builder = services.NewEnvironmentBuilder(engine, verbose: true, new EnvironmentBuildOptions { PackageStore = services.OpenPackageStore(project.StateDir) });
             var transfer = new EnvironmentTransfer(engine, engine);
             foreach (var name in wanted)
             {
@@ -120,14 +120,31 @@ internal static class PortabilityCommands
         await engine.TagImageAsync(locked.ImageId.ToString(), tag[..colon], tag[(colon + 1)..], ct);
     }
 
+    /// <summary>The .debs and wheels kiln.lock lists for export --with-closure; a declarative environment without a closure is refused.</summary>
+    private static List<Digest> PackageClosure(Project project, byte[]? lockBytes)
+    {
+        var lockFile = lockBytes is null ? null : LockFile.Parse(System.Text.Encoding.UTF8.GetString(lockBytes), LockFile.PathIn(project.Dir));
+        var declarative = lockFile?.Environments.Values.Where(e => e.Reproducible).ToList() ?? [];
+        if (declarative.FirstOrDefault(e => Environments.Closure.DebClosure.Missing(e.Inventory.Dpkg, e.Debs).Count > 0) is { } without)
+            throw new KilnException("KILN7216", $"kiln.lock lists no complete package closure for the environment '{without.Name}' (it was built before Kiln kept closures, or from images in the engine)",
+                "run 'kiln env verify' (it bootstraps the environments again, keeps their .debs and records them in kiln.lock), then export again; or export without --with-closure",
+                ExitCode.PortabilityFailed);
+        return declarative.SelectMany(e => e.Debs.Select(d => d.Sha256).Concat(e.Wheels.Select(w => w.Sha256))).Distinct().ToList();
+    }
+
     public static Command CreateExport(KilnServices services)
     {
         var run = new Argument<string>("run") { Description = "The run to export (id or unique prefix; 'kiln runs' lists them)." };
         var output = new Option<string>("--output", "-o") { Description = "The capsule file to write.", Required = true };
         var force = new Option<bool>("--force") { Description = "Replace the file when it exists." };
+        var withClosure = new Option<bool>("--with-closure")
+        {
+            Description = "Also carry the package closure kiln.lock lists (every .deb and wheel of the environments, by sha256), so that the importer can " +
+                          "rebuild the environments with 'kiln env verify --offline' / 'kiln env build --offline' even when the images and the mirror are gone.",
+        };
         var cmd = new Command("export", "Write one offline capsule of a run: its record, kiln.yaml, kiln.lock, the code and inputs, the outputs, the environment images and the logs, each listed with its sha256 and size. 'kiln import' replays it on a machine with no network.")
         {
-            run, output, force,
+            run, output, force, withClosure,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -156,6 +173,8 @@ internal static class PortabilityCommands
             var lockPath = LockFile.PathIn(project.Dir);
             var source = new CapsuleSource(details, await File.ReadAllBytesAsync(project.SpecPath, ct),
                 File.Exists(lockPath) ? await File.ReadAllBytesAsync(lockPath, ct) : null, files, logs, RunCommand.Version);
+            if (parse.GetValue(withClosure))
+                source = source with { PackageClosure = PackageClosure(project, source.Lock) };
             if (details.Run.SpecDigest != project.Spec.SpecDigest)
                 Output.Out.MarkupLine($"[yellow]note[/]: kiln.yaml changed since run {Markup.Escape(details.Run.Id)}; the capsule carries it as it is now (the re-execution itself uses the run's record)");
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using Kiln.Core;
 using Kiln.Core.Specs;
 using Kiln.Environments.Bootstrap;
+using Kiln.Environments.Closure;
 using Kiln.Environments.Images;
 using Kiln.Environments.Layers;
 using Kiln.Environments.Locking;
@@ -41,10 +42,12 @@ public sealed partial class EnvironmentBuilder
 
         var pins = locked is not null && locked.Distro == env.Distro ? PinsFor(env, locked) : null;
         using var work = new WorkDir(_options.TempDirectory);
+        var mirror = _options.Offline ? await OfflineMirrorAsync(env, exact ? locked : null, sde, work, ct).ConfigureAwait(false) : _options.Mirror;
         var layers = new List<LayerFile>();
         var lower = new List<Layer>(); // the tree pip's layer goes on, top layer first
         Digest? stageId = null;        // the image of the base and packages layers, which pip runs in
         string? stageTempTag = null, stageTag = null;
+        var captured = new List<LockedDeb>(); // the .debs the bootstraps of this build kept (package closure)
         try
         {
             BaseLayer baseLayer;
@@ -59,14 +62,17 @@ public sealed partial class EnvironmentBuilder
             }
             else
             {
-                baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, work, ct).ConfigureAwait(false);
+                baseLayer = await GetBaseAsync(env.Distro!, sde, pins, exact ? locked!.Base?.ImageId : null, fresh, mirror, work, ct).ConfigureAwait(false);
+                captured.AddRange(baseLayer.Debs);
                 layers.Add(baseLayer.File);
                 if (env.Apt.Count > 0)
                 {
                     var apt = env.Apt.Order(StringComparer.Ordinal).ToList();
                     _progress(env.Name, $"bootstrapping {env.Distro} with {string.Join(' ', apt)}{(pins is null ? "" : $" ({pins.Count} versions pinned by kiln.lock)")} ({Bootstrapper.Description})");
                     var rootfs = work.File("rootfs.tar");
-                    await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, _options.Mirror, rootfs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
+                    var keepDebs = _options.PackageStore is null || _options.Offline ? null : work.File("debs");
+                    await Bootstrapper.RunAsync(new BootstrapRequest(Suite(env.Distro!), apt, pins, sde, mirror, rootfs, keepDebs), l => _progress(env.Name, l), ct).ConfigureAwait(false);
+                    captured.AddRange(await KeepDebsAsync(env.Name, keepDebs, ct).ConfigureAwait(false));
                     _progress(env.Name, $"root filesystem made ({new FileInfo(rootfs).Length / 1e6:F0} MB, {started.Elapsed.TotalSeconds:F0}s); writing the package layer");
                     var full = Layer.ReadFile(rootfs, work.Path);
                     lower.Add(full);
@@ -95,6 +101,7 @@ public sealed partial class EnvironmentBuilder
                 var (pipLayer, installed) = await InstallPipAsync(env, stageId.Value, lower, wheelhouse!, exact ? locked!.Wheels : null, sde, work, ct).ConfigureAwait(false);
                 if (pipLayer is not null) layers.Add(pipLayer);
                 wheels = installed;
+                await KeepWheelsAsync(wheelhouse!, installed, ct).ConfigureAwait(false);
             }
 
             var labels = new SortedDictionary<string, string>(StringComparer.Ordinal)
@@ -119,6 +126,7 @@ public sealed partial class EnvironmentBuilder
             if (wantLock || exact)
             {
                 entry = await DescribeDeclarativeAsync(env, buildDigest, id, labels, sde, ct).ConfigureAwait(false);
+                entry = WithClosure(env.Name, entry, captured, locked);
                 if (exact && !_options.FromScratch && entry.ImageId != locked!.ImageId)
                     throw NotAsLocked(env.Name, locked, entry);
             }
@@ -145,6 +153,31 @@ public sealed partial class EnvironmentBuilder
                 }
             }
         }
+    }
+
+    /// <summary>The lock entry with its package closure: the .debs this build kept, and for the packages it did not bootstrap
+    /// (a base or packages layer taken from the engine) those the earlier entry listed with the same version.</summary>
+    private LockedEnvironment WithClosure(string env, LockedEnvironment entry, IReadOnlyList<LockedDeb> captured, LockedEnvironment? earlier)
+    {
+        if (_options.PackageStore is null && earlier is null) return entry;
+        var debs = DebClosure.For(entry.Inventory.Dpkg, captured, earlier?.Debs ?? []);
+        if (_options.PackageStore is not null && DebClosure.Missing(entry.Inventory.Dpkg, debs) is { Count: > 0 } missing)
+            _progress(env, $"the package closure lacks {missing.Count} .deb(s) (their layers came from the engine, not from a bootstrap), e.g. {missing[0]}; 'kiln env verify' bootstraps them all");
+        return entry with { Debs = debs };
+    }
+
+    /// <summary>Puts each wheel pip installed into the package store (kiln.lock already holds its hash).</summary>
+    private async Task KeepWheelsAsync(Wheelhouse wheelhouse, IEnumerable<LockedWheel> installed, CancellationToken ct)
+    {
+        if (_options.PackageStore is not { } store) return;
+        foreach (var w in installed)
+            if (!store.Contains(w.Sha256) && wheelhouse.Find(w.Sha256) is { } file)
+            {
+                var got = await store.PutFileAsync(Path.Combine(wheelhouse.FullPath, file.FileName), ct).ConfigureAwait(false);
+                if (got != w.Sha256)
+                    throw new KilnException("KILN4037", $"the wheel {file.FileName} changed while the environment was built (it hashed to {w.Sha256.Short}, now to {got.Short})",
+                        "build again once nothing writes to the wheelhouse", ExitCode.EnvironmentBuildFailed);
+            }
     }
 
     /// <summary>The error for a rebuild that does not give the locked image: which packages differ, or that none does.</summary>

@@ -36,6 +36,13 @@ public sealed record EnvironmentBuildOptions
     public string? TempDirectory { get; init; }
     /// <summary>How root filesystems are made; default: mmdebstrap on the host, else in a builder container.</summary>
     public IRootfsBootstrapper? Bootstrapper { get; init; }
+    /// <summary>Where the package closure is kept: with a store, every .deb a bootstrap downloads and every wheel pip installs is
+    /// put there by its SHA-256 and listed in the lock entry (<see cref="LockedEnvironment.Debs"/>). Null: nothing is kept.</summary>
+    public Closure.IPackageStore? PackageStore { get; init; }
+    /// <summary>Rebuild from the package closure alone: mmdebstrap reads a local repository of exactly the .debs kiln.lock lists
+    /// (restored from <see cref="PackageStore"/>, each checked by digest), never a mirror. Needs an up-to-date lock entry whose
+    /// closure is complete and in the store (else KILN4040).</summary>
+    public bool Offline { get; init; }
 }
 
 /// <summary>Builds environments. A declarative environment is made without a Dockerfile: its root filesystem comes from

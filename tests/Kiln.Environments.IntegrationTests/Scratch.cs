@@ -36,11 +36,12 @@ public sealed class Scratch : IDisposable
     }
 
     /// <summary>Runs a program and waits for it (at most <paramref name="timeout"/>).</summary>
-    public static Result Run(string program, IEnumerable<string> args, string? dir = null, TimeSpan? timeout = null)
+    public static Result Run(string program, IEnumerable<string> args, string? dir = null, TimeSpan? timeout = null, IReadOnlyDictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir ?? Environment.CurrentDirectory };
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NO_COLOR"] = "1";
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var sw = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
@@ -55,8 +56,11 @@ public sealed class Scratch : IDisposable
     }
 
     /// <summary>Runs the built CLI (<c>dotnet kiln.dll</c>, next to the tests) in this project.</summary>
-    public Result Kiln(params string[] args) =>
-        Run("dotnet", new[] { System.IO.Path.Combine(AppContext.BaseDirectory, "kiln.dll"), "-C", Dir }.Concat(args), Dir);
+    public Result Kiln(params string[] args) => Kiln(null, args);
+
+    /// <summary>The CLI with these environment variables set (e.g. an unreachable KILN_DEBIAN_MIRROR).</summary>
+    public Result Kiln(IReadOnlyDictionary<string, string>? env, params string[] args) =>
+        Run("dotnet", new[] { System.IO.Path.Combine(AppContext.BaseDirectory, "kiln.dll"), "-C", Dir }.Concat(args), Dir, env: env);
 
     public static string? OnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)

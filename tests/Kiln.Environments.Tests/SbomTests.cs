@@ -17,7 +17,9 @@ public sealed class SbomTests
     private const string ImageId = "sha256:16dbf740d4b6061f8b47073b3640624535abc2597c3e69b974ab2996c8dc9997";
     private const string WheelHash = "4d2ec1bf6b5e3f4c8f8a2a7b1b1e6b0b43e1e1b4b8fd1b0c2c9a6b2f9c1d0e3a";
 
-    private static string LockJson(string[] dpkg, string[] pip, string[] wheels, string imageId = ImageId, long? sde = 1700000000) =>
+    private const string DebHash = "9f1c2b3a4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
+
+    private static string LockJson(string[] dpkg, string[] pip, string[] wheels, string imageId = ImageId, long? sde = 1700000000, string[]? debs = null) =>
         new JsonObject
         {
             ["kilnLock"] = 1,
@@ -38,16 +40,20 @@ public sealed class SbomTests
                     ["python"] = "3.11.2",
                     ["dpkg"] = new JsonArray(dpkg.Select(w => (JsonNode)w!).ToArray()),
                     ["pip"] = new JsonArray(pip.Select(w => (JsonNode)w!).ToArray()),
+                    ["debs"] = new JsonArray((debs ?? []).Select(d => (JsonNode)d!).ToArray()),
                 },
             },
         }.ToJsonString();
 
     private static LockedEnvironment Locked(string json) => LockFile.Parse(json, "kiln.lock").Environments["sklearn"];
 
+    /// <summary>The iris fixture; its package closure lists libc6's .deb (and one of another version of python3-sklearn, which
+    /// the image does not hold, so it must not lend that package its digest), not bash's.</summary>
     private static LockedEnvironment Iris(string imageId = ImageId) => Locked(LockJson(
         ["bash=5.2.15-2+b13", "libc6=2.36-9+deb12u4", "python3-sklearn=1.2.1+dfsg-1"],
         ["numpy==1.24.2", "scikit-learn==1.2.1", "tiny_pkg==1.0"],
-        [$"tiny-pkg==1.0 --hash=sha256:{WheelHash}"], imageId));
+        [$"tiny-pkg==1.0 --hash=sha256:{WheelHash}"], imageId,
+        debs: [$"libc6 2.36-9+deb12u4 amd64 sha256:{DebHash}", $"python3-sklearn 1.2.0-1 all sha256:{WheelHash}"]));
 
     /// <summary>What the facts script prints for the iris fixture: dpkg's fields, three copyright files (two DEP-5, one
     /// not) and the Python distributions.</summary>
@@ -130,7 +136,20 @@ public sealed class SbomTests
     }
 
     [Fact]
-    public void AWheelHasTheHashKilnLockPinsAndADebSaysItsDigestIsNotKnown()
+    public void ADebHasTheDigestOfTheLockedClosureInBothFormats()
+    {
+        var doc = Build(Iris());
+        Assert.Equal(DebHash, Package(doc, "libc6").Sha256?.Hex);
+        Assert.Null(Package(doc, "libc6").DigestNote);
+        Assert.Null(Package(doc, "python3-sklearn").Sha256); // the closure has another version: not this package's digest
+        var spdx = JsonNode.Parse(SpdxWriter.Write(doc))!["packages"]!.AsArray();
+        Assert.Equal(DebHash, (string)spdx.Single(p => (string)p!["name"]! == "libc6")!["checksums"]![0]!["checksumValue"]!);
+        var cdx = JsonNode.Parse(CycloneDxWriter.Write(doc))!["components"]!.AsArray();
+        Assert.Equal(DebHash, (string)cdx.Single(c => (string)c!["name"]! == "libc6")!["hashes"]![0]!["content"]!);
+    }
+
+    [Fact]
+    public void AWheelHasTheHashKilnLockPinsAndADebOutsideTheClosureSaysItsDigestIsNotKnown()
     {
         var doc = Build(Iris());
         Assert.Equal(WheelHash, Package(doc, "tiny_pkg").Sha256?.Hex);

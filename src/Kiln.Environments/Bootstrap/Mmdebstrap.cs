@@ -7,14 +7,17 @@ using Kiln.Core.Runtime;
 namespace Kiln.Environments.Bootstrap;
 
 /// <summary>One root filesystem to make: a Debian suite, minbase, plus packages (each <c>name</c> or <c>name=version</c>),
-/// with every package in <see cref="Pins"/> held at its version (kiln.lock), written as a tar.</summary>
+/// with every package in <see cref="Pins"/> held at its version (kiln.lock), written as a tar. With <see cref="KeepDebs"/>
+/// (a folder beside <see cref="OutputTar"/>), every .deb the bootstrap downloaded is copied there (the package closure);
+/// the root filesystem stays byte for byte what it is without.</summary>
 public sealed record BootstrapRequest(
     string Suite,
     IReadOnlyList<string> Include,
     IReadOnlyDictionary<string, string>? Pins,
     long SourceDateEpoch,
     string Mirror,
-    string OutputTar);
+    string OutputTar,
+    string? KeepDebs = null);
 
 /// <summary>Makes root filesystems with mmdebstrap: on the host when it can, else inside a builder container.</summary>
 public interface IRootfsBootstrapper
@@ -43,7 +46,13 @@ public static class Mmdebstrap
 
     public const string PinsPathInChroot = "/etc/apt/preferences.d/kiln-lock";
 
-    public static string DefaultMirror => Environment.GetEnvironmentVariable("KILN_DEBIAN_MIRROR") is { Length: > 0 } m ? m : "http://deb.debian.org/debian";
+    /// <summary>Debian's mirror: what every image's /etc/apt/sources.list names, whichever mirror the packages came from.</summary>
+    public const string CanonicalMirror = "http://deb.debian.org/debian";
+
+    public static string DefaultMirror => Environment.GetEnvironmentVariable("KILN_DEBIAN_MIRROR") is { Length: > 0 } m ? m : CanonicalMirror;
+
+    /// <summary>The /etc/apt/sources.list mmdebstrap writes for <see cref="CanonicalMirror"/>.</summary>
+    public static string SourcesList(string suite) => $"deb {CanonicalMirror} {suite} main\n";
 
     /// <summary>The recipe's identity: what the fixed arguments and the recipe version are (never the mirror or a path).</summary>
     public static Digest RecipeDigest(string suite, long sourceDateEpoch) =>
@@ -65,8 +74,12 @@ public static class Mmdebstrap
         return sb.ToString();
     }
 
-    /// <summary>The full argument list (after the program name) for a request, with the pins file at <paramref name="pinsPath"/> as the bootstrapper sees it.</summary>
-    public static List<string> Arguments(BootstrapRequest r, string? pinsPath, string outputPath, string mode)
+    /// <summary>The full argument list (after the program name) for a request, with the pins file at <paramref name="pinsPath"/> as the bootstrapper sees it.
+    /// <paramref name="keepDebsPath"/> is the request's <see cref="BootstrapRequest.KeepDebs"/> folder as the bootstrapper sees it:
+    /// the essential packages' .debs are not unlinked after their install, and a customize hook (which runs before mmdebstrap's
+    /// cleanup empties /var/cache/apt/archives, so the tarball is unchanged) copies them all out. Neither argument is part of
+    /// <see cref="RecipeDigest"/>: what they change is outside the image.</summary>
+    public static List<string> Arguments(BootstrapRequest r, string? pinsPath, string outputPath, string mode, string? keepDebsPath = null)
     {
         var args = new List<string> { "--mode=" + mode };
         args.AddRange(FixedArguments);
@@ -76,6 +89,18 @@ public static class Mmdebstrap
         {
             args.Add($"--setup-hook=mkdir -p \"$1/etc/apt/preferences.d\" && cp '{pinsPath}' \"$1{PinsPathInChroot}\"");
             args.Add($"--customize-hook=rm -f \"$1{PinsPathInChroot}\"");
+        }
+        // Another mirror (a snapshot, the package closure's local repository) fetches the same bytes but would be named in the
+        // image's sources.list: it is written as the canonical mirror gives it, so that the image ID does not depend on the mirror.
+        if (r.Mirror != CanonicalMirror)
+            args.Add($"--customize-hook=printf '{SourcesList(r.Suite).Replace("\n", "\\n", StringComparison.Ordinal)}' > \"$1/etc/apt/sources.list\"");
+        if (keepDebsPath is not null)
+        {
+            args.Add("--skip=essential/unlink");
+            args.Add($"--customize-hook=sync-out /var/cache/apt/archives '{keepDebsPath}'");
+            // The archive's priorities (what the mirror's index says, which minbase selects by; a .deb's own control file may say
+            // otherwise, e.g. apt is 'important' there and 'required' in the archive): an offline rebuild's index needs them.
+            args.Add($"--customize-hook=env APT_CONFIG=\"$MMDEBSTRAP_APT_CONFIG\" apt-cache dumpavail | grep -E '^(Package|Version|Priority):' > '{keepDebsPath}/{Closure.DebClosure.PrioritiesFile}'");
         }
         args.Add(r.Suite);
         args.Add(outputPath);
@@ -90,7 +115,8 @@ public static class Mmdebstrap
         var missing = lines.FirstOrDefault(l => l.Contains("Version '", StringComparison.Ordinal) && l.Contains("was not found", StringComparison.Ordinal));
         if (missing is not null)
             return new KilnException("KILN4012", $"the mirror no longer has a pinned package version: {missing.Trim()}",
-                "the Debian mirror keeps only current versions. Point KILN_DEBIAN_MIRROR at a snapshot that has it " +
+                "the Debian mirror keeps only current versions. Rebuild from the package closure with 'kiln env build --offline' (it needs the locked " +
+                ".debs in .kiln/store: import a capsule exported with --with-closure), point KILN_DEBIAN_MIRROR at a snapshot that has it " +
                 "(e.g. https://snapshot.debian.org/archive/debian/<date>/), or move to current versions with 'kiln env build --update'",
                 ExitCode.EnvironmentBuildFailed);
         var unable = lines.FirstOrDefault(l => l.Contains("Unable to locate package", StringComparison.Ordinal));
@@ -142,7 +168,8 @@ public sealed class HostMmdebstrap(string executable) : IRootfsBootstrapper
                 RedirectStandardError = true,
                 RedirectStandardInput = true,
             };
-            foreach (var a in Mmdebstrap.Arguments(request, pinsPath, request.OutputTar, "auto")) psi.ArgumentList.Add(a);
+            if (request.KeepDebs is not null) Directory.CreateDirectory(request.KeepDebs);
+            foreach (var a in Mmdebstrap.Arguments(request, pinsPath, request.OutputTar, "auto", request.KeepDebs)) psi.ArgumentList.Add(a);
             psi.Environment["SOURCE_DATE_EPOCH"] = request.SourceDateEpoch.ToString(CultureInfo.InvariantCulture);
             psi.Environment["LC_ALL"] = "C.UTF-8";
             using var process = Process.Start(psi)!;
@@ -200,7 +227,15 @@ public sealed class ContainerMmdebstrap(IContainerRuntime containers, string ima
             pins = "/out/" + name + ".pins";
         }
         var command = new List<string> { "mmdebstrap" };
-        command.AddRange(Mmdebstrap.Arguments(request, pins, "/out/" + name, "root"));
+        string? keep = null;
+        if (request.KeepDebs is not null)
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(request.KeepDebs)) != dir)
+                throw new ArgumentException("the folder for the .debs must be beside the output tarball (one folder is mounted)", nameof(request));
+            Directory.CreateDirectory(request.KeepDebs);
+            keep = "/out/" + Path.GetFileName(request.KeepDebs);
+        }
+        command.AddRange(Mmdebstrap.Arguments(request, pins, "/out/" + name, "root", keep));
         var tail = new Queue<string>();
         try
         {

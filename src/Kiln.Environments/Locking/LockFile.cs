@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Kiln.Core;
+using Kiln.Environments.Closure;
 
 namespace Kiln.Environments.Locking;
 
@@ -71,6 +72,9 @@ public sealed record LockedEnvironment
     public Inventory Inventory { get; init; } = Inventory.Empty;
     /// <summary>The registries the image was pushed to (kiln push); empty when it never was.</summary>
     public IReadOnlyList<RegistryPin> Registry { get; init; } = [];
+    /// <summary>The package closure: every .deb the image was bootstrapped from, with the SHA-256 of its bytes (kept in the
+    /// content store by that digest), sorted by name. Empty when none was kept (Dockerfile environments, older locks).</summary>
+    public IReadOnlyList<LockedDeb> Debs { get; init; } = [];
 }
 
 /// <summary>kiln.lock: per environment its spec digest, image ID, base, SOURCE_DATE_EPOCH and the full inventory read from
@@ -88,6 +92,9 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
         // Registry pins belong to the image: an entry for the same image ID keeps them.
         if (env.Registry.Count == 0 && Environments.TryGetValue(env.Name, out var old) && old.ImageId == env.ImageId && old.Registry.Count > 0)
             env = env with { Registry = old.Registry };
+        // So does the package closure: an image found in the engine (no bootstrap, nothing kept) keeps the closure it was built from.
+        if (env.Debs.Count == 0 && Environments.TryGetValue(env.Name, out var before) && before.ImageId == env.ImageId && before.Debs.Count > 0)
+            env = env with { Debs = before.Debs };
         var envs = new SortedDictionary<string, LockedEnvironment>(Environments.ToDictionary(), StringComparer.Ordinal) { [env.Name] = env };
         return this with { Environments = envs };
     }
@@ -159,6 +166,12 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
                 w.WriteStartArray("pip");
                 foreach (var (k, v) in env.Inventory.Pip.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteStringValue($"{k}=={v}");
                 w.WriteEndArray();
+                if (env.Debs.Count > 0)
+                {
+                    w.WriteStartArray("debs");
+                    foreach (var deb in DebClosure.Sorted(env.Debs)) w.WriteStringValue(deb.ToString());
+                    w.WriteEndArray();
+                }
                 if (env.Registry.Count > 0)
                 {
                     w.WriteStartArray("registry");
@@ -219,6 +232,7 @@ public sealed record LockFile(string Project, IReadOnlyDictionary<string, Locked
                     Registry = e.TryGetProperty("registry", out var reg)
                         ? reg.EnumerateArray().Select(x => new RegistryPin(x.GetProperty("repository").GetString()!, D(x, "digest"))).ToList()
                         : [],
+                    Debs = e.TryGetProperty("debs", out var debs) ? debs.EnumerateArray().Select(x => LockedDeb.Parse(x.GetString() ?? "")).ToList() : [],
                 };
             }
             return new LockFile(project, envs);

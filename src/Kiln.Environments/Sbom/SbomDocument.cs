@@ -21,16 +21,17 @@ public sealed record SbomPackage(
     SbomLicense License, Digest? Sha256, string? DigestNote, string? Note);
 
 /// <summary>The bill of materials of one environment: every Debian package and Python distribution of kiln.lock's inventory
-/// (dpkg name=version, importlib.metadata name==version), with the wheel hashes kiln.lock holds and what the image adds
+/// (dpkg name=version, importlib.metadata name==version), with the .deb and wheel hashes kiln.lock holds and what the image adds
 /// (architecture, source package, DEP-5 licence, where a Python distribution lives). Pure: the same lock entry and facts
 /// give the same document, and its time is the lock's SOURCE_DATE_EPOCH (or the image's creation time), never "now".</summary>
 public sealed record SbomDocument(
     string Project, string Environment, Digest ImageId, string? Distro, string? Python, DateTimeOffset Created,
     string ToolVersion, IReadOnlyList<SbomPackage> Packages)
 {
-    /// <summary>Said in the document for every Debian package: the build keeps no apt lists, so no .deb digest is known.</summary>
+    /// <summary>Said in the document for a Debian package that kiln.lock's package closure does not list (a lock written before
+    /// Kiln kept closures, or a layer taken from the engine rather than bootstrapped).</summary>
     public const string DebDigestUnknown =
-        "sha256 of the .deb not known: the environment build keeps no apt lists (mmdebstrap removes them), so Kiln does not record it";
+        "sha256 of the .deb not known: kiln.lock's package closure does not list it ('kiln env verify' bootstraps the environment again and records it)";
 
     public const string PipDigestUnknown = "sha256 not known: kiln.lock pins no wheel for this distribution";
 
@@ -41,16 +42,19 @@ public sealed record SbomDocument(
         var declared = locked.Distro is { } d && d.StartsWith("debian:", StringComparison.Ordinal) ? d["debian:".Length..] : null;
         var vendor = declared is not null ? "debian" : (facts.OsId?.ToLowerInvariant() ?? "debian");
         var distro = declared ?? facts.OsCodename;
+        var debs = new Dictionary<(string, string), Closure.LockedDeb>();
+        foreach (var deb in locked.Debs) debs.TryAdd((deb.Name, deb.Version), deb);
         foreach (var (name, version) in locked.Inventory.Dpkg.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
+            var deb = debs.GetValueOrDefault((name, version));
             // Facts read from the image count only when they agree with the lock's version (the image is the locked one).
             var f = facts.Debian.GetValueOrDefault(name) is { } x && x.Version == version ? x : null;
             var upstream = f?.Source is { } src && (src != name || (f.SourceVersion is { } sv && sv != version))
                 ? f.SourceVersion is { } v ? $"{src}@{v}" : src
                 : null;
-            packages.Add(new SbomPackage("deb", name, version, Purl.Deb(vendor, name, version, f?.Architecture, distro, upstream),
-                f?.Architecture, f?.Source ?? (f is null ? null : name), f?.SourceVersion,
-                Licenses.FromDeclared(f?.LicenseName), null, DebDigestUnknown, null));
+            packages.Add(new SbomPackage("deb", name, version, Purl.Deb(vendor, name, version, f?.Architecture ?? deb?.Architecture, distro, upstream),
+                f?.Architecture ?? deb?.Architecture, f?.Source ?? (f is null ? null : name), f?.SourceVersion,
+                Licenses.FromDeclared(f?.LicenseName), deb?.Sha256, deb is null ? DebDigestUnknown : null, null));
         }
         var wheels = new Dictionary<(string, string), Digest>();
         foreach (var w in locked.Wheels) wheels[(Purl.NormalizePypiName(w.Name), w.Version)] = w.Sha256;

@@ -195,6 +195,15 @@ public static class CapsuleReader
         }
         staged.Closure = closure;
 
+        // Every blob is one the run needs or one of the package closure the capsule's kiln.lock lists: a capsule cannot slip
+        // other bytes into the store.
+        var needed = closure.Blobs.ToHashSet();
+        var extra = staged.Blobs().Where(b => !needed.Contains(b)).ToList();
+        var allowed = extra.Count == 0 ? [] : PackageClosureOf(staged.Lock).ToHashSet();
+        foreach (var blob in extra)
+            if (!allowed.Contains(blob))
+                throw new CapsuleException(CapsuleProblem.Unlisted, $"the capsule carries the blob {blob}, which neither its run nor the package closure of its kiln.lock names");
+
         var carried = manifest.Images.Select(i => i.Id).ToHashSet();
         foreach (var id in closure.Images)
             if (!carried.Contains(id))
@@ -208,6 +217,22 @@ public static class CapsuleReader
                 throw new CapsuleException(CapsuleProblem.Malformed, $"the config of the image {image.Id} is larger than {CapsuleFormat.MaxMetadataSize} bytes");
             await DockerArchive.VerifyLayersAsync(image, await File.ReadAllBytesAsync(config, ct).ConfigureAwait(false), staged.FileOfImageBlob, ct)
                 .ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The .deb and wheel digests a capsule's kiln.lock lists (its package closure); a lock that cannot be read names none
+    /// (so any blob the run does not need is refused).</summary>
+    internal static IEnumerable<Digest> PackageClosureOf(byte[]? lockBytes)
+    {
+        if (lockBytes is null) return [];
+        try
+        {
+            var lockFile = Kiln.Environments.Locking.LockFile.Parse(System.Text.Encoding.UTF8.GetString(lockBytes), CapsuleFormat.LockMember);
+            return lockFile.Environments.Values.SelectMany(e => e.Debs.Select(d => d.Sha256).Concat(e.Wheels.Select(w => w.Sha256))).ToList();
+        }
+        catch (KilnException)
+        {
+            return [];
         }
     }
 

@@ -20,7 +20,12 @@ public sealed record CapsuleSource(
     byte[]? Lock,
     IReadOnlyList<CapsuleFile> Files,
     IReadOnlyDictionary<string, byte[]> Logs,
-    string KilnVersion);
+    string KilnVersion)
+{
+    /// <summary>With <c>--with-closure</c>: the package closure kiln.lock lists (.debs and wheels, by SHA-256), carried as blobs
+    /// so that the importer can rebuild the environments offline. Empty: none is carried.</summary>
+    public IReadOnlyList<Digest> PackageClosure { get; init; } = [];
+}
 
 public sealed record ExportSummary(string Path, long Bytes, int Members, int Blobs, long BlobBytes, int Images, long ImageBytes, TimeSpan Elapsed);
 
@@ -83,7 +88,13 @@ public sealed class CapsuleWriter(ContentStore store, IImageRuntime images, IReg
             var buffer = ArrayPool<byte>.Shared.Rent(CopyBuffer);
             try
             {
-                foreach (var digest in closure.Blobs.Distinct().OrderBy(d => d.Hex, StringComparer.Ordinal))
+                var absent = source.PackageClosure.Where(d => !store.Contains(d)).ToList();
+                if (absent.Count > 0)
+                    throw new KilnException("KILN7216",
+                        $"the package closure kiln.lock lists is not all in the store: {absent.Count} .deb or wheel blob(s) are missing (e.g. {absent[0]})",
+                        "run 'kiln env verify' here (it bootstraps the environments again and keeps their .debs), then export again; or export without --with-closure",
+                        ExitCode.PortabilityFailed);
+                foreach (var digest in closure.Blobs.Concat(source.PackageClosure).Distinct().OrderBy(d => d.Hex, StringComparer.Ordinal))
                 {
                     await using var blob = store.OpenRead(digest);
                     var (actual, size) = await HashAsync(blob, null, buffer, ct).ConfigureAwait(false);
