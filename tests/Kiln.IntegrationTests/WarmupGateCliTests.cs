@@ -88,6 +88,9 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
             await AssertNotPromotedAsync(project, model);
 
             // Ctrl-C while the gate waits for the candidate: the container is removed all the same, the alias does not move.
+            // A long timeout here, so that the gate cannot end on its own between the test seeing the container and the
+            // interrupt (with 20 s it once did, on a loaded machine where the container's start took most of them).
+            File.WriteAllText(project.SpecPath, Spec(model, "[production: { warmup: { timeout: 300 } }]"));
             using (var promote = CliTests.StartKiln(project.Dir, "models", "promote", model, "1", "--to", "production", "--server", serverDir))
             {
                 var stdout = promote.StandardOutput.ReadToEndAsync();
