@@ -93,8 +93,21 @@ internal sealed class KilnServices : IDisposable
     /// <summary>The content store under a state folder (<c>.kiln/store</c>), without the stage cache around it.</summary>
     public ContentStore OpenStore(string stateDir) => new(Path.Combine(stateDir, "store"));
 
-    /// <summary>Where environment builds keep their package closure (.debs and wheels): the content store under the state folder.</summary>
-    public Environments.Closure.IPackageStore OpenPackageStore(string stateDir) => new ContentPackageStore(OpenStore(stateDir));
+    /// <summary>Where environment builds keep their package closure (.debs and wheels): the content store under the state folder.
+    /// The closure's blobs make the store non-empty, and a store with content beside no ledger reads as a lost history
+    /// (KILN6220): so, with the project's own SQLite ledger, the ledger is made here first (or the guard refuses now,
+    /// before anything is written). Without this a fresh project's <c>kiln env build</c> left every later command refused.</summary>
+    public Environments.Closure.IPackageStore OpenPackageStore(string stateDir)
+    {
+        var ledgerPath = Path.Combine(stateDir, "ledger.db");
+        if (!File.Exists(ledgerPath) && LedgerSetting.Resolve(Path.GetDirectoryName(Path.GetFullPath(stateDir))!) is null)
+        {
+            ProjectState.GuardMissingLedger(ledgerPath);
+            Directory.CreateDirectory(stateDir);
+            SqliteLedger.Open(ledgerPath).Dispose();
+        }
+        return new ContentPackageStore(OpenStore(stateDir));
+    }
 
     /// <summary>The stage cache with a stat cache that was loaded beside other work (see <see cref="Kiln.Engine.StageCache.LoadStatCache"/>).</summary>
     public StageCache OpenStageCache(string stateDir, StatCache statCache) => new(stateDir, statCache);
