@@ -160,20 +160,36 @@ internal sealed class ServeDeployer(DockerEngine engine, ModelRegistry registry,
 
     private async Task WaitReadyAsync(string id, int port, CancellationToken ct)
     {
+        if (await WaitReadyAsync(engine, id, port, TimeSpan.FromMinutes(3), watchExit: false, ct) is null) return;
+        throw new KilnException("KILN1936", $"the serving container did not become ready within 3 minutes; its last log lines:\n{await engine.TailLogsAsync(id)}",
+            "fix the predictor's load() or predict() (the log above says why), then kiln serve again", ExitCode.StageFailed);
+    }
+
+    /// <summary>Polls a serving container's <c>/v2/health/ready</c> on 127.0.0.1:<paramref name="port"/> until it answers 200
+    /// (then null) or <paramref name="timeout"/> passes (then why: the last answer); with <paramref name="watchExit"/>, a
+    /// container that exited is reported at once instead of waited for. kiln serve and the warmup gate both wait with it.</summary>
+    public static async Task<string?> WaitReadyAsync(DockerEngine engine, string id, int port, TimeSpan timeout, bool watchExit, CancellationToken ct)
+    {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
-        var until = DateTime.UtcNow + TimeSpan.FromMinutes(3);
-        while (DateTime.UtcNow < until)
+        var until = DateTime.UtcNow + timeout;
+        var last = "no answer";
+        for (var poll = 0; DateTime.UtcNow < until; poll++)
         {
             ct.ThrowIfCancellationRequested();
             try
             {
-                if ((await http.GetAsync($"http://127.0.0.1:{port}/v2/health/ready", ct)).IsSuccessStatusCode) return;
+                using var response = await http.GetAsync($"http://127.0.0.1:{port}/v2/health/ready", ct);
+                if (response.StatusCode == System.Net.HttpStatusCode.OK) return null;
+                last = ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
-            catch (HttpRequestException) { }
-            catch (TaskCanceledException) when (!ct.IsCancellationRequested) { }
-            await Task.Delay(200, ct);
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                last = "no answer";
+            }
+            if (watchExit && poll % 4 == 3 && await engine.ServerExitCodeAsync(id, ct) is { } exit)
+                return $"the serving container exited (code {exit}) before it was ready";
+            await Task.Delay(250, ct);
         }
-        throw new KilnException("KILN1936", $"the serving container did not become ready within 3 minutes; its last log lines:\n{await engine.TailLogsAsync(id)}",
-            "fix the predictor's load() or predict() (the log above says why), then kiln serve again", ExitCode.StageFailed);
+        return $"it was not ready within {timeout.TotalSeconds:0} s (GET /v2/health/ready: {last})";
     }
 }

@@ -45,7 +45,8 @@ internal static class WarmupGateCheck
             Output.Out.WriteLine($"gate '{gate.Text}': warming up {model} version {v.Version} in container {id[..12]} on 127.0.0.1:{port}");
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30), MaxResponseContentBufferSize = MaxAnswerBytes };
             var root = $"http://127.0.0.1:{port}";
-            await WaitReadyAsync(engine, http, id, root, v, alias, gate, ct);
+            if (await ServeDeployer.WaitReadyAsync(engine, id, port, TimeSpan.FromSeconds(gate.TimeoutSeconds), watchExit: true, ct) is { } notReady)
+                throw await RefusedAsync(engine, id, v, alias, gate, notReady);
 
             var (metaStatus, metadata) = await GetAsync(http, $"{root}/v2/models/{Uri.EscapeDataString(model)}", engine, id, v, alias, gate, ct);
             if (metaStatus != 200)
@@ -99,34 +100,6 @@ internal static class WarmupGateCheck
         {
             await engine.RemoveServerAsync(id, TimeSpan.FromSeconds(2)); // always: refused, failed or interrupted
         }
-    }
-
-    private static async Task WaitReadyAsync(DockerEngine engine, HttpClient http, string id, string root, ModelVersion v, string alias,
-        WarmupGate gate, CancellationToken ct)
-    {
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(gate.TimeoutSeconds);
-        var last = "no answer";
-        for (var poll = 0; DateTime.UtcNow < until; poll++)
-        {
-            ct.ThrowIfCancellationRequested();
-            try
-            {
-                using var probe = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, probe.Token);
-                using var response = await http.GetAsync($"{root}/v2/health/ready", linked.Token);
-                if (response.StatusCode == HttpStatusCode.OK) return;
-                last = ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture);
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-            {
-                last = "no answer";
-            }
-            if (poll % 4 == 3 && await engine.ServerExitCodeAsync(id, ct) is { } exit)
-                throw await RefusedAsync(engine, id, v, alias, gate, $"the serving container exited (code {exit}) before it was ready");
-            await Task.Delay(250, ct);
-        }
-        throw await RefusedAsync(engine, id, v, alias, gate,
-            $"it was not ready within {gate.TimeoutSeconds} s (GET /v2/health/ready: {last})");
     }
 
     private static async Task<(int Status, string Body)> GetAsync(HttpClient http, string url, DockerEngine engine, string id, ModelVersion v,
