@@ -57,12 +57,12 @@ public sealed class ClusterExportTests
     internal static Dictionary<string, StageInputs> InputLists(StagePlan plan) =>
         plan.Stages.ToDictionary(s => s.Stage.Name, s => ClusterInputs.For(plan, s, ProjectFile));
 
-    private static ClusterTarget Target(StagePlan plan, ArtifactStore? store = null) =>
+    internal static ClusterTarget Target(StagePlan plan, ArtifactStore? store = null) =>
         new(new Dictionary<string, string> { [ImageId.ToString()] = Reference }, store ?? Store, InputLists(plan).ToDictionary(kv => kv.Key, kv => kv.Value.Digest));
 
-    private static string K8s(StagePlan plan) => KubernetesExport.Write(plan, Target(plan));
+    internal static string K8s(StagePlan plan) => KubernetesExport.Write(plan, Target(plan));
 
-    private static string ArgoText(StagePlan plan) => ArgoExport.Write(plan, Target(plan));
+    internal static string ArgoText(StagePlan plan) => ArgoExport.Write(plan, Target(plan));
 
     private static JsonArray K8sItems(ProjectSpec spec) => JsonNode.Parse(K8s(Plan(spec)))!["items"]!.AsArray();
 
