@@ -371,6 +371,24 @@ public sealed class ClusterExportTests
         Assert.StartsWith("1000:1000 (the exporting user", (string)own["metadata"]!["annotations"]!["dev.kiln/user"]!);
     }
 
+    [Fact]
+    public void EachArgoStageTemplateRunsExactlyTheJobsPod()
+    {
+        // So what ClusterJobsUnderDockerTests runs under docker (the Job's pod) is also what Argo runs.
+        var plan = Plan(Iris());
+        var jobs = Jobs(JsonNode.Parse(K8s(plan))!["items"]!.AsArray()).ToDictionary(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]!, j => j["spec"]!["template"]!["spec"]!);
+        var templates = JsonNode.Parse(ArgoText(plan))!["spec"]!["templates"]!.AsArray().Skip(1).ToList();
+        Assert.Equal(4, templates.Count);
+        foreach (var t in templates)
+        {
+            var pod = jobs[(string)t!["metadata"]!["annotations"]!["dev.kiln/stage"]!];
+            Assert.True(JsonNode.DeepEquals(pod["initContainers"], t["initContainers"]), $"{t["name"]}: init containers differ");
+            Assert.True(JsonNode.DeepEquals(pod["containers"]![0], t["container"]), $"{t["name"]}: stage containers differ");
+            Assert.True(JsonNode.DeepEquals(pod["volumes"], t["volumes"]), $"{t["name"]}: volumes differ");
+            Assert.True(JsonNode.DeepEquals(pod["securityContext"], t["securityContext"]), $"{t["name"]}: pod security differs");
+        }
+    }
+
     [Theory]
     [InlineData("k8s")]
     [InlineData("argo")]
