@@ -17,8 +17,8 @@
 # stage's user. Without unshare or setpriv in the image the stage is refused rather than run unisolated.
 #
 # KILN_EXEC_MODE (Kubernetes/Argo exports, whose pod is the sandbox instead of namespaces): unset or "all" is all of the
-# above (the swarm's). "fetch" (the pod's init container) fetches and checks the inputs as above, creates the output
-# folders (the stage container's mount points) and stops. "run" (the stage container: read-only root, the inputs mounted
+# above (the swarm's). "fetch" (the pod's init container) fetches and checks the inputs as above, into the pod's
+# emptyDirs, and stops. "run" (the stage container: read-only root, the inputs mounted
 # read-only, writable emptyDirs only at the output folders and /tmp, non-root, no capabilities, the network held to the
 # registry by a NetworkPolicy) fetches only the input list (checked) for its output folders, runs the command as it is,
 # without unshare or setpriv, and uploads and publishes the outputs as above.
