@@ -98,27 +98,33 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         Assert.Equal(7, again.ExitCode); // a run is imported once
         Assert.Contains("KILN7701", again.Output);
 
-        // A stage command that writes into its inputs, changes their mode, or writes into the root file system (where no
-        // permission but the read-only root stops it: /var/tmp is everyone's in the image) fails, and the files the init
-        // container fetched are unchanged. Each attack runs as left's pod with only its command changed (and its tag, so
-        // that left's published outputs stay).
-        var attacks = new (string Command, string Expected)[]
+        // A stage command that writes into its inputs (a file, or a folder dep the stage's user owns), changes their mode,
+        // or writes into the root file system (where no permission but the read-only root stops it: /var/tmp is everyone's
+        // in the image) fails, and the files the init container fetched are unchanged. Each attack runs as a stage's pod
+        // with only its command changed (and its tag, so that the stage's published outputs stay).
+        var attacks = new (string Stage, string Command, string Expected, string Input)[]
         {
-            ("echo pwned >> data/nums.txt", "cannot create data/nums.txt"), // its mode (444) refuses it first
-            ("chmod 666 data/nums.txt", "Read-only file system"), // the owner may chmod, but not on a read-only mount
-            ("echo pwned > /var/tmp/evil", "Read-only file system"),
-            ("echo pwned > /work/evil", "/work/evil"),
+            ("left", "echo pwned >> data/nums.txt", "cannot create data/nums.txt", "data/nums.txt"), // its mode (444) refuses it first
+            ("left", "chmod 666 data/nums.txt", "Read-only file system", "data/nums.txt"), // the owner may chmod, not on a read-only mount
+            ("join", "echo pwned > parts/evil", "Read-only file system", "parts/a"), // the folder is the stage user's: only the mount stops it
+            ("left", "echo pwned > /var/tmp/evil", "Read-only file system", "data/nums.txt"),
+            ("left", "echo pwned > /work/evil", "/work/evil", "data/nums.txt"),
         };
         for (var i = 0; i < attacks.Length; i++)
         {
-            var (attack, expected) = attacks[i];
+            var (stage, attack, expected, input) = attacks[i];
             var tag = $"kiln-attack-{i}";
             byte[]? afterwards = null;
-            var r = await RunJobAsync(jobs["left"], locked.ImageId, c => WithEnv(WithEnv(c, "KILN_EXEC_PUBLISH", tag), "KILN_EXEC_COMMAND", attack),
-                pod => afterwards = File.ReadAllBytes(Path.Combine(pod.VolumePath(StagePod.WorkVolume), "data", "nums.txt")));
+            bool? planted = null;
+            var r = await RunJobAsync(jobs[stage], locked.ImageId, c => WithEnv(WithEnv(c, "KILN_EXEC_PUBLISH", tag), "KILN_EXEC_COMMAND", attack), pod =>
+            {
+                afterwards = File.ReadAllBytes(Path.Combine(pod.VolumePath(StagePod.WorkVolume), input));
+                planted = File.Exists(Path.Combine(pod.VolumePath(StagePod.WorkVolume), "parts", "evil"));
+            });
             Assert.True(r.ExitCode is not (0 or 97 or 125), $"the attack '{attack}' was not stopped by the sandbox\n{r.Describe}");
             Assert.Contains(expected, r.Output);
-            Assert.True(local["data/nums.txt"].AsSpan().SequenceEqual(afterwards), $"'{attack}' changed the fetched input");
+            Assert.True(local[input].AsSpan().SequenceEqual(afterwards), $"'{attack}' changed the fetched input {input}");
+            Assert.False(planted, $"'{attack}' planted a file in an input folder");
             var failure = await client.GetManifestAsync(tag, 1 << 20, CancellationToken.None) ?? throw new InvalidOperationException($"nothing published under {tag}");
             var list = Digest.Parse((string)JsonNode.Parse(failure.Bytes)!["config"]!["digest"]!);
             Assert.StartsWith("X ", System.Text.Encoding.UTF8.GetString(await client.GetBlobBytesAsync(list, 1 << 20, CancellationToken.None)));
