@@ -32,6 +32,13 @@ need chromium chromium "the kiln ui browser tests" "the browser tests will fail"
 # postgresql: the team ledger tests (Kiln.Ledger.IntegrationTests) initdb and start a throwaway server from
 # /usr/lib/postgresql/<version>/bin on 127.0.0.1 (pg_ctlcluster, from postgresql-common, marks the package installed).
 need pg_ctlcluster postgresql "the team ledger tests" "the PostgreSQL ledger tests will fail"
+# node and npm: Kiln.Orchestration.Tests checks the k8s/argo exports with kubernetes-models' validators of the official
+# Kubernetes schemas (Schemas/kubernetes-models/check.mjs), installed here by npm ci from its package-lock.json.
+need node nodejs "the official Kubernetes schema checks" "the schema tests will fail"
+need npm npm "the official Kubernetes schema checks" "the schema tests will fail"
+if ! (cd "$here/tests/Kiln.Orchestration.Tests/Schemas/kubernetes-models" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2); then
+  echo "[test] warning: npm ci of kubernetes-models failed; the official Kubernetes schema tests will fail" >&2
+fi
 # The test projects run in two lanes at once (this machine has 2 cores, and most integration tests wait on the engine,
 # the Debian mirror or a server rather than compute): one build first, then the unit projects and the integration
 # projects spread over the lanes, heaviest first, so the whole suite stays well under CI's limit. Each line of output

@@ -6,8 +6,8 @@ namespace Kiln.Orchestration;
 
 /// <summary><c>kiln export argo</c>: one Argo Workflow (<c>argoproj.io/v1alpha1</c>) whose entry template is a DAG with one
 /// task per stage and <c>dependencies</c> on its upstream stages; each stage's template runs the same container as
-/// <c>kiln export k8s</c> (<see cref="StagePod"/>: Kiln's stage executor, data through the artifact store — no Argo
-/// artifact repository, no volume). Argo's executor containers get
+/// <c>kiln export k8s</c> (<see cref="StagePod"/>: Kiln's stage executor as an init container that fetches and a stage
+/// container that runs read-only, data through the artifact store — no Argo artifact repository, no shared volume). Argo's executor containers get
 /// the service account <see cref="ClusterTarget.ExecutorServiceAccount"/>; the stage's container gets no token. The Argo
 /// types are not in KubernetesClient: the Workflow is assembled as JSON around its typed Kubernetes parts
 /// (containers, volumes, security contexts, metadata). Pure.</summary>
@@ -47,7 +47,6 @@ public static class ArgoExport
             ["executor"] = new JsonObject { ["serviceAccountName"] = target.ExecutorServiceAccount },
             ["activeDeadlineSeconds"] = target.DeadlineSeconds,
             ["ttlStrategy"] = new JsonObject { ["secondsAfterCompletion"] = target.KeepSeconds },
-            ["volumes"] = new JsonArray(StagePod.Volumes().Select(v => StagePod.ToNode(v)).ToArray()),
             ["templates"] = templates,
         };
         return new JsonObject
@@ -74,6 +73,13 @@ public static class ArgoExport
         };
         if (stage.Stage.Retries.Exit > 0)
             template["retryStrategy"] = new JsonObject { ["limit"] = stage.Stage.Retries.Exit.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        // Argo runs a template's initContainers after its own init container and before the main container, and its
+        // volumes are per template: the same split as the Job's pod (fetch, then run read-only), so Argo's pods pass the
+        // same Pod Security level. Argo's emissary executor runs the main container's command under its own binary, which
+        // it copies into a volume of its own; read-only root and non-root are supported by it.
+        template["securityContext"] = StagePod.ToNode(StagePod.PodSecurity(stage));
+        template["volumes"] = new JsonArray(StagePod.Volumes(stage).Select(v => StagePod.ToNode(v)).ToArray());
+        template["initContainers"] = new JsonArray(StagePod.ToNode(StagePod.InitContainer(plan, stage, target)));
         template["container"] = StagePod.ToNode(StagePod.Container(plan, stage, target));
         return template;
     }

@@ -28,17 +28,28 @@ public sealed record ClusterTarget(IReadOnlyDictionary<string, string> Images, A
     public int KeepSeconds { get; init; } = 7 * 24 * 3600;
 }
 
-/// <summary>The stage pod the Kubernetes and Argo exports share: Kiln's stage executor (executor.sh, as on the swarm) in the
-/// environment's image pinned by registry digest. It fetches the stage's input list and every file by digest from the
-/// artifact store (checking every byte), waits for and fetches what upstream stages published, runs the local stage's
-/// command (<c>/bin/sh -c</c>, /work, env) in namespaces of its own — read-only root but for the declared outputs and
-/// /tmp, no network unless <c>network: true</c>, as the stage's user, no-new-privileges, without CAP_SYS_ADMIN and NET_RAW
-/// — and publishes the outputs under the stage's tag. cpu/memory as requests = limits, GPUs as <c>nvidia.com/gpu</c>,
-/// an emptyDir /tmp of the local tmpfs's size. No volume of the project: nothing is shared but the registry.</summary>
+/// <summary>The stage pod the Kubernetes and Argo exports share, sandboxed by Kubernetes itself rather than by namespaces
+/// the executor makes (so that it passes the Pod Security Standards' <c>restricted</c> level). An init container runs Kiln's
+/// stage executor (executor.sh, as on the swarm; <c>KILN_EXEC_MODE=fetch</c>) in the environment's image pinned by registry
+/// digest: it fetches the stage's input list and every file by digest from the artifact store (checking every byte), waits
+/// for and fetches what upstream stages published, into emptyDir volumes. The stage container (<c>KILN_EXEC_MODE=run</c>)
+/// mounts those files read-only at the paths the stage reads, has writable emptyDirs only at its declared output folders and
+/// /tmp, runs the local stage's command (<c>/bin/sh -c</c>, /work, env) and uploads and publishes its outputs. Both
+/// containers: read-only root, no privilege escalation, every capability dropped, the runtime's default seccomp profile,
+/// a non-root user (<see cref="User"/>); the pod: fsGroup, no service-account token. cpu/memory as requests = limits, GPUs
+/// as <c>nvidia.com/gpu</c>. Nothing is shared with another pod but the registry.</summary>
 public static class StagePod
 {
     public const string TmpVolume = "kiln-tmp";
+    public const string FetchTmpVolume = "kiln-fetch-tmp";
+    public const string WorkVolume = "kiln-work";
+    public const string ParamsVolume = "kiln-params";
+    public const string OutputVolumePrefix = "kiln-out-";
     public const string NetworkLabel = "dev.kiln.network";
+
+    /// <summary>The user a stage runs as when the exporting user is root (whom a cluster stage never runs as): the
+    /// conventional "nonroot" uid:gid of distroless images.</summary>
+    public const string NonRootUser = "65532:65532";
 
     /// <summary>The registry reference of <paramref name="imageId"/>; refuses (KILN7702) anything not pinned by digest.</summary>
     public static string ImageRef(ClusterTarget target, string imageId, string environment)
@@ -68,7 +79,26 @@ public static class StagePod
     {
         ["dev.kiln/inputs"] = Inputs(target, stage).ToString(),
         ["dev.kiln/executor"] = ExecutorScript.Digest.ToString(),
+        ["dev.kiln/user"] = UserNote(stage),
     };
+
+    /// <summary>Whose uid:gid the stage runs as, said in the pod's annotation <c>dev.kiln/user</c>.</summary>
+    public static string UserNote(PlannedStage stage)
+    {
+        var (uid, gid, exporter) = User(stage);
+        return $"{uid}:{gid} " + (exporter ? "(the exporting user, as in a local run)" : "(non-root: the exporting user is root, whom a cluster stage never runs as)");
+    }
+
+    /// <summary>The uid and gid a stage's containers run as: the exporting user's (as a local run's), or
+    /// <see cref="NonRootUser"/> when that is root (<paramref name="stage"/>'s user null or uid 0).</summary>
+    public static (long Uid, long Gid, bool Exporter) User(PlannedStage stage)
+    {
+        if (stage.Container.User is { } user && user.Split(':') is [var u, var g]
+            && long.TryParse(u, NumberStyles.None, CultureInfo.InvariantCulture, out var uid) && uid > 0
+            && long.TryParse(g, NumberStyles.None, CultureInfo.InvariantCulture, out var gid))
+            return (uid, gid, true);
+        return (65532, 65532, false);
+    }
 
     /// <summary>A label value: letters, digits, '-', '_', '.', at most 63, alphanumeric at both ends.</summary>
     public static string LabelValue(string text)
@@ -83,64 +113,146 @@ public static class StagePod
             ? digest
             : throw new ArgumentException($"no input list was uploaded for stage '{stage.Stage.Name}'", nameof(target));
 
-    /// <summary>The stage's container: the executor, told by its environment what to fetch (<c>KILN_EXEC_INPUTS</c>), what
-    /// to run and under which tag to publish the outputs (<see cref="ClusterInputs.OutputTag"/>).</summary>
+    /// <summary>The stage's cpu/memory (requests = limits) and GPUs (limits only), or null.</summary>
+    private static V1ResourceRequirements? Resources(ContainerSpec c, bool gpus)
+    {
+        var limits = new Dictionary<string, ResourceQuantity>(StringComparer.Ordinal);
+        if (c.Cpus is { } cpus) limits["cpu"] = new ResourceQuantity(CpuQuantity(cpus));
+        if (c.MemoryBytes is { } memory) limits["memory"] = new ResourceQuantity(memory.ToString(CultureInfo.InvariantCulture));
+        var requests = new Dictionary<string, ResourceQuantity>(limits, StringComparer.Ordinal);
+        if (gpus && c.Gpus > 0) limits["nvidia.com/gpu"] = new ResourceQuantity(c.Gpus.ToString(CultureInfo.InvariantCulture));
+        return limits.Count == 0 ? null : new V1ResourceRequirements { Limits = limits, Requests = requests.Count == 0 ? null : requests };
+    }
+
+    private static V1EnvVar Var(string name, string value) => new() { Name = name, Value = value };
+
+    /// <summary>What both containers are held to. Nothing in the pod needs root or a capability: the executor only reads
+    /// the environment, writes into emptyDirs and talks HTTP to the registry.</summary>
+    public static V1SecurityContext ContainerSecurity(PlannedStage stage)
+    {
+        var (uid, gid, _) = User(stage);
+        return new V1SecurityContext
+        {
+            ReadOnlyRootFilesystem = true,
+            AllowPrivilegeEscalation = false,
+            Privileged = false,
+            RunAsNonRoot = true,
+            RunAsUser = uid,
+            RunAsGroup = gid,
+            Capabilities = new V1Capabilities { Drop = ["ALL"] },
+            SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+        };
+    }
+
+    /// <summary>The pod's: non-root, the default seccomp profile, and the stage's gid as fsGroup, so that the emptyDirs are
+    /// the stage user's group's to write.</summary>
+    public static V1PodSecurityContext PodSecurity(PlannedStage stage)
+    {
+        var (uid, gid, _) = User(stage);
+        return new V1PodSecurityContext
+        {
+            RunAsNonRoot = true,
+            RunAsUser = uid,
+            RunAsGroup = gid,
+            FsGroup = gid,
+            SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+        };
+    }
+
+    /// <summary>The init container: the executor in <c>fetch</c> mode, writing the stage's code, deps and params (checked by
+    /// digest) into <see cref="WorkVolume"/> at /work and <see cref="ParamsVolume"/> at /kiln. It publishes <c>X CODE</c>
+    /// under the stage's tag when it fails (a refused blob, a skipped upstream), so that dependents are skipped.</summary>
+    public static V1Container InitContainer(StagePlan plan, PlannedStage stage, ClusterTarget target)
+    {
+        var mounts = new List<V1VolumeMount> { VolumeMount(Sandbox.WorkDir, WorkVolume), VolumeMount(SandboxPolicy.TmpfsPath, FetchTmpVolume) };
+        if (stage.ParamsJson is not null) mounts.Add(VolumeMount("/kiln", ParamsVolume));
+        return new V1Container
+        {
+            Name = "kiln-fetch",
+            Image = ImageRef(target, stage.Container.Image, stage.Stage.Env),
+            ImagePullPolicy = "IfNotPresent",
+            Command = ["/bin/bash", "-c", ExecutorScript.Text],
+            WorkingDir = "/",
+            Env =
+            [
+                Var("KILN_EXEC_MODE", "fetch"),
+                Var("KILN_EXEC_REGISTRY", target.Store.Registry),
+                Var("KILN_EXEC_REPO", target.Store.Repository),
+                Var("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
+                Var("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
+            ],
+            VolumeMounts = mounts,
+            Resources = Resources(stage.Container, gpus: false),
+            SecurityContext = ContainerSecurity(stage),
+        };
+    }
+
+    /// <summary>The stage's container: the executor in <c>run</c> mode, told by its environment what to run and under which
+    /// tag to publish the outputs (<see cref="ClusterInputs.OutputTag"/>). Its inputs are the init container's files,
+    /// mounted read-only one by one (<c>subPath</c>) where a local stage has them; its output folders and /tmp are emptyDirs,
+    /// the only writable places.</summary>
     public static V1Container Container(StagePlan plan, PlannedStage stage, ClusterTarget target)
     {
         var c = stage.Container;
         if (c.Command is not ["/bin/sh", "-c", var command])
             throw new ArgumentException($"stage '{stage.Stage.Name}' does not run a shell command", nameof(stage));
-        var limits = new Dictionary<string, ResourceQuantity>(StringComparer.Ordinal);
-        if (c.Cpus is { } cpus) limits["cpu"] = new ResourceQuantity(CpuQuantity(cpus));
-        if (c.MemoryBytes is { } memory) limits["memory"] = new ResourceQuantity(memory.ToString(CultureInfo.InvariantCulture));
-        var requests = new Dictionary<string, ResourceQuantity>(limits, StringComparer.Ordinal);
-        if (c.Gpus > 0) limits["nvidia.com/gpu"] = new ResourceQuantity(c.Gpus.ToString(CultureInfo.InvariantCulture));
-        var env = c.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value }).ToList();
-        env.AddRange(new (string, string)[]
-        {
-            ("KILN_EXEC_REGISTRY", target.Store.Registry),
-            ("KILN_EXEC_REPO", target.Store.Repository),
-            ("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
-            ("KILN_EXEC_COMMAND", command),
-            ("KILN_EXEC_WORKDIR", c.WorkingDir),
-            ("KILN_EXEC_NETWORK", c.Network ? "1" : "0"),
-            ("KILN_EXEC_USER", c.User ?? ""),
-            ("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
-        }.Select(kv => new V1EnvVar { Name = kv.Item1, Value = kv.Item2 }));
+        var env = c.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => Var(kv.Key, kv.Value)).ToList();
+        env.AddRange(
+        [
+            Var("KILN_EXEC_MODE", "run"),
+            Var("KILN_EXEC_REGISTRY", target.Store.Registry),
+            Var("KILN_EXEC_REPO", target.Store.Repository),
+            Var("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
+            Var("KILN_EXEC_COMMAND", command),
+            Var("KILN_EXEC_WORKDIR", c.WorkingDir),
+            Var("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
+        ]);
+        var mounts = new List<V1VolumeMount> { VolumeMount(SandboxPolicy.TmpfsPath, TmpVolume) };
+        for (var i = 0; i < stage.WritableFolders.Count; i++)
+            mounts.Add(VolumeMount(Work(stage.WritableFolders[i]), OutputVolumePrefix + i.ToString(CultureInfo.InvariantCulture)));
+        foreach (var input in ReadOnlyInputs(plan, stage))
+            mounts.Add(VolumeMount(Work(input), WorkVolume, readOnlyProperty: true, subPath: input));
+        if (stage.ParamsJson is not null) mounts.Add(VolumeMount("/kiln", ParamsVolume, readOnlyProperty: true));
         return new V1Container
         {
             Name = "stage",
             Image = ImageRef(target, c.Image, stage.Stage.Env),
             ImagePullPolicy = "IfNotPresent",
             Command = ["/bin/bash", "-c", ExecutorScript.Text],
-            WorkingDir = "/",
+            WorkingDir = c.WorkingDir,
             Env = env,
-            VolumeMounts = [VolumeMount(SandboxPolicy.TmpfsPath, TmpVolume)],
-            Resources = limits.Count == 0 ? null : new V1ResourceRequirements
-            {
-                Limits = limits,
-                Requests = requests.Count == 0 ? null : requests,
-            },
-            // The executor runs as root with CAP_SYS_ADMIN (for the command's mount and network namespaces) and talks to the
-            // registry; the command gets none of that: setpriv drops CAP_SYS_ADMIN and NET_RAW from its bounding set, sets
-            // no-new-privileges and switches to the stage's user (KILN_EXEC_USER), and the executor remounts the root
-            // read-only for it (so /work, in the container's own layer, cannot be a read-only root file system here).
-            // allowPrivilegeEscalation is left unset: Kubernetes refuses false together with CAP_SYS_ADMIN.
-            SecurityContext = new V1SecurityContext
-            {
-                ReadOnlyRootFilesystem = false,
-                Privileged = false,
-                RunAsUser = 0,
-                Capabilities = new V1Capabilities { Add = ["SYS_ADMIN"], Drop = SandboxPolicy.DroppedCapabilities.ToList() },
-            },
+            VolumeMounts = mounts,
+            Resources = Resources(c, gpus: true),
+            SecurityContext = ContainerSecurity(stage),
         };
     }
 
-    /// <summary>The pod's volumes: only the emptyDir /tmp (memory-backed, the local tmpfs's size).</summary>
-    public static List<V1Volume> Volumes() =>
-    [
-        new V1Volume { Name = TmpVolume, EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity(SandboxPolicy.TmpfsBytes.ToString(CultureInfo.InvariantCulture)) } },
-    ];
+    /// <summary>The project-relative paths the stage container gets read-only from <see cref="WorkVolume"/>: its code and deps
+    /// (as a local stage's read-only mounts) and its params file.</summary>
+    public static IReadOnlyList<string> ReadOnlyInputs(StagePlan plan, PlannedStage stage)
+    {
+        var inputs = stage.Inputs.Where(i => i.Length > 0).ToList();
+        if (stage.ParamsJson is not null && plan.Spec.ParamsFile is { } file && !inputs.Contains(file, StringComparer.Ordinal)) inputs.Add(file);
+        return inputs;
+    }
+
+    private static string Work(string rel) => rel.Length == 0 ? Sandbox.WorkDir : $"{Sandbox.WorkDir}/{rel}";
+
+    /// <summary>The pod's volumes, all emptyDirs: /tmp (memory-backed, the local tmpfs's size), the init container's scratch
+    /// /tmp, the fetched inputs, the params (when the stage has params) and one per declared output folder.</summary>
+    public static List<V1Volume> Volumes(PlannedStage stage)
+    {
+        var volumes = new List<V1Volume>
+        {
+            new() { Name = TmpVolume, EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity(SandboxPolicy.TmpfsBytes.ToString(CultureInfo.InvariantCulture)) } },
+            new() { Name = FetchTmpVolume, EmptyDir = new V1EmptyDirVolumeSource() },
+            new() { Name = WorkVolume, EmptyDir = new V1EmptyDirVolumeSource() },
+        };
+        if (stage.ParamsJson is not null) volumes.Add(new V1Volume { Name = ParamsVolume, EmptyDir = new V1EmptyDirVolumeSource() });
+        for (var i = 0; i < stage.WritableFolders.Count; i++)
+            volumes.Add(new V1Volume { Name = OutputVolumePrefix + i.ToString(CultureInfo.InvariantCulture), EmptyDir = new V1EmptyDirVolumeSource() });
+        return volumes;
+    }
 
     /// <summary>A Kubernetes CPU quantity: whole cores as a number, fractions in millicores.</summary>
     public static string CpuQuantity(double cpus) =>
@@ -182,8 +294,8 @@ public static class KubernetesExport
 
     /// <summary>A stage pod labelled <c>dev.kiln.network=none</c> of this run accepts no connection and opens none but to
     /// the registry's port (at its address when the registry is named by an IP, else on any address, and then DNS too).
-    /// The stage's command reaches nothing even so: the executor runs it in a network namespace of its own. Needs a network
-    /// plugin that enforces NetworkPolicy.</summary>
+    /// This policy is what keeps such a stage's command (which shares the pod's network with the executor) from the network.
+    /// Needs a network plugin that enforces NetworkPolicy.</summary>
     public static V1NetworkPolicy RegistryOnly(StagePlan plan, ClusterTarget target)
     {
         var (host, port) = target.Store.HostPort();
@@ -254,8 +366,10 @@ public static class KubernetesExport
                         RestartPolicy = "Never",
                         AutomountServiceAccountToken = false,
                         EnableServiceLinks = false,
+                        SecurityContext = StagePod.PodSecurity(stage),
+                        InitContainers = [StagePod.InitContainer(plan, stage, target)],
                         Containers = [StagePod.Container(plan, stage, target)],
-                        Volumes = StagePod.Volumes(),
+                        Volumes = StagePod.Volumes(stage),
                     },
                 },
             },

@@ -15,11 +15,20 @@
 # own (a loopback, nothing else); both need the CAP_SYS_ADMIN the task was given, which the command never holds: setpriv
 # drops it and NET_RAW from the bounding set (so no child can regain them) with no-new-privileges, and switches to the
 # stage's user. Without unshare or setpriv in the image the stage is refused rather than run unisolated.
+#
+# KILN_EXEC_MODE (Kubernetes/Argo exports, whose pod is the sandbox instead of namespaces): unset or "all" is all of the
+# above (the swarm's). "fetch" (the pod's init container) fetches and checks the inputs as above, into the pod's
+# emptyDirs, and stops. "run" (the stage container: read-only root, the inputs mounted
+# read-only, writable emptyDirs only at the output folders and /tmp, non-root, no capabilities, the network held to the
+# registry by a NetworkPolicy) fetches only the input list (checked) for its output folders, runs the command as it is,
+# without unshare or setpriv, and uploads and publishes the outputs as above.
 set -euo pipefail
+mode=${KILN_EXEC_MODE:-all}
 host=${KILN_EXEC_REGISTRY%:*}
 port=${KILN_EXEC_REGISTRY##*:}
 repo=$KILN_EXEC_REPO
 die() { echo "kiln-executor: $*" >&2; exit 97; }
+[[ "$mode" == all || "$mode" == fetch || "$mode" == run ]] || die "KILN_EXEC_MODE must be all, fetch or run, not '$mode'"
 
 # request METHOD PATH [FILE]: sends one HTTP/1.0 request (FILE as its body), leaves the status line in $status, the
 # headers in $headers and fd 3 open at the body.
@@ -120,6 +129,10 @@ fi
 fetch "$KILN_EXEC_INPUTS" /tmp/kiln-exec/inputs
 outs=()
 while read -r kind a b c; do
+  if [[ "$mode" == run ]]; then # the init container fetched the files: only the output folders matter here
+    [[ "$kind" == O ]] && outs+=("$a")
+    continue
+  fi
   case "$kind" in
     F) mkdir -p "$(dirname "$c")"; fetch "$a" "$c"; chmod "$b" "$c" ;;
     D) mkdir -p "$a" ;;
@@ -143,7 +156,15 @@ while read -r kind a b c; do
       ;;
   esac
 done </tmp/kiln-exec/inputs
+[[ "$mode" != fetch ]] || exit 0
 
+if [[ "$mode" == run ]]; then # the pod is the sandbox: no namespaces to make, no privileges to drop
+  set +e
+  ( cd "${KILN_EXEC_WORKDIR:-/work}" && /bin/sh -c "$KILN_EXEC_COMMAND" )
+  rc=$?
+  set -e
+  if [[ $rc -ne 0 ]]; then exit "$rc"; fi
+else
 # The command's sandbox. unshare: a mount namespace of its own, in which the output folders are bound onto themselves and
 # then the root is remounted read-only (so only the outputs, /tmp and /dev stay writable, as for a local stage), and,
 # without KILN_EXEC_NETWORK=1, a network namespace of its own. Then setpriv drops the capabilities and switches user.
@@ -178,6 +199,7 @@ set +e
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then exit "$rc"; fi
+fi
 
 : >/tmp/kiln-exec/outputs
 for o in "${outs[@]}"; do

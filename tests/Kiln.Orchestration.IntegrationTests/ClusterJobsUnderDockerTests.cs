@@ -7,11 +7,14 @@ using Xunit.Abstractions;
 
 namespace Kiln.Orchestration.IntegrationTests;
 
-/// <summary>The Jobs of <c>kiln export k8s</c> run for real without a cluster: each Job's container (image, command = the
-/// stage executor, env, capabilities, /tmp) is run with <c>docker run</c> against a real registry (Debian's
-/// docker-registry on 127.0.0.1; the container shares the host's network so that 127.0.0.1 is the registry, as a pod
-/// reaches its registry). What the Jobs publish is byte for byte what <c>kiln run</c> made; a blob the registry serves
-/// wrongly is refused and the stage's dependents are skipped; <c>--only-stale</c> after <c>kiln run</c> writes no Job.</summary>
+/// <summary>The Jobs of <c>kiln export k8s</c> run for real without a cluster: each Job's pod — its init container (the
+/// executor fetching the inputs into emptyDirs) and then its stage container (inputs read-only, read-only root, non-root,
+/// every capability dropped, no-new-privileges) — is run with <c>docker run</c> and exactly the manifest's settings
+/// (<see cref="PodUnderDocker"/>) against a real registry (Debian's docker-registry on 127.0.0.1; the containers share the
+/// host's network so that 127.0.0.1 is the registry, as a pod reaches its registry). What the Jobs publish is byte for
+/// byte what <c>kiln run</c> made; a command that writes into its inputs or the root file system fails; a blob the
+/// registry serves wrongly is refused and the stage's dependents are skipped; <c>--only-stale</c> after <c>kiln run</c>
+/// writes no Job.</summary>
 public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(45); // the first build of an environment takes minutes
@@ -95,6 +98,38 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         Assert.Equal(7, again.ExitCode); // a run is imported once
         Assert.Contains("KILN7701", again.Output);
 
+        // A stage command that writes into its inputs (a file, or a folder dep the stage's user owns), changes their mode,
+        // or writes into the root file system (where no permission but the read-only root stops it: /var/tmp is everyone's
+        // in the image) fails, and the files the init container fetched are unchanged. Each attack runs as a stage's pod
+        // with only its command changed (and its tag, so that the stage's published outputs stay).
+        var attacks = new (string Stage, string Command, string Expected, string Input)[]
+        {
+            ("left", "echo pwned >> data/nums.txt", "cannot create data/nums.txt", "data/nums.txt"), // its mode (444) refuses it first
+            ("left", "chmod 666 data/nums.txt", "Read-only file system", "data/nums.txt"), // the owner may chmod, not on a read-only mount
+            ("join", "echo pwned > parts/evil", "Read-only file system", "parts/a"), // the folder is the stage user's: only the mount stops it
+            ("left", "echo pwned > /var/tmp/evil", "Read-only file system", "data/nums.txt"),
+            ("left", "echo pwned > /work/evil", "/work/evil", "data/nums.txt"),
+        };
+        for (var i = 0; i < attacks.Length; i++)
+        {
+            var (stage, attack, expected, input) = attacks[i];
+            var tag = $"kiln-attack-{i}";
+            byte[]? afterwards = null;
+            bool? planted = null;
+            var r = await RunJobAsync(jobs[stage], locked.ImageId, c => WithEnv(WithEnv(c, "KILN_EXEC_PUBLISH", tag), "KILN_EXEC_COMMAND", attack), pod =>
+            {
+                afterwards = File.ReadAllBytes(Path.Combine(pod.VolumePath(StagePod.WorkVolume), input));
+                planted = File.Exists(Path.Combine(pod.VolumePath(StagePod.WorkVolume), "parts", "evil"));
+            });
+            Assert.True(r.ExitCode is not (0 or 97 or 125), $"the attack '{attack}' was not stopped by the sandbox\n{r.Describe}");
+            Assert.Contains(expected, r.Output);
+            Assert.True(local[input].AsSpan().SequenceEqual(afterwards), $"'{attack}' changed the fetched input {input}");
+            Assert.False(planted, $"'{attack}' planted a file in an input folder");
+            var failure = await client.GetManifestAsync(tag, 1 << 20, CancellationToken.None) ?? throw new InvalidOperationException($"nothing published under {tag}");
+            var list = Digest.Parse((string)JsonNode.Parse(failure.Bytes)!["config"]!["digest"]!);
+            Assert.StartsWith("X ", System.Text.Encoding.UTF8.GetString(await client.GetBlobBytesAsync(list, 1 << 20, CancellationToken.None)));
+        }
+
         // --only-stale after kiln run: every stage is cached, so no Job (and no NetworkPolicy).
         var stale = p.Path("stale.json");
         await ExpectAsync(0, Tools.KilnAsync(p.Dir, Timeout, "export", "k8s", "--only-stale", "--registry", $"{registry.Address}/fan", "-o", stale));
@@ -151,37 +186,13 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         return clone;
     }
 
-    /// <summary>Runs a Job's one container as its pod spec says, with docker run (host network: 127.0.0.1 is the registry).</summary>
-    private async Task<Tools.Result> RunJobAsync(JsonNode job, Digest imageId)
+    /// <summary>Runs a Job's pod as its spec says: the init container (fetch), then the stage container, each under docker
+    /// with the manifest's settings (<see cref="PodUnderDocker"/>).</summary>
+    private async Task<Tools.Result> RunJobAsync(JsonNode job, Digest imageId, Func<JsonNode, JsonNode>? edit = null, Action<PodUnderDocker>? after = null)
     {
-        var pod = job["spec"]!["template"]!["spec"]!;
-        Assert.Null(pod["initContainers"]);
-        var c = pod["containers"]!.AsArray().Single()!;
-        Assert.Matches("@sha256:[0-9a-f]{64}$", (string)c["image"]!);
-        var args = new List<string> { "run", "--rm", "--name", "k8s3-job-" + Guid.NewGuid().ToString("N")[..10], "--network", "host", "--user", ((int)c["securityContext"]!["runAsUser"]!).ToString(System.Globalization.CultureInfo.InvariantCulture), "-w", (string)c["workingDir"]! };
-        foreach (var cap in c["securityContext"]!["capabilities"]!["add"]!.AsArray()) args.AddRange(["--cap-add", (string)cap!]);
-        foreach (var cap in c["securityContext"]!["capabilities"]!["drop"]!.AsArray()) args.AddRange(["--cap-drop", (string)cap!]);
-        foreach (var m in c["volumeMounts"]!.AsArray())
-        {
-            var volume = pod["volumes"]!.AsArray().Single(v => (string)v!["name"]! == (string)m!["name"]!)!;
-            Assert.NotNull(volume["emptyDir"]); // nothing but emptyDirs: no shared volume
-            args.AddRange(["--tmpfs", (string)m!["mountPath"]!]);
-        }
-        foreach (var e in c["env"]!.AsArray()) args.AddRange(["-e", $"{e!["name"]}={e["value"]}"]);
-        args.AddRange(["-e", "KILN_EXEC_POLL_SECONDS=1"]);
-        var command = c["command"]!.AsArray().Select(n => (string)n!).ToList();
-        args.AddRange(["--entrypoint", command[0], imageId.ToString()]);
-        args.AddRange(command.Skip(1));
-        var psi = new ProcessStartInfo("docker") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        await process.WaitForExitAsync(cts.Token);
-        var text = await stdout + "\n" + await stderr;
-        var r = new Tools.Result(process.ExitCode, text, $"job {job["metadata"]!["name"]} exited {process.ExitCode}\n{text}");
-        output.WriteLine(r.Describe);
+        using var pod = new PodUnderDocker(output.WriteLine);
+        var r = await pod.RunAsync(job["spec"]!["template"]!["spec"]!, imageId, (string)job["metadata"]!["name"]!, edit);
+        after?.Invoke(pod);
         return r;
     }
 
@@ -199,6 +210,13 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
             files.Add((parts[3]["/work/".Length..], await client.GetBlobBytesAsync(Digest.Parse(parts[1]), 1 << 24, CancellationToken.None)));
         }
         return files;
+    }
+
+    /// <summary>A container with one env var's value replaced where it has that var.</summary>
+    private static JsonNode WithEnv(JsonNode container, string name, string value)
+    {
+        if (container["env"]!.AsArray().SingleOrDefault(e => (string)e!["name"]! == name) is { } e) e["value"] = value;
+        return container;
     }
 
     private static string Env(JsonNode job, string name) =>

@@ -57,12 +57,12 @@ public sealed class ClusterExportTests
     internal static Dictionary<string, StageInputs> InputLists(StagePlan plan) =>
         plan.Stages.ToDictionary(s => s.Stage.Name, s => ClusterInputs.For(plan, s, ProjectFile));
 
-    private static ClusterTarget Target(StagePlan plan, ArtifactStore? store = null) =>
+    internal static ClusterTarget Target(StagePlan plan, ArtifactStore? store = null) =>
         new(new Dictionary<string, string> { [ImageId.ToString()] = Reference }, store ?? Store, InputLists(plan).ToDictionary(kv => kv.Key, kv => kv.Value.Digest));
 
-    private static string K8s(StagePlan plan) => KubernetesExport.Write(plan, Target(plan));
+    internal static string K8s(StagePlan plan) => KubernetesExport.Write(plan, Target(plan));
 
-    private static string ArgoText(StagePlan plan) => ArgoExport.Write(plan, Target(plan));
+    internal static string ArgoText(StagePlan plan) => ArgoExport.Write(plan, Target(plan));
 
     private static JsonArray K8sItems(ProjectSpec spec) => JsonNode.Parse(K8s(Plan(spec)))!["items"]!.AsArray();
 
@@ -217,26 +217,24 @@ public sealed class ClusterExportTests
             var pod = job["spec"]!["template"]!["spec"]!;
             Assert.False((bool)pod["automountServiceAccountToken"]!);
             Assert.Equal("Never", (string)pod["restartPolicy"]!);
-            Assert.Null(pod["initContainers"]); // the executor waits for its upstream stages' outputs itself
             var main = pod["containers"]![0]!;
+            var init = pod["initContainers"]![0]!;
             Assert.Equal(["/bin/bash", "-c", ExecutorScript.Text], main["command"]!.AsArray().Select(n => (string)n!));
+            Assert.Equal(["/bin/bash", "-c", ExecutorScript.Text], init["command"]!.AsArray().Select(n => (string)n!));
             Assert.Equal(ExecutorScript.Digest.ToString(), (string)job["spec"]!["template"]!["metadata"]!["annotations"]!["dev.kiln/executor"]!);
-            var sc = main["securityContext"]!;
-            Assert.False((bool)sc["privileged"]!);
-            Assert.Null(sc["allowPrivilegeEscalation"]); // Kubernetes refuses false with CAP_SYS_ADMIN; setpriv sets it for the command
-            Assert.Equal(["SYS_ADMIN"], sc["capabilities"]!["add"]!.AsArray().Select(n => (string)n!));
-            Assert.Equal(["NET_RAW"], sc["capabilities"]!["drop"]!.AsArray().Select(n => (string)n!));
-            // The command runs as the invoker's uid:gid, without network, as a local stage.
-            Assert.Equal("1000:1000", Env(main, "KILN_EXEC_USER"));
-            Assert.Equal("0", Env(main, "KILN_EXEC_NETWORK"));
+            // The command runs as the invoker's uid:gid (the pod's user), in /work, as a local stage.
+            Assert.Equal(1000, (long)main["securityContext"]!["runAsUser"]!);
+            Assert.Equal(1000, (long)main["securityContext"]!["runAsGroup"]!);
             Assert.Equal("/tmp", Env(main, "HOME"));
             Assert.Equal("/work", Env(main, "KILN_EXEC_WORKDIR"));
+            Assert.Equal("/work", (string)main["workingDir"]!);
             Assert.Equal("registry.example:5000", Env(main, "KILN_EXEC_REGISTRY"));
             Assert.Equal("iris", Env(main, "KILN_EXEC_REPO"));
-            var volume = Assert.Single(pod["volumes"]!.AsArray())!;
-            Assert.Equal(StagePod.TmpVolume, (string)volume["name"]!);
-            Assert.Equal("Memory", (string)volume["emptyDir"]!["medium"]!);
-            Assert.Equal("/tmp", (string)Assert.Single(main["volumeMounts"]!.AsArray())!["mountPath"]!);
+            Assert.Equal("registry.example:5000", Env(init, "KILN_EXEC_REGISTRY"));
+            Assert.Equal(Env(main, "KILN_EXEC_INPUTS"), Env(init, "KILN_EXEC_INPUTS"));
+            Assert.All(pod["volumes"]!.AsArray(), v => Assert.NotNull(v!["emptyDir"]));
+            var tmp = pod["volumes"]!.AsArray().Single(v => (string)v!["name"]! == StagePod.TmpVolume)!;
+            Assert.Equal("Memory", (string)tmp["emptyDir"]!["medium"]!);
             Assert.Equal("none", (string)job["metadata"]!["labels"]!["dev.kiln.network"]!);
         }
         var argo = Argo(Iris())["spec"]!;
@@ -338,7 +336,6 @@ public sealed class ClusterExportTests
         var items = K8sItems(spec);
         var ingest = Jobs(items).Single(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]! == "ingest");
         Assert.Equal("allowed", (string)ingest["spec"]!["template"]!["metadata"]!["labels"]!["dev.kiln.network"]!);
-        Assert.Equal("1", Env(ingest["spec"]!["template"]!["spec"]!["containers"]![0]!, "KILN_EXEC_NETWORK"));
         var policy = items.Single(i => (string)i!["kind"]! == "NetworkPolicy")!;
         Assert.Equal("none", (string)policy["spec"]!["podSelector"]!["matchLabels"]!["dev.kiln.network"]!);
         Assert.Null(policy["spec"]!["ingress"]); // nothing in
@@ -361,14 +358,97 @@ public sealed class ClusterExportTests
     }
 
     [Fact]
-    public void AStageOfARootInvokerRunsAsTheImagesUserAsLocally()
+    public void AStageOfARootInvokerRunsAsANonRootUserAndTheManifestSaysSo()
     {
         var spec = Iris();
         var plan = StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), spec.Stages.Select(s => s.Name).ToList(), RunId, user: null);
-        var job = StagePod.ToNode(KubernetesExport.Job(plan, plan.Stages[0], Target(plan)));
-        var container = job["spec"]!["template"]!["spec"]!["containers"]![0]!;
-        Assert.Equal("", Env(container, "KILN_EXEC_USER"));
-        Assert.Equal(0, (int)container["securityContext"]!["runAsUser"]!); // the executor, not the command
+        var pod = StagePod.ToNode(KubernetesExport.Job(plan, plan.Stages[0], Target(plan)))["spec"]!["template"]!;
+        Assert.Equal(65532, (long)pod["spec"]!["securityContext"]!["runAsUser"]!);
+        Assert.Equal(65532, (long)pod["spec"]!["containers"]![0]!["securityContext"]!["runAsUser"]!);
+        Assert.Contains("the exporting user is root", (string)pod["metadata"]!["annotations"]!["dev.kiln/user"]!);
+        var own = StagePod.ToNode(KubernetesExport.Job(Plan(spec), Plan(spec).Stages[0], Target(Plan(spec))))["spec"]!["template"]!;
+        Assert.Equal(1000, (long)own["spec"]!["securityContext"]!["fsGroup"]!);
+        Assert.StartsWith("1000:1000 (the exporting user", (string)own["metadata"]!["annotations"]!["dev.kiln/user"]!);
+    }
+
+    [Fact]
+    public void EachArgoStageTemplateRunsExactlyTheJobsPod()
+    {
+        // So what ClusterJobsUnderDockerTests runs under docker (the Job's pod) is also what Argo runs.
+        var plan = Plan(Iris());
+        var jobs = Jobs(JsonNode.Parse(K8s(plan))!["items"]!.AsArray()).ToDictionary(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]!, j => j["spec"]!["template"]!["spec"]!);
+        var templates = JsonNode.Parse(ArgoText(plan))!["spec"]!["templates"]!.AsArray().Skip(1).ToList();
+        Assert.Equal(4, templates.Count);
+        foreach (var t in templates)
+        {
+            var pod = jobs[(string)t!["metadata"]!["annotations"]!["dev.kiln/stage"]!];
+            Assert.True(JsonNode.DeepEquals(pod["initContainers"], t["initContainers"]), $"{t["name"]}: init containers differ");
+            Assert.True(JsonNode.DeepEquals(pod["containers"]![0], t["container"]), $"{t["name"]}: stage containers differ");
+            Assert.True(JsonNode.DeepEquals(pod["volumes"], t["volumes"]), $"{t["name"]}: volumes differ");
+            Assert.True(JsonNode.DeepEquals(pod["securityContext"], t["securityContext"]), $"{t["name"]}: pod security differs");
+        }
+    }
+
+    [Theory]
+    [InlineData("k8s")]
+    [InlineData("argo")]
+    public void EveryContainerIsRestrictedAndTheStageSeesItsInputsReadOnlyAndWritesOnlyItsOutputs(string kind)
+    {
+        var plan = Plan(Iris());
+        var text = kind == "k8s" ? K8s(plan) : ArgoText(plan);
+        // (stage, pod-level security context, init containers, main container, volumes)
+        var pods = kind == "k8s"
+            ? Jobs(JsonNode.Parse(text)!["items"]!.AsArray()).Select(j => j["spec"]!["template"]!).Select(t =>
+                ((string)t["metadata"]!["labels"]!["dev.kiln.stage"]!, t["spec"]!["securityContext"]!, t["spec"]!["initContainers"]!.AsArray(), t["spec"]!["containers"]!.AsArray().Single()!, t["spec"]!["volumes"]!.AsArray())).ToList()
+            : JsonNode.Parse(text)!["spec"]!["templates"]!.AsArray().Skip(1).Select(t =>
+                ((string)t!["name"]!, t["securityContext"]!, t["initContainers"]!.AsArray(), t["container"]!, t["volumes"]!.AsArray())).ToList();
+        Assert.Equal(4, pods.Count);
+        foreach (var (stage, podSecurity, inits, main, volumes) in pods)
+        {
+            Assert.True((bool)podSecurity["runAsNonRoot"]!);
+            Assert.Equal(1000, (long)podSecurity["fsGroup"]!);
+            Assert.Equal("RuntimeDefault", (string)podSecurity["seccompProfile"]!["type"]!);
+            var init = Assert.Single(inits)!;
+            foreach (var c in new[] { init, main })
+            {
+                var sc = c["securityContext"]!;
+                Assert.True((bool)sc["readOnlyRootFilesystem"]!, $"{stage} {c["name"]}");
+                Assert.False((bool)sc["allowPrivilegeEscalation"]!);
+                Assert.False((bool)sc["privileged"]!);
+                Assert.True((bool)sc["runAsNonRoot"]!);
+                Assert.Equal(1000, (long)sc["runAsUser"]!);
+                Assert.Equal(["ALL"], sc["capabilities"]!["drop"]!.AsArray().Select(d => (string)d!));
+                Assert.Null(sc["capabilities"]!["add"]);
+                Assert.Equal("RuntimeDefault", (string)sc["seccompProfile"]!["type"]!);
+                Assert.Equal(c["image"]!.ToString(), main["image"]!.ToString());
+                Assert.All(c["volumeMounts"]!.AsArray(), m => Assert.NotNull(volumes.Single(v => (string)v!["name"]! == (string)m!["name"]!)!["emptyDir"]));
+            }
+            Assert.Equal("fetch", Env(init, "KILN_EXEC_MODE"));
+            Assert.Equal("run", Env(main, "KILN_EXEC_MODE"));
+            Assert.DoesNotContain(init["env"]!.AsArray(), e => (string)e!["name"]! == "KILN_EXEC_COMMAND"); // fetching runs nothing of the stage's
+            Assert.Equal(Env(init, "KILN_EXEC_PUBLISH"), Env(main, "KILN_EXEC_PUBLISH")); // a refused input is published as the stage's failure
+            var mounts = main["volumeMounts"]!.AsArray().ToDictionary(m => (string)m!["mountPath"]!, m => m!);
+            // The stage's writable places: /tmp and its output folders, each an emptyDir of its own; everything else it sees
+            // of /work is the init container's files, read-only, one by one where a local stage has them.
+            var writable = mounts.Where(m => m.Value["readOnly"] is null).Select(m => m.Key).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(["/tmp", .. plan[stage].WritableFolders.Select(f => "/work/" + f)], writable);
+            var readOnly = mounts.Where(m => m.Value["readOnly"] is not null).ToList();
+            Assert.All(readOnly, m => Assert.True((bool)m.Value["readOnly"]!));
+            foreach (var input in plan[stage].Inputs)
+            {
+                var m = mounts["/work/" + input];
+                Assert.Equal(StagePod.WorkVolume, (string)m["name"]!);
+                Assert.Equal(input, (string)m["subPath"]!);
+                Assert.True((bool)m["readOnly"]!);
+            }
+            Assert.Equal(plan[stage].ParamsJson is not null, mounts.ContainsKey("/kiln"));
+            Assert.DoesNotContain(init["volumeMounts"]!.AsArray(), m => (string)m!["name"]! == StagePod.TmpVolume); // the stage's /tmp starts empty
+        }
+        // The Job's pod takes no service-account token; the Workflow's stage containers neither.
+        if (kind == "k8s")
+            Assert.All(Jobs(JsonNode.Parse(text)!["items"]!.AsArray()), j => Assert.False((bool)j["spec"]!["template"]!["spec"]!["automountServiceAccountToken"]!));
+        else
+            Assert.False((bool)JsonNode.Parse(text)!["spec"]!["automountServiceAccountToken"]!);
     }
 
     [Theory]
