@@ -62,7 +62,7 @@ if [[ $what == restore ]]; then
     "$WORK/registry/data" "$REGISTRY" >"$WORK/registry/config.yml"
   setsid docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 </dev/null &
   registry_pid=$!
-  trap 'kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null; rm -rf "$WORK/registry"; cleanup_images' EXIT
+  trap 'kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true; rm -rf "$WORK/registry"; cleanup_images' EXIT
   for ((i = 0; i < 50; i++)); do curl -fsS -o /dev/null "http://$REGISTRY/v2/" 2>/dev/null && break; sleep 0.1; done
   curl -fsS -o /dev/null "http://$REGISTRY/v2/" || die "docker-registry did not answer on $REGISTRY: $(tail -5 "$WORK/registry/log")"
   emit SW_LOAD_START "$(load)" SW_CPUS "$(nproc)" SW_COMMIT "$(git -C "$REPO" rev-parse --short HEAD)"
