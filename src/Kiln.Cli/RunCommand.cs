@@ -83,14 +83,37 @@ internal static class RunCommand
             using var _ = Profiler.Time("git: commit and dirty state (beside the above)");
             return Project.GitState(project.Dir);
         }, ct);
+        // The ledger is opened, and the remote cache's registry asked, beside the engine ping: three waits of a few hundred
+        // milliseconds each (on a fresh clone restoring everything from the remote cache, a good part of the whole command).
+        var ledgerOpening = Task.Run(() =>
+        {
+            using var _ = Profiler.Time("ledger: open (beside the engine ping)");
+            return services.OpenRunLedger(project.LedgerPath);
+        }, ct);
+        using var registry = backend.RemoteCache is null ? null : Kiln.Remote.RegistryClient.Open(backend.RemoteCache, backend.AllowInsecure);
+        var registryPing = registry is null ? Task.CompletedTask : Task.Run(async () =>
+        {
+            using var _ = Profiler.Time("remote cache: ping (beside the engine ping)");
+            await registry.PingAsync(ct);
+        }, ct);
         var engine = services.Engine;
         Kiln.Core.Runtime.RuntimeInfo info;
-        using (Profiler.Time("engine: start and ping"))
-            info = await engine.PingAsync(ct);
+        try
+        {
+            using (Profiler.Time("engine: start and ping"))
+                info = await engine.PingAsync(ct);
+        }
+        catch
+        {
+            // Nothing runs: the ledger opened beside the ping is closed again, and the ping's own failure is not reported.
+            _ = ledgerOpening.ContinueWith(static t => { if (t.IsCompletedSuccessfully) t.Result.Dispose(); else _ = t.Exception; }, TaskScheduler.Default);
+            _ = registryPing.ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            throw;
+        }
         Output.Out.MarkupLine($"[grey]engine {Markup.Escape(info.ServerVersion)} (API {Markup.Escape(info.ApiVersion)}) at {Markup.Escape(engine.Endpoint.ToString())}[/]");
 
-        var ledgerOpen = Profiler.Time("ledger: open, mark abandoned runs");
-        using var ledger = services.OpenRunLedger(project.LedgerPath);
+        var ledgerOpen = Profiler.Time("ledger: wait for it, mark abandoned runs");
+        using var ledger = await ledgerOpening;
         var host = Environment.MachineName;
         foreach (var abandoned in await ledger.MarkAbandonedRunsAsync(r => r.Host == host && !ProcessAlive(r.Pid), ct))
         {
@@ -126,10 +149,9 @@ internal static class RunCommand
             ParamsJson: spec.Params.Root.ToJsonString(),
             User: Environment.UserName);
 
-        using var registry = backend.RemoteCache is null ? null : Kiln.Remote.RegistryClient.Open(backend.RemoteCache, backend.AllowInsecure);
         if (registry is not null)
         {
-            await registry.PingAsync(ct); // asked for explicitly: an unreachable one stops the run before anything starts
+            await registryPing; // asked for explicitly: an unreachable one stops the run before anything starts
             Output.Out.MarkupLine($"[grey]remote cache {Markup.Escape(registry.Where)}[/]");
         }
         Kiln.Core.Runtime.IContainerRuntime runtime = engine;

@@ -70,7 +70,7 @@ public static class ErrorCatalog
         new("KILN1913", ExitCode.StageFailed, "the swarm did not run the stage's task", "check docker node ls on the manager, placement and resources"),
         new("KILN1914", ExitCode.StageFailed, "the stage exited 0 on the swarm but its executor reported no outputs", "the last lines of its log say why"),
         new("KILN1915", ExitCode.StageFailed, "an input is a symbolic link, which cannot go to the swarm yet", "replace the link with the file"),
-        new("KILN1916", ExitCode.StageFailed, "a stage asks for more GPUs than any swarm node offers", "lower resources.gpus, or start a node's dockerd with --node-generic-resource NVIDIA-GPU=… (docs/scale-out.md)"),
+        new("KILN1916", ExitCode.StageFailed, "a stage asks for more GPUs than any swarm node its placement allows offers", "lower resources.gpus, change the stage's placement, or start a node's dockerd with --node-generic-resource NVIDIA-GPU=… (docs/scale-out.md)"),
         new("KILN1936", ExitCode.StageFailed, "the serving container did not become ready", "fix the predictor's load() or predict(); the message shows its log"),
 
         // 2nnn: kiln.yaml, its params file or kiln.lock is invalid, or a run cannot be reproduced (exit 2)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
+using Kiln.Content;
 using Kiln.Core;
 using Kiln.Export.Registry;
 
@@ -65,8 +66,10 @@ public sealed class RegistryClient : IDisposable
 
     /// <summary>Downloads a blob to <paramref name="destination"/> (created new), hashing every byte on the way; a blob
     /// whose bytes do not hash to <paramref name="digest"/> is deleted again and refused (KILN7923). Returns its size.
-    /// One pass over the bytes: the next chunk is read from the network (on another thread) while the current one is hashed
-    /// and written (straight to the file, no buffer of the file's own in between).</summary>
+    /// One pass over the bytes, three things at once: the next chunk is read from the network (on another thread) while
+    /// the current one is hashed on this thread and written on a third (straight to the file, no buffer of the file's own in
+    /// between); the written range is handed to the kernel's write-back at once (<see cref="WriteBack"/>), so that the
+    /// fsync the content store does next finds most of the file on disk already.</summary>
     public async Task<long> GetBlobAsync(Digest digest, string destination, long maxSize, CancellationToken ct)
     {
         using var response = await SendAsync(() => new HttpRequestMessage(HttpMethod.Get, new Uri(_base, $"blobs/{digest}")), ct,
@@ -95,8 +98,15 @@ public sealed class RegistryClient : IDisposable
                     // and that copy is to overlap the hash, not precede it.
                     var into = buffers[next];
                     reading = Task.Run(async () => await body.ReadAtLeastAsync(into, DownloadChunk, throwOnEndOfStream: false, ct).ConfigureAwait(false), ct);
-                    hash.AppendData(buffers[current], 0, n);
-                    RandomAccess.Write(file, buffers[current].AsSpan(0, n), size - n);
+                    // The write and the hash read the same buffer; neither changes it, and the next read goes to the other.
+                    var (chunk, count, at) = (buffers[current], n, size - n);
+                    var writing = Task.Run(() =>
+                    {
+                        RandomAccess.Write(file, chunk.AsSpan(0, count), at);
+                        WriteBack.Start(file, at, count);
+                    }, ct);
+                    hash.AppendData(chunk, 0, count);
+                    await writing.ConfigureAwait(false);
                     n = await reading.ConfigureAwait(false);
                     reading = null;
                     current = next;

@@ -163,19 +163,41 @@ public sealed class SwarmJobRunner : IDisposable
         }
     }
 
-    /// <summary>A job that reserves GPUs is refused at once (KILN1916) when no node that can take tasks advertises that many
-    /// <c>NVIDIA-GPU</c>: the swarm itself would keep its task pending for ever ("no suitable node"). A node busy with other
-    /// GPU tasks still counts: its GPUs free up, and then the swarm places the task.</summary>
+    /// <summary>A job that reserves GPUs is refused at once (KILN1916) when no node that can take tasks and satisfies the job's
+    /// placement constraints advertises that many <c>NVIDIA-GPU</c>: the swarm itself would keep its task pending for ever ("no
+    /// suitable node"). A node busy with other GPU tasks still counts: its GPUs free up, and then the swarm places the task.</summary>
     private async Task CheckGpusOfferedAsync(SwarmJob job, CancellationToken ct)
     {
         var nodes = await _client.Swarm.ListNodesAsync(ct).ConfigureAwait(false);
-        var most = SwarmServiceSpec.MostOffered(nodes, SwarmServiceSpec.GpuKind);
-        if (job.Gpus <= most) return;
+        if (GpuRefusal(job, nodes.ToList()) is { } refusal) throw refusal;
+    }
+
+    /// <summary>The KILN1916 refusal of a job that reserves more GPUs than any node it may be placed on offers, or null (pure:
+    /// the nodes as the manager lists them).</summary>
+    internal static KilnException? GpuRefusal(SwarmJob job, IReadOnlyCollection<NodeListResponse> nodes)
+    {
+        if (job.Gpus <= 0) return null;
+        var most = SwarmServiceSpec.MostOffered(nodes, SwarmServiceSpec.GpuKind, job.Constraints);
+        if (job.Gpus <= most) return null;
         var stage = job.Labels.TryGetValue("dev.kiln.stage", out var s) ? $"stage '{s}'" : $"job '{job.Name}'";
-        throw new KilnException("KILN1916",
-            $"{stage} asks for {job.Gpus} GPU(s) (resources.gpus), but no swarm node that takes tasks offers that many: " +
-            (most == 0 ? $"none advertises the generic resource {SwarmServiceSpec.GpuKind}" : $"the most one offers is {most} {SwarmServiceSpec.GpuKind}"),
-            $"lower resources.gpus, or start a GPU node's dockerd with --node-generic-resource {SwarmServiceSpec.GpuKind}=<count or GPU UUID> (docs/scale-out.md)",
+        var kind = SwarmServiceSpec.GpuKind;
+        if (job.Constraints is not { Count: > 0 } placement)
+            return new KilnException("KILN1916",
+                $"{stage} asks for {job.Gpus} GPU(s) (resources.gpus), but no swarm node that takes tasks offers that many: " +
+                (most == 0 ? $"none advertises the generic resource {kind}" : $"the most one offers is {most} {kind}"),
+                $"lower resources.gpus, or start a GPU node's dockerd with --node-generic-resource {kind}=<count or GPU UUID> (docs/scale-out.md)",
+                ExitCode.StageFailed);
+        var where = SwarmPlacement.Describe(placement);
+        var matching = SwarmServiceSpec.TakingTasks(nodes, placement).Count();
+        var elsewhere = SwarmServiceSpec.MostOffered(nodes, kind);
+        return new KilnException("KILN1916",
+            $"{stage} asks for {job.Gpus} GPU(s) (resources.gpus) with placement {where}, but " +
+            (matching == 0 ? "no swarm node that takes tasks matches that placement"
+                : $"no node that matches it offers that many: {(most == 0 ? $"none of the {matching} advertises the generic resource {kind}" : $"the most one of the {matching} offers is {most} {kind}")}") +
+            (elsewhere >= job.Gpus ? $" (a node outside the placement offers {elsewhere})" : ""),
+            elsewhere >= job.Gpus
+                ? "change the stage's placement so that it takes the GPU nodes (e.g. label them: docker node update --label-add gpu=true NODE), or lower resources.gpus"
+                : $"lower resources.gpus, change the stage's placement, or start a GPU node's dockerd with --node-generic-resource {kind}=<count or GPU UUID> (docs/scale-out.md)",
             ExitCode.StageFailed);
     }
 

@@ -59,13 +59,18 @@ internal static class SwarmServiceSpec
         };
     }
 
-    /// <summary>The most of <paramref name="kind"/> any one node that can take tasks (ready, availability active) advertises:
-    /// a discrete resource counts its value, a named one (a GPU UUID) counts 1 per entry.</summary>
-    public static long MostOffered(IEnumerable<NodeListResponse> nodes, string kind) =>
-        nodes.Where(n => n.Status?.State == "ready" && (n.Spec?.Availability ?? "active") == "active")
+    /// <summary>The most of <paramref name="kind"/> any one node that can take tasks (ready, availability active) and satisfies
+    /// <paramref name="placement"/> (<see cref="SwarmPlacement"/>) advertises: a discrete resource counts its value, a named one
+    /// (a GPU UUID) counts 1 per entry.</summary>
+    public static long MostOffered(IEnumerable<NodeListResponse> nodes, string kind, IReadOnlyList<string>? placement = null) =>
+        TakingTasks(nodes, placement)
             .Select(n => Offered(n, kind))
             .DefaultIfEmpty(0)
             .Max();
+
+    /// <summary>The nodes that can take tasks (ready, availability active) and satisfy <paramref name="placement"/>.</summary>
+    public static IEnumerable<NodeListResponse> TakingTasks(IEnumerable<NodeListResponse> nodes, IReadOnlyList<string>? placement = null) =>
+        nodes.Where(n => n.Status?.State == "ready" && (n.Spec?.Availability ?? "active") == "active" && SwarmPlacement.Matches(n, placement));
 
     public static long Offered(NodeListResponse node, string kind) =>
         (node.Description?.Resources?.GenericResources ?? []).Sum(g =>

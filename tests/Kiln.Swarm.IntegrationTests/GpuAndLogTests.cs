@@ -63,7 +63,19 @@ public sealed class GpuAndLogTests(TestSwarm swarm, ITestOutputHelper output)
         output.WriteLine(e.Message);
         Assert.Equal("KILN1916", e.Code);
         Assert.Contains("stage 'train' asks for 3 GPU(s)", e.Message);
-        Assert.Contains($"the most one offers is {TestSwarm.GpusOffered} NVIDIA-GPU", e.Message);
+        Assert.Contains("with placement [node.labels.kiln.role == worker]", e.Message);
+        Assert.Contains($"offers is {TestSwarm.GpusOffered} NVIDIA-GPU", e.Message);
+        Assert.Empty(await runner.ListServicesAsync("dev.kiln.run", run, default));
+
+        // A placement that leaves the GPU worker out: refused too, though the swarm has the GPUs, and the refusal says so.
+        var elsewhere = await Assert.ThrowsAsync<KilnException>(() => runner.RunAsync(job with
+        {
+            Name = job.Name + "-elsewhere", Gpus = 1, Constraints = [$"node.labels.kiln.node == node{TestSwarm.GpuNode - 1}"],
+        }, default));
+        output.WriteLine(elsewhere.Message);
+        Assert.Equal("KILN1916", elsewhere.Code);
+        Assert.Contains($"with placement [node.labels.kiln.node == node{TestSwarm.GpuNode - 1}]", elsewhere.Message);
+        Assert.Contains($"a node outside the placement offers {TestSwarm.GpusOffered}", elsewhere.Message);
         Assert.Empty(await runner.ListServicesAsync("dev.kiln.run", run, default));
 
         // As many as the GPU worker offers is placed, and there.

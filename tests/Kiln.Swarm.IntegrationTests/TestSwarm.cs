@@ -117,7 +117,17 @@ public sealed class TestSwarm : IAsyncLifetime
             await list.WaitForExitAsync();
             // ... and the environment tags of the tests' own projects (kiln-swarm-*), so no image they made is left.
             foreach (var tag in tags.Where(t => t.StartsWith(Registry + "/", StringComparison.Ordinal) || t.StartsWith("kiln-env/kiln-swarm-", StringComparison.Ordinal)))
-                await engine.RemoveImageAsync(tag);
+            {
+                try
+                {
+                    await engine.RemoveImageAsync(tag);
+                }
+                catch (global::Docker.DotNet.DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+                {
+                    // A container of another run of these tests on this machine (another swarm id) uses it: that run removes
+                    // it. The swarm below is torn down all the same.
+                }
+            }
         }
         var (code, output) = await ScriptAsync("swarm-down.sh");
         if (code != 0) throw new InvalidOperationException($"scripts/swarm-down.sh left something behind (exit {code}):\n{output}");
