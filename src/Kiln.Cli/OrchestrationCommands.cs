@@ -99,11 +99,11 @@ internal static class OrchestrationCommands
                     "give --cluster-registry HOST:PORT, e.g. registry.kiln.svc:5000", ExitCode.Usage);
             var (images, references) = ClusterImages(project, explicitRegistry);
             using var held = await ProjectState.LockAsync(project.StateDir, parse.GetValue(noWait), ct);
-            var stages = spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
-            if (parse.GetValue(onlyStale))
-                stages = await StaleStagesAsync(services, project, images, ct);
+            // kiln status's decision gives each stage's key where the export can know it (labels); --only-stale also leaves out the cached ones.
+            var (stale, keys) = await StaleStagesAndKeysAsync(services, project, images, restore: parse.GetValue(onlyStale), ct);
+            var stages = parse.GetValue(onlyStale) ? stale : spec.Stages.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
             var runId = RunIds.NewRunId(DateTimeOffset.UtcNow);
-            var plan = StagePlan.Create(spec, images, stages, runId, Engine.StageContainer.CurrentUser());
+            var plan = StagePlan.Create(spec, images, stages, runId, Engine.StageContainer.CurrentUser(), keys);
             using var client = Kiln.Remote.RegistryClient.Open(storeText, parse.GetValue(allowInsecure));
             await client.PingAsync(ct);
             var inputs = await ClusterUploads.UploadAsync(plan, project.Dir, client, ct);
@@ -147,11 +147,21 @@ internal static class OrchestrationCommands
     }
 
     /// <summary>The stages 'kiln run' would run (the decision of 'kiln status'); the outputs of the others are restored.</summary>
-    private static async Task<HashSet<string>> StaleStagesAsync(KilnServices services, Project project, IReadOnlyDictionary<string, Digest> images, CancellationToken ct)
+    private static async Task<HashSet<string>> StaleStagesAsync(KilnServices services, Project project, IReadOnlyDictionary<string, Digest> images, CancellationToken ct) =>
+        (await StaleStagesAndKeysAsync(services, project, images, restore: true, ct)).Stale;
+
+    /// <summary>The stages 'kiln run' would run and every stage key the decision knows (a stage after one that must run has none);
+    /// with <paramref name="restore"/>, the outputs of the cached stages are restored into the project.</summary>
+    private static async Task<(HashSet<string> Stale, Dictionary<string, Digest> Keys)> StaleStagesAndKeysAsync(KilnServices services, Project project,
+        IReadOnlyDictionary<string, Digest> images, bool restore, CancellationToken ct)
     {
         var cache = services.OpenStageCache(project.StateDir);
         var statuses = await PipelineStatus.ComputeAsync(project.Spec, project.Dir,
             images.ToDictionary(kv => kv.Key, kv => (Digest?)kv.Value, StringComparer.Ordinal), cache, ct);
+        var keys = statuses.Where(s => s.Key is not null).ToDictionary(s => s.Stage, s => s.Key!.Value, StringComparer.Ordinal);
+        var stale = statuses.Where(s => s.State == StageState.WouldRun).Select(s => s.Stage).ToHashSet(StringComparer.Ordinal);
+        if (!restore)
+            return (stale, keys);
         foreach (var s in statuses.Where(s => s.State == StageState.UpToDate && s.OutputsToRestore > 0 && s.Key is not null))
         {
             var hit = await cache.TryGetAsync(s.Key!.Value, ct)
@@ -160,7 +170,7 @@ internal static class OrchestrationCommands
             Output.Out.MarkupLine($"[grey]{Markup.Escape(s.Stage)}: restored {restored} output(s) from the cache (run {Markup.Escape(hit.RunId)}), every byte checked[/]");
         }
         cache.Save();
-        return statuses.Where(s => s.State == StageState.WouldRun).Select(s => s.Stage).ToHashSet(StringComparer.Ordinal);
+        return (stale, keys);
     }
 
     public static Command CreateImportRun(KilnServices services)

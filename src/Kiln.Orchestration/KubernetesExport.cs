@@ -65,22 +65,41 @@ public static class StagePod
         return reference;
     }
 
-    /// <summary>Labels of every object of one stage: run, stage, project (as label values: at most 63 safe characters).</summary>
-    public static Dictionary<string, string> Labels(StagePlan plan, PlannedStage stage) => new(StringComparer.Ordinal)
-    {
-        [PipelineRunner.RunLabel] = LabelValue(plan.RunId),
-        [PipelineRunner.StageLabel] = LabelValue(stage.Name),
-        [PipelineRunner.ProjectLabel] = LabelValue(plan.Spec.Name),
-        [NetworkLabel] = stage.Container.Network ? "allowed" : "none",
-    };
+    /// <summary>The label of a stage's cache key (where the export knows it): <c>sha256-</c> and the first 56 hex digits, as a
+    /// label value holds at most 63 characters; the annotation <see cref="KeyAnnotation"/> has the whole key.</summary>
+    public const string KeyLabel = "dev.kiln.key";
+    public const string KeyAnnotation = "dev.kiln/key";
 
-    /// <summary>Annotations of a stage's pod: the digests of its input list and of the executor script it runs.</summary>
-    public static Dictionary<string, string> Annotations(ClusterTarget target, PlannedStage stage) => new(StringComparer.Ordinal)
+    /// <summary>Labels of every object of one stage: run, stage, project (as label values: at most 63 safe characters), and the
+    /// stage key where the export knows it.</summary>
+    public static Dictionary<string, string> Labels(StagePlan plan, PlannedStage stage)
     {
-        ["dev.kiln/inputs"] = Inputs(target, stage).ToString(),
-        ["dev.kiln/executor"] = ExecutorScript.Digest.ToString(),
-        ["dev.kiln/user"] = UserNote(stage),
-    };
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [PipelineRunner.RunLabel] = LabelValue(plan.RunId),
+            [PipelineRunner.StageLabel] = LabelValue(stage.Name),
+            [PipelineRunner.ProjectLabel] = LabelValue(plan.Spec.Name),
+            [NetworkLabel] = stage.Container.Network ? "allowed" : "none",
+        };
+        if (stage.Key is { } key)
+            labels[KeyLabel] = "sha256-" + key.Hex[..56];
+        return labels;
+    }
+
+    /// <summary>Annotations of a stage's pod: the digests of its input list and of the executor script it runs, the user, and the
+    /// whole stage key where the export knows it.</summary>
+    public static Dictionary<string, string> Annotations(ClusterTarget target, PlannedStage stage)
+    {
+        var annotations = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["dev.kiln/inputs"] = Inputs(target, stage).ToString(),
+            ["dev.kiln/executor"] = ExecutorScript.Digest.ToString(),
+            ["dev.kiln/user"] = UserNote(stage),
+        };
+        if (stage.Key is { } key)
+            annotations[KeyAnnotation] = key.ToString();
+        return annotations;
+    }
 
     /// <summary>Whose uid:gid the stage runs as, said in the pod's annotation <c>dev.kiln/user</c>.</summary>
     public static string UserNote(PlannedStage stage)

@@ -17,8 +17,11 @@ namespace Kiln.Orchestration;
 /// <param name="ParamsJson">The stage's params file (its declared params only), or null.</param>
 /// <param name="Inputs">Project-relative code and deps, read-only.</param>
 /// <param name="WritableFolders">Project-relative folders of its declared outputs, writable ("" is the project root).</param>
+/// <param name="Key">The stage's cache key where the export can know it (no upstream stage in the export, every input in the
+/// project or the cache: the decision 'kiln status' makes), or null when an upstream stage of the export runs first (what it
+/// writes then is part of the key).</param>
 public sealed record PlannedStage(StageSpec Stage, string Folder, string Name, IReadOnlyList<string> Upstream, ContainerSpec Container,
-    string? ParamsJson, IReadOnlyList<string> Inputs, IReadOnlyList<string> WritableFolders);
+    string? ParamsJson, IReadOnlyList<string> Inputs, IReadOnlyList<string> WritableFolders, Digest? Key = null);
 
 /// <summary>The stages an export hands to an orchestrator, in DAG order, with what each needs: the one plan the Compose,
 /// Kubernetes and Argo writers all translate, so that the three never disagree on order, sandbox or params. Pure.</summary>
@@ -43,8 +46,9 @@ public sealed class StagePlan
     /// <param name="images">Environment → image ID (the image a local run would use).</param>
     /// <param name="stages">The stages to export (the others are taken as done: their outputs are in the project).</param>
     /// <param name="user">uid:gid the stages run as (a local run's is the invoking user's), or null for the image's user.</param>
+    /// <param name="keys">The stage keys known at export time (see <see cref="PlannedStage.Key"/>); a stage absent has none.</param>
     public static StagePlan Create(ProjectSpec spec, IReadOnlyDictionary<string, Digest> images, IReadOnlyCollection<string> stages,
-        string runId, string? user)
+        string runId, string? user, IReadOnlyDictionary<string, Digest>? keys = null)
     {
         var graph = new PipelineGraph(spec.Stages);
         var taken = new HashSet<string>(StringComparer.Ordinal);
@@ -56,7 +60,9 @@ public sealed class StagePlan
             var container = StageContainer.For(spec, stage, images[stage.Env], runId, spec.Name, [], paramsJson is not null) with { User = user };
             var upstream = graph.Upstream(stage.Name).Where(included.Contains).Order(StringComparer.Ordinal).ToList();
             planned.Add(new PlannedStage(stage, FolderName(stage.Name, planned.Count), DnsLabel(stage.Name, taken), upstream, container,
-                paramsJson, stage.AllInputs.Select(i => i.TrimEnd('/')).Distinct(StringComparer.Ordinal).ToList(), Sandbox.WritableFolders(stage)));
+                paramsJson, stage.AllInputs.Select(i => i.TrimEnd('/')).Distinct(StringComparer.Ordinal).ToList(), Sandbox.WritableFolders(stage),
+                // A stage after another of the export gets the key only from what that one writes at run time: none here.
+                upstream.Count == 0 && keys is not null && keys.TryGetValue(stage.Name, out var key) ? key : null));
             included.Add(stage.Name);
         }
         return new StagePlan(spec, runId, planned);

@@ -74,6 +74,16 @@ public sealed class ClusterJobsUnderDockerTests(ITestOutputHelper output)
         var jobs = JsonNode.Parse(File.ReadAllText(file))!["items"]!.AsArray().Where(i => (string)i!["kind"]! == "Job")
             .ToDictionary(j => (string)j!["metadata"]!["annotations"]!["dev.kiln/stage"]!, j => j!);
         Assert.Equal(["gen", "join", "left", "mid"], jobs.Keys.Order(StringComparer.Ordinal));
+        // The stage key where the export knows it (gen reads only project files): the key kiln status gives, as the Job's
+        // label (first 56 hex digits) and its pod's annotation; the others read what an exported stage writes at run time.
+        var status = await Tools.KilnAsync(p.Dir, Timeout, "status", "--json");
+        Assert.True(status.ExitCode == 0, status.Describe);
+        var reader = new System.Text.Json.Utf8JsonReader(System.Text.Encoding.UTF8.GetBytes(status.Output), new System.Text.Json.JsonReaderOptions { AllowMultipleValues = true });
+        // stdout's JSON (stderr follows it in Output)
+        var genKey = (string)JsonNode.Parse(ref reader)!.AsArray().Single(s => (string)s!["stage"]! == "gen")!["key"]!;
+        Assert.Equal(genKey, (string)jobs["gen"]["spec"]!["template"]!["metadata"]!["annotations"]!["dev.kiln/key"]!);
+        Assert.Equal("sha256-" + genKey["sha256:".Length..][..56], (string)jobs["gen"]["metadata"]!["labels"]!["dev.kiln.key"]!);
+        Assert.All(["join", "left", "mid"], s => Assert.Null(jobs[s]["metadata"]!["labels"]!["dev.kiln.key"]));
 
         // All four at once, as kubectl create would start them: the dependents wait for their upstream stages' tags.
         var runs = new[] { "join", "mid", "left", "gen" }.Select(s => RunJobAsync(jobs[s], locked.ImageId)).ToList();

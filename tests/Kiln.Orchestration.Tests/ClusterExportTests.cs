@@ -296,6 +296,31 @@ public sealed class ClusterExportTests
     }
 
     [Fact]
+    public void AStageWhoseKeyTheExportKnowsCarriesItAsALabelAndAnAnnotationAndAStageAfterAnExportedOneDoesNot()
+    {
+        // Issue 15: "labels with the run, stage and key". train's inputs are all in the project (ingest and split cached):
+        // its key is known now. evaluate reads what train writes at run time, so its key is not, even if one was given.
+        var spec = Iris();
+        var keys = new Dictionary<string, Digest> { ["train"] = Digest.Sha256("train-key"u8.ToArray()), ["evaluate"] = Digest.Sha256("stale-guess"u8.ToArray()) };
+        var plan = StagePlan.Create(spec, spec.Environments.Keys.ToDictionary(k => k, _ => ImageId), ["train", "evaluate"], RunId, "1000:1000", keys);
+        var jobs = Jobs(JsonNode.Parse(K8s(plan))!["items"]!.AsArray()).ToDictionary(j => (string)j["metadata"]!["annotations"]!["dev.kiln/stage"]!);
+        var train = jobs["train"];
+        var label = (string)train["metadata"]!["labels"]![StagePod.KeyLabel]!;
+        Assert.Equal("sha256-" + keys["train"].Hex[..56], label);
+        Assert.Matches("^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$", label); // a valid label value: at most 63 characters
+        Assert.Equal(label, (string)train["spec"]!["template"]!["metadata"]!["labels"]![StagePod.KeyLabel]!);
+        Assert.Equal(keys["train"].ToString(), (string)train["spec"]!["template"]!["metadata"]!["annotations"]![StagePod.KeyAnnotation]!);
+        var evaluate = jobs["evaluate"];
+        Assert.Null(evaluate["metadata"]!["labels"]![StagePod.KeyLabel]);
+        Assert.Null(evaluate["spec"]!["template"]!["metadata"]!["annotations"]![StagePod.KeyAnnotation]);
+        // Argo's templates carry the same pod metadata.
+        var templates = JsonNode.Parse(ArgoText(plan))!["spec"]!["templates"]!.AsArray().Where(t => t!["metadata"] is not null)
+            .ToDictionary(t => (string)t!["metadata"]!["annotations"]!["dev.kiln/stage"]!);
+        Assert.Equal(label, (string)templates["train"]!["metadata"]!["labels"]![StagePod.KeyLabel]!);
+        Assert.Null(templates["evaluate"]!["metadata"]!["labels"]![StagePod.KeyLabel]);
+    }
+
+    [Fact]
     public void AStaleOnlyExportOfACachedIrisHasNoJobAndNoTask()
     {
         var spec = Iris();
