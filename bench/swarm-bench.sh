@@ -17,8 +17,9 @@
 # Each swarm figure is taken once (a swarm run of 24 stages is long on a shared 2-core machine); read them with the load.
 # `restore` needs no swarm and starts only a registry of its own.
 # Environment: KILN_BENCH_DIR (default /tmp/kiln-bench-data), KILN_BENCH_SWARM_ID (default 7; the tests use 9),
-# KILN_BENCH_CLI (a kiln.dll; default: the one next to the swarm integration tests, built by
-# `dotnet build tests/Kiln.Swarm.IntegrationTests`), KILN_BENCH_OVERHEAD_N (default 10), KILN_BENCH_RESTORE_BYTES
+# KILN_BENCH_CLI (a kiln executable or kiln.dll; default: the CLI users run, artifacts/kiln/kiln, the self-contained
+# ReadyToRun build scripts/publish-cli.sh makes, published first when its sources changed; before 2026-12-03 10:30 UTC
+# the default was the Debug kiln.dll of the swarm integration tests), KILN_BENCH_OVERHEAD_N (default 10), KILN_BENCH_RESTORE_BYTES
 # (default 1073741824), KILN_BENCH_RESTORE_ROUNDS (default 3: the median round is the figure), KILN_BENCH_RESTORE_NO_LOCK=1
 # (the clone without the first project's kiln.lock).
 set -euo pipefail
@@ -28,7 +29,7 @@ ROOT=${KILN_BENCH_DIR:-/tmp/kiln-bench-data}
 RESULTS="$ROOT/results"
 WORK="$ROOT/swarm"
 ID=${KILN_BENCH_SWARM_ID:-7}
-KILN_DLL=${KILN_BENCH_CLI:-$REPO/tests/Kiln.Swarm.IntegrationTests/bin/Debug/net10.0/kiln.dll}
+KILN_DLL=${KILN_BENCH_CLI:-$REPO/artifacts/kiln/kiln}
 FLOOR_DIR="$ROOT/build-swarm-floor"
 N=${KILN_BENCH_OVERHEAD_N:-10}
 BYTES=${KILN_BENCH_RESTORE_BYTES:-1073741824}
@@ -44,10 +45,13 @@ emit() { while (($#)); do printf "%s='%s'\n" "$1" "$2" >>"$OUT"; shift 2; done; 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 [[ $(id -u) -eq 0 ]] || die "needs root (the test swarm: network namespaces, dockerd)"
-[[ -f $KILN_DLL ]] || die "$KILN_DLL is missing: dotnet build tests/Kiln.Swarm.IntegrationTests (or set KILN_BENCH_CLI)"
+if [[ -z ${KILN_BENCH_CLI:-} ]]; then
+  bash "$REPO/scripts/publish-cli.sh" --quiet >&2 || die "publishing the CLI failed (scripts/publish-cli.sh)"
+fi
+[[ -f $KILN_DLL ]] || die "$KILN_DLL is missing: scripts/publish-cli.sh publishes it (or set KILN_BENCH_CLI)"
 mkdir -p "$RESULTS" "$WORK"
 : >"$OUT"
-KILN=(dotnet "$KILN_DLL")
+if [[ $KILN_DLL == *.dll ]]; then KILN=(dotnet "$KILN_DLL"); else KILN=("$KILN_DLL"); fi
 export KILN_SWARM_ID=$ID
 
 cleanup_images() { for t in $(docker images --format "{{.Repository}}:{{.Tag}}" | grep -E "^(${REGISTRY:-none}/|kiln-env/swarm-bench-)" || true); do docker rmi "$t" >/dev/null; done; }
