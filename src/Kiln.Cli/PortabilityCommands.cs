@@ -241,6 +241,9 @@ internal static class PortabilityCommands
             Carry(project.Spec.ParamsFile);
             foreach (var env in project.Spec.Environments.Values.Where(e => e.Kind == EnvironmentKind.Dockerfile))
                 Carry(env.Dockerfile);
+            // A model's predictor is no stage's code, yet kiln.yaml names it and is refused where it is missing (examples/iris).
+            foreach (var model in SpecLoader.LoadModels(await File.ReadAllTextAsync(project.SpecPath, ct), Path.GetFileName(project.SpecPath)).Values)
+                Carry(model.Serve?.Predictor);
             var logs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             foreach (var stage in details.Stages)
                 if (stage.LogPath is { } log && File.Exists(log) && new FileInfo(log).Length <= CapsuleFormat.MaxMetadataSize)
