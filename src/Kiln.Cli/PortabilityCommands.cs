@@ -8,6 +8,7 @@ using Kiln.Environments.Locking;
 using Kiln.Export.Capsules;
 using Kiln.Export.Registry;
 using Kiln.Ledger;
+using Kiln.Remote;
 using Spectre.Console;
 
 namespace Kiln.Cli;
@@ -27,9 +28,14 @@ internal static class PortabilityCommands
         var names = new Argument<string[]>("environments") { Description = "Environments to push. Default: every environment of the spec.", Arity = ArgumentArity.ZeroOrMore };
         var to = new Option<string>("--to") { Description = "REGISTRY/REPO, e.g. 127.0.0.1:5000/iris: each environment goes to REGISTRY/REPO/<env>:<short image id>.", Required = true };
         var allowInsecure = AllowInsecureOption();
-        var cmd = new Command("push", "Push environment images to an OCI registry and record each manifest digest in kiln.lock (builds an environment first when the engine does not have it). Credentials come from the docker client's config (docker login).")
+        var noClosure = new Option<bool>("--no-closure")
         {
-            names, to, allowInsecure,
+            Description = "Push the images only. Without it, each declarative environment's package closure (every .deb and wheel kiln.lock lists, from .kiln/store) " +
+                          "goes to the same repository too, under the tag closure-<short image id>, so that 'kiln pull' elsewhere can rebuild it offline.",
+        };
+        var cmd = new Command("push", "Push environment images, and the package closure of each declarative environment, to an OCI registry and record each manifest digest in kiln.lock (builds an environment first when the engine does not have it). Credentials for the images come from the docker client's config (docker login); the closure is pushed without credentials.")
+        {
+            names, to, allowInsecure, noClosure,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -39,7 +45,8 @@ internal static class PortabilityCommands
             var engine = services.Engine;
             await engine.PingAsync(ct);
             var lockFile = LockFile.Load(project.Dir) ?? new LockFile(project.Spec.Name, new SortedDictionary<string, LockedEnvironment>(StringComparer.Ordinal));
-            var builder = services.NewEnvironmentBuilder(engine, verbose: true, new EnvironmentBuildOptions { PackageStore = services.OpenPackageStore(project.StateDir) });
+            var store = (ContentPackageStore)services.OpenPackageStore(project.StateDir);
+            var builder = services.NewEnvironmentBuilder(engine, verbose: true, new EnvironmentBuildOptions { PackageStore = store });
             var transfer = new EnvironmentTransfer(engine, engine);
             foreach (var name in wanted)
             {
@@ -47,6 +54,8 @@ internal static class PortabilityCommands
                 lockFile.Environments.TryGetValue(name, out var locked);
                 var built = await builder.BuildAsync(project.Spec, project.Dir, env, locked, update: false, ct);
                 var entry = built.Lock ?? throw new InvalidOperationException("the lock-aware build returned no lock entry");
+                // The closure is checked before the image goes: an environment found in the engine keeps the closure its lock lists.
+                var closure = parse.GetValue(noClosure) ? null : ClosureToPush(lockFile.With(entry).Environments[name], store);
                 Output.Out.MarkupLine($"pushing [bold]{Markup.Escape(name)}[/] {built.ImageId.Short} to {Markup.Escape(target.RepositoryFor(name))}");
                 var pushed = await transfer.PushAsync(name, built.ImageId, target, parse.GetValue(allowInsecure),
                     line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
@@ -56,6 +65,14 @@ internal static class PortabilityCommands
                     .ToList();
                 lockFile = lockFile.With(entry with { Registry = pins });
                 Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\t{Markup.Escape(pushed.Repository)}@{pushed.ManifestDigest}");
+                if (closure is { Count: > 0 })
+                {
+                    using var client = RegistryClient.Open(pushed.Repository, parse.GetValue(allowInsecure));
+                    var sent = await new ClosureTransfer(client).PushAsync(name, built.ImageId, closure, store.Store.BlobPath,
+                        line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
+                    Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\tpackage closure: {closure.Count} blobs at {Markup.Escape(pushed.Repository)}:{ClosureTransfer.TagFor(built.ImageId)} " +
+                                          $"[grey]({sent.Moved} uploaded, {Size(sent.Bytes)}; {sent.Present} already there; {sent.Elapsed.TotalSeconds:F1}s)[/]");
+                }
             }
             lockFile.Save(project.Dir);
             Output.Out.MarkupLine($"[grey]kiln.lock records the digests; 'kiln pull' fetches them by digest on another machine[/]");
@@ -70,9 +87,14 @@ internal static class PortabilityCommands
         var from = new Option<string?>("--from") { Description = "Pull from this REGISTRY/REPO when kiln.lock records several. Default: the first one recorded." };
         var force = new Option<bool>("--force") { Description = "Pull even when the engine already has the image." };
         var allowInsecure = AllowInsecureOption();
-        var cmd = new Command("pull", "Pull the environment images that kiln.lock pins by registry digest, and check that each is exactly the locked image ID.")
+        var noClosure = new Option<bool>("--no-closure")
         {
-            names, from, force, allowInsecure,
+            Description = "Pull the images only. Without it, the package closure kiln.lock lists for each declarative environment is fetched into .kiln/store " +
+                          "(only what the store lacks; every blob checked against its sha256 and size as it streams), so that 'kiln env verify --offline' works with no mirror.",
+        };
+        var cmd = new Command("pull", "Pull the environment images that kiln.lock pins by registry digest, and check that each is exactly the locked image ID; then fetch the package closure kiln.lock lists for each declarative environment into .kiln/store, each .deb and wheel checked against its digest.")
+        {
+            names, from, force, allowInsecure, noClosure,
         };
         cmd.SetAction(async (parse, ct) =>
         {
@@ -99,17 +121,70 @@ internal static class PortabilityCommands
                 {
                     Output.Out.MarkupLine($"{Markup.Escape(name)}\t{locked.ImageId.Short} [grey](already in the engine)[/]");
                     await TagForBuilderAsync(engine, project.Spec, name, locked, ct);
-                    continue;
                 }
-                Output.Out.MarkupLine($"pulling [bold]{Markup.Escape(name)}[/] {Markup.Escape(pin.Repository)}@{pin.Digest}");
-                var id = await transfer.PullAsync(name, pin.Repository, pin.Digest, locked.ImageId, parse.GetValue(allowInsecure),
-                    line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
-                await TagForBuilderAsync(engine, project.Spec, name, locked, ct);
-                Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\t{id} [grey](verified: the image kiln.lock records)[/]");
+                else
+                {
+                    Output.Out.MarkupLine($"pulling [bold]{Markup.Escape(name)}[/] {Markup.Escape(pin.Repository)}@{pin.Digest}");
+                    var id = await transfer.PullAsync(name, pin.Repository, pin.Digest, locked.ImageId, parse.GetValue(allowInsecure),
+                        line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
+                    await TagForBuilderAsync(engine, project.Spec, name, locked, ct);
+                    Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\t{id} [grey](verified: the image kiln.lock records)[/]");
+                }
+                if (!parse.GetValue(noClosure) && locked.Reproducible)
+                    await PullClosureAsync(services, project, locked, pin, parse.GetValue(allowInsecure), ct);
             }
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The .debs and wheels of a declarative environment's closure, as they travel to a registry.</summary>
+    private static List<ClosureBlob> ClosureBlobs(LockedEnvironment e) =>
+        e.Debs.Select(d => new ClosureBlob(d.Sha256, $"{d.Name} {d.Version} {d.Architecture}", ClosureTransfer.DebMediaType))
+            .Concat(e.Wheels.Select(w => new ClosureBlob(w.Sha256, $"{w.Name}=={w.Version}", ClosureTransfer.WheelMediaType)))
+            .ToList();
+
+    /// <summary>The closure <c>kiln push</c> sends with a declarative environment (none for a Dockerfile one); refused (KILN7110)
+    /// when kiln.lock lists no complete closure or the store lacks a file of it, before anything is pushed.</summary>
+    private static List<ClosureBlob>? ClosureToPush(LockedEnvironment e, ContentPackageStore store)
+    {
+        if (!e.Reproducible) return null;
+        const string Hint = "run 'kiln env verify' where the mirror has the locked versions (it bootstraps them again, keeps the .debs in .kiln/store and records them in kiln.lock), " +
+                            "or 'kiln pull' them from a registry that has them; or push the images only with --no-closure";
+        var incomplete = Environments.Closure.DebClosure.Missing(e.Inventory.Dpkg, e.Debs);
+        if (incomplete.Count > 0)
+            throw new KilnException("KILN7110", $"environment '{e.Name}': kiln.lock lists no complete package closure ({incomplete.Count} package(s) without a .deb, e.g. {incomplete[0]}), so it cannot be pushed with its closure", Hint, ExitCode.PortabilityFailed);
+        var blobs = ClosureBlobs(e);
+        var absent = blobs.Where(b => !store.Contains(b.Digest)).ToList();
+        if (absent.Count > 0)
+            throw new KilnException("KILN7110",
+                $"environment '{e.Name}': {absent.Count} file(s) of the package closure kiln.lock lists are not in .kiln/store (a fresh clone has none): " +
+                string.Join(", ", absent.Take(5).Select(b => b.Name)) + (absent.Count > 5 ? $", … and {absent.Count - 5} more" : ""), Hint, ExitCode.PortabilityFailed);
+        return blobs;
+    }
+
+    /// <summary>Fetches the closure kiln.lock lists for a pulled environment from its repository into .kiln/store (what is missing only).</summary>
+    private static async Task PullClosureAsync(KilnServices services, Project project, LockedEnvironment locked, RegistryPin pin, bool allowInsecure, CancellationToken ct)
+    {
+        var name = locked.Name;
+        var incomplete = Environments.Closure.DebClosure.Missing(locked.Inventory.Dpkg, locked.Debs);
+        if (incomplete.Count > 0)
+            Output.Out.MarkupLine($"[yellow]note[/]: kiln.lock lists no complete package closure for '{Markup.Escape(name)}' ({incomplete.Count} package(s) without a .deb): " +
+                                  "it cannot be rebuilt offline; 'kiln env verify' where the mirror has the locked versions records it");
+        var blobs = ClosureBlobs(locked);
+        if (blobs.Count == 0) return;
+        var store = (ContentPackageStore)services.OpenPackageStore(project.StateDir);
+        if (blobs.All(b => store.Contains(b.Digest)))
+        {
+            Output.Out.MarkupLine($"{Markup.Escape(name)}\tpackage closure: {blobs.Count} blobs [grey](already in .kiln/store)[/]");
+            return;
+        }
+        using var client = RegistryClient.Open(pin.Repository, allowInsecure);
+        Output.Out.MarkupLine($"fetching the package closure of [bold]{Markup.Escape(name)}[/] from {Markup.Escape(pin.Repository)}:{ClosureTransfer.TagFor(locked.ImageId)}");
+        var got = await new ClosureTransfer(client).PullAsync(name, locked.ImageId, blobs, store.Store,
+            line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
+        Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\tpackage closure: {got.Moved} blobs fetched ({Size(got.Bytes)}, {got.Elapsed.TotalSeconds:F1}s), {got.Present} already in .kiln/store " +
+                              "[grey](verified: each the sha256 kiln.lock lists)[/]");
     }
 
     /// <summary>Tags a pulled image as the builder names it, so that 'kiln run' finds it instead of building.</summary>
@@ -166,6 +241,9 @@ internal static class PortabilityCommands
             Carry(project.Spec.ParamsFile);
             foreach (var env in project.Spec.Environments.Values.Where(e => e.Kind == EnvironmentKind.Dockerfile))
                 Carry(env.Dockerfile);
+            // A model's predictor is no stage's code, yet kiln.yaml names it and is refused where it is missing (examples/iris).
+            foreach (var model in SpecLoader.LoadModels(await File.ReadAllTextAsync(project.SpecPath, ct), Path.GetFileName(project.SpecPath)).Values)
+                Carry(model.Serve?.Predictor);
             var logs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             foreach (var stage in details.Stages)
                 if (stage.LogPath is { } log && File.Exists(log) && new FileInfo(log).Length <= CapsuleFormat.MaxMetadataSize)

@@ -32,7 +32,8 @@ public sealed partial class EnvironmentBuilder
         "KILN4040",
         $"environment '{env}' cannot be rebuilt offline: {why}" +
         (packages.Count == 0 ? "" : $":\n  {string.Join("\n  ", packages.Take(10))}{(packages.Count > 10 ? $"\n  … and {packages.Count - 10} more" : "")}"),
-        "bring the closure into .kiln/store: import a capsule exported with 'kiln export --with-closure' ('kiln import'), or run 'kiln env verify' " +
+        "bring the closure into .kiln/store: 'kiln pull' fetches it from the registry 'kiln push' sent it to (kiln.lock's registry pins; " +
+        "a fresh clone's store is empty until then), or import a capsule exported with 'kiln export --with-closure' ('kiln import'), or run 'kiln env verify' " +
         "where the mirror still has the locked versions (it records the closure); or build online (without --offline) with KILN_DEBIAN_MIRROR " +
         "pointing at a snapshot that has them (https://snapshot.debian.org/archive/debian/<date>/)",
         ExitCode.EnvironmentBuildFailed);

@@ -106,5 +106,39 @@ public sealed class ClosureCliTests(EngineFixture engine, ITestOutputHelper outp
         Assert.Contains("hello=2.10-3", build.Err);
         Assert.Contains("--with-closure", build.Err);
         Assert.Contains("snapshot", build.Err);
+        Assert.Contains("'kiln pull'", build.Err);
+    }
+
+    /// <summary>examples/iris commits its kiln.lock with the package closure, and a fresh clone's store has none of it: that is
+    /// the normal state, not damage. fsck, gc and status say nothing of it; an offline rebuild is refused with KILN4040, naming
+    /// the packages and 'kiln pull' as the way to bring them.</summary>
+    [DockerFact]
+    public void TheCommittedIrisLockWithoutItsClosureInAFreshStoreIsNotDamage()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Kiln.sln"))) root = root.Parent;
+        var iris = Path.Combine(root?.FullName ?? throw new InvalidOperationException("no Kiln.sln above the tests"), "examples", "iris");
+        using var clone = new Scratch();
+        foreach (var file in new[] { "kiln.yaml", "params.yaml", "kiln.lock" }.Concat(Directory.EnumerateFiles(Path.Combine(iris, "src")).Select(f => Path.GetRelativePath(iris, f))))
+            clone.Write(file, File.ReadAllText(Path.Combine(iris, file)));
+        var locked = LockFile.Load(clone.Dir)!.Environments["sklearn"];
+        Assert.Empty(DebClosure.Missing(locked.Inventory.Dpkg, locked.Debs)); // the committed lock lists the whole closure
+
+        var fsck = Kiln(clone, null, "fsck");
+        Assert.True(fsck.ExitCode == 0, fsck.ToString());
+        Assert.Contains("no damage", fsck.Out);
+        var gc = Kiln(clone, null, "gc");
+        Assert.True(gc.ExitCode == 0, gc.ToString());
+        var status = Kiln(clone, null, "status");
+        Assert.True(status.ExitCode == 0, status.ToString());
+        Assert.DoesNotContain("KILN", status.All);
+
+        var offline = Kiln(clone, NoMirror, "env", "verify", "--offline");
+        Assert.Equal(4, offline.ExitCode);
+        Assert.Contains("KILN4040", offline.Err);
+        Assert.Contains($"{locked.Debs.Count} .deb(s) of kiln.lock's package closure are not in the store", offline.Err);
+        Assert.Contains($"adduser={locked.Inventory.Dpkg["adduser"]}", offline.Err); // the packages are named, the first ten by name
+        Assert.Contains("'kiln pull'", offline.Err);
+        Assert.Equal(File.ReadAllText(Path.Combine(iris, "kiln.lock")), File.ReadAllText(LockFile.PathIn(clone.Dir)));
     }
 }

@@ -120,9 +120,16 @@ public sealed class IrisExampleTests(DockerFixture docker, ITestOutputHelper out
 
     /// <summary>The iris environment (python3-sklearn, pandas, yaml: ~900 MB) rebuilt from nothing by <c>kiln env verify</c>
     /// (base and environment bootstrapped again by mmdebstrap, the engine's images never consulted: the ID is computed
-    /// from the bytes Kiln writes) is the image <c>kiln env build</c> locked, with the same inventory.</summary>
+    /// from the bytes Kiln writes) is the image <c>kiln env build</c> locked, with the same inventory.
+    /// <para>Then issue 19's acceptance with iris itself, on the package closure that rebuild kept in the copy's store: run,
+    /// export a capsule with the closure, remove the closure (the copy's store goes), block the mirror, import into an empty
+    /// folder, <c>kiln env verify --offline</c> → the locked image ID. The iris image (kiln-env/iris-sklearn…) is shared with
+    /// tests running beside this one, so it is NOT removed from the engine (ClosureCliTests removes its private hello image);
+    /// it need not be, since verify never reads an engine image: it bootstraps base and packages again under its own
+    /// repositories (kiln-verify/…), here from a local repository of the locked .debs. The output proves that: the offline
+    /// repository of every locked .deb, both bootstraps from the closure, and the image "built" by the rebuild.</para></summary>
     [DockerFact]
-    public async Task TheIrisEnvironmentRebuiltFromNothingHasTheLockedImageId()
+    public async Task TheIrisEnvironmentRebuiltFromNothingHasTheLockedImageIdAndRebuildsOfflineFromItsCapsule()
     {
         using var project = CopyOfIris();
         var build = await CliTests.KilnAsync(project.Dir, TimeSpan.FromMinutes(45), "env", "build");
@@ -136,6 +143,45 @@ public sealed class IrisExampleTests(DockerFixture docker, ITestOutputHelper out
         output.WriteLine($"kiln env verify sklearn took {sw.Elapsed.TotalSeconds:F0}s\n{verify.Describe()}");
         Assert.True(verify.ExitCode == 0, verify.Describe());
         Assert.Contains($"sklearn: reproduced {locked.ImageId}", CliTests.Flatten(verify.StdOut));
+
+        // The rebuild recorded the closure in kiln.lock and kept every .deb in the store.
+        locked = Kiln.Environments.Locking.LockFile.Load(project.Dir)!.Environments["sklearn"];
+        Assert.Empty(Kiln.Environments.Closure.DebClosure.Missing(locked.Inventory.Dpkg, locked.Debs));
+        sw.Restart();
+        var run = await CliTests.KilnAsync(project.Dir, TimeSpan.FromMinutes(10), "run", "-q");
+        Assert.True(run.ExitCode == 0, run.Describe());
+        string runId;
+        using (var ledger = SqliteLedger.Open(project.LedgerPath)) runId = (await ledger.ListRunsAsync())[0].Id;
+        var target = Directory.CreateTempSubdirectory("kiln-it-iris-offline-").FullName;
+        try
+        {
+            var capsule = Path.Combine(target, "iris.kiln");
+            var export = await CliTests.KilnAsync(project.Dir, TimeSpan.FromMinutes(10), "export", runId, "-o", capsule, "--with-closure");
+            Assert.True(export.ExitCode == 0, export.Describe());
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(Path.Combine(project.Dir, ".kiln"), recursive: true);
+
+            // Nothing listens on port 9 of the loopback: every mirror request fails at once.
+            var noMirror = new Dictionary<string, string> { ["KILN_DEBIAN_MIRROR"] = "http://127.0.0.1:9/debian" };
+            var import = await KilnProcess.RunAsync(target, TimeSpan.FromMinutes(10), noMirror, null, "import", capsule);
+            Assert.True(import.ExitCode == 0, import.Describe());
+            File.Delete(capsule);
+            var offline = await KilnProcess.RunAsync(target, TimeSpan.FromMinutes(45), noMirror, null, "env", "verify", "--offline");
+            output.WriteLine($"run + export + import + kiln env verify --offline took {sw.Elapsed.TotalSeconds:F0}s\n{offline.Describe()}");
+            Assert.True(offline.ExitCode == 0, offline.Describe());
+            var text = CliTests.Flatten(offline.StdOut);
+            Assert.Contains($"offline: a local repository of the {locked.Debs.Count} locked .debs", text);
+            Assert.Contains("bootstrapping kiln-verify/debian:bookworm (bookworm, minbase, from the package closure)", text);
+            Assert.Contains($"({locked.Inventory.Dpkg.Count} versions pinned by kiln.lock)", text);
+            Assert.Contains($"built {locked.ImageId} in", text);
+            Assert.Contains($"sklearn: reproduced {locked.ImageId}", text);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try { Directory.Delete(target, recursive: true); }
+            catch (IOException) { }
+        }
     }
 
     /// <summary>A copy of examples/iris (its kiln.yaml, params and code; nothing a run wrote) in a temp folder.</summary>
