@@ -5,9 +5,10 @@ using Xunit.Abstractions;
 
 namespace Kiln.Environments.IntegrationTests;
 
-/// <summary>Issue 19's acceptance: an environment rebuilds to the same image ID years later from its package closure alone.
-/// Build, export a capsule with the closure, remove the image and the closure (the capsule goes into a fresh project, whose
-/// store is empty), block the mirror, import, <c>kiln env verify --offline</c> → the same image ID.</summary>
+/// <summary>What an offline rebuild says when the closure is not there. Issue 19's acceptance itself (a capsule with the closure,
+/// the mirror blocked, <c>kiln env verify --offline</c> → the same image ID) runs with examples/iris in Kiln.IntegrationTests'
+/// IrisExampleTests; the same rebuild with the image removed from the engine, its closure brought by <c>kiln pull</c>, is
+/// <see cref="ClosureRegistryCliTests"/>. (A third copy with a small capsule was here; it repeated both at 4–10 minutes.)</summary>
 [Collection(EngineCollection.Name)]
 public sealed class ClosureCliTests(EngineFixture engine, ITestOutputHelper output)
 {
@@ -19,61 +20,6 @@ public sealed class ClosureCliTests(EngineFixture engine, ITestOutputHelper outp
         var r = project.Kiln(env, args);
         output.WriteLine($"$ kiln {string.Join(' ', args)}{(env is null ? "" : " (mirror blocked)")}\n{r}");
         return r;
-    }
-
-    [DockerFact]
-    public async Task AnEnvironmentRebuildsOfflineFromTheClosureInItsCapsuleToTheSameImageId()
-    {
-        var name = "closure-" + Guid.NewGuid().ToString("N")[..8];
-        using var source = new Scratch();
-        using var target = new Scratch();
-        var capsule = Path.Combine(source.Dir, "run.kiln");
-        source.Write("kiln.yaml", $$"""
-            name: {{name}}
-            environments:
-              a: { distro: debian:bookworm, apt: [hello] }
-            stages:
-              greet: { env: a, run: hello }
-            """);
-        LockedEnvironment? built = null;
-        try
-        {
-            // Build (and run, so that there is a run to export): the bootstrap keeps every .deb in the store and kiln.lock lists them.
-            var run = Kiln(source, null, "run");
-            Assert.True(run.ExitCode == 0, run.ToString());
-            built = LockFile.Load(source.Dir)!.Environments["a"];
-            Assert.Empty(DebClosure.Missing(built.Inventory.Dpkg, built.Debs));
-            Assert.Contains(built.Debs, d => d.Name == "hello" && d.Version == built.Inventory.Dpkg["hello"]);
-            Assert.Contains(built.Debs, d => d.Name == "libc6");
-            foreach (var deb in built.Debs.Take(5))
-                Assert.True(File.Exists(Path.Combine(source.Dir, ".kiln", "store", "blobs", "sha256", deb.Sha256.Hex[..2], deb.Sha256.Hex)), $"{deb} is not in the store");
-            var runId = Path.GetFileName(Assert.Single(Directory.GetDirectories(Path.Combine(source.Dir, ".kiln", "runs"))));
-
-            var export = Kiln(source, null, "export", runId, "-o", capsule, "--with-closure");
-            Assert.True(export.ExitCode == 0, export.ToString());
-
-            // The image goes (the base kiln/debian:bookworm is shared and stays), the source project with its store goes.
-            await engine.Engine.RemoveImageAsync(built.ImageId.ToString(), force: true, CancellationToken.None);
-            File.Move(capsule, Path.Combine(target.Dir, "run.kiln"));
-            Directory.Delete(Path.Combine(source.Dir, ".kiln"), recursive: true);
-
-            var import = Kiln(target, NoMirror, "import", Path.Combine(target.Dir, "run.kiln"));
-            Assert.True(import.ExitCode == 0, import.ToString());
-            File.Delete(Path.Combine(target.Dir, "run.kiln"));
-            await engine.Engine.RemoveImageAsync(built.ImageId.ToString(), force: true, CancellationToken.None);
-
-            // With the mirror blocked, an online rebuild fails; the offline one reproduces the image from the closure alone.
-            var verify = Kiln(target, NoMirror, "env", "verify", "--offline");
-            Assert.True(verify.ExitCode == 0, verify.ToString());
-            Assert.Contains("a: reproduced", verify.Out);
-            Assert.Contains(built.ImageId.ToString(), verify.Out);
-            Assert.Contains("no mirror is used", verify.All);
-        }
-        finally
-        {
-            if (built is not null)
-                await engine.Engine.RemoveImageAsync(built.ImageId.ToString(), force: true, CancellationToken.None);
-        }
     }
 
     [DockerFact]

@@ -8,7 +8,7 @@ namespace Kiln.Environments.IntegrationTests;
 /// <summary>The package closure through an OCI registry (Debian's docker-registry on 127.0.0.1): <c>kiln push</c> sends every
 /// .deb kiln.lock lists with the image, <c>kiln pull</c> in a fresh clone (same kiln.yaml and kiln.lock, an empty store) brings
 /// them into .kiln/store, checked by digest as they stream, and with the mirror blocked <c>kiln env verify --offline</c>
-/// rebuilds the same image ID. Uses the small <c>apt: [hello]</c> environment of <see cref="ClosureCliTests"/>.</summary>
+/// rebuilds the same image ID. Uses a small <c>apt: [hello]</c> environment, whose image it removes (the acceptance with examples/iris, which must keep its shared image, is IrisExampleTests).</summary>
 [Collection(EngineCollection.Name)]
 public sealed class ClosureRegistryCliTests(EngineFixture engine, ITestOutputHelper output)
 {
@@ -82,8 +82,8 @@ public sealed class ClosureRegistryCliTests(EngineFixture engine, ITestOutputHel
             var ingest = Path.Combine(clone.Dir, ".kiln", "store", "ingest");
             Assert.True(!Directory.Exists(ingest) || !Directory.EnumerateFileSystemEntries(ingest).Any(), "a refused blob was left in the ingest folder");
 
-            // The registry is repaired; the image goes from the engine (it is this test's, by its unique project, and the same
-            // image ID as ClosureCliTests', which runs in the same collection, never beside this one), so the pull fetches it too.
+            // The registry is repaired; the image goes from the engine (it is this test's, by its unique project; the tests of
+            // this collection never run beside each other), so the pull fetches it too.
             await File.WriteAllBytesAsync(data, original);
             await engine.Engine.RemoveImageAsync(locked.ImageId.ToString(), force: true, CancellationToken.None);
             var pull = Kiln(clone, NoMirror, "pull");

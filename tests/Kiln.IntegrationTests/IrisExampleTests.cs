@@ -124,7 +124,7 @@ public sealed class IrisExampleTests(DockerFixture docker, ITestOutputHelper out
     /// <para>Then issue 19's acceptance with iris itself, on the package closure that rebuild kept in the copy's store: run,
     /// export a capsule with the closure, remove the closure (the copy's store goes), block the mirror, import into an empty
     /// folder, <c>kiln env verify --offline</c> → the locked image ID. The iris image (kiln-env/iris-sklearn…) is shared with
-    /// tests running beside this one, so it is NOT removed from the engine (ClosureCliTests removes its private hello image);
+    /// tests running beside this one, so it is NOT removed from the engine (ClosureRegistryCliTests removes its private hello image);
     /// it need not be, since verify never reads an engine image: it bootstraps base and packages again under its own
     /// repositories (kiln-verify/…), here from a local repository of the locked .debs. The output proves that: the offline
     /// repository of every locked .deb, both bootstraps from the closure, and the image "built" by the rebuild.</para></summary>
