@@ -71,7 +71,7 @@ internal static class PortabilityCommands
                     var sent = await new ClosureTransfer(client).PushAsync(name, built.ImageId, closure, store.Store.BlobPath,
                         line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
                     Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\tpackage closure: {closure.Count} blobs at {Markup.Escape(pushed.Repository)}:{ClosureTransfer.TagFor(built.ImageId)} " +
-                                          $"[grey]({sent.Moved} uploaded, {Size(sent.Bytes)}; {sent.Present} already there; {sent.Elapsed.TotalSeconds:F1}s)[/]");
+                                          $"[grey]({sent.Moved} uploaded, {ByteSize.Format(sent.Bytes)}; {sent.Present} already there; {sent.Elapsed.TotalSeconds:F1}s)[/]");
                 }
             }
             lockFile.Save(project.Dir);
@@ -183,7 +183,7 @@ internal static class PortabilityCommands
         Output.Out.MarkupLine($"fetching the package closure of [bold]{Markup.Escape(name)}[/] from {Markup.Escape(pin.Repository)}:{ClosureTransfer.TagFor(locked.ImageId)}");
         var got = await new ClosureTransfer(client).PullAsync(name, locked.ImageId, blobs, store.Store,
             line => Output.Out.MarkupLine($"[grey]  {Markup.Escape(line)}[/]"), ct);
-        Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\tpackage closure: {got.Moved} blobs fetched ({Size(got.Bytes)}, {got.Elapsed.TotalSeconds:F1}s), {got.Present} already in .kiln/store " +
+        Output.Out.MarkupLine($"[green]{Markup.Escape(name)}[/]\tpackage closure: {got.Moved} blobs fetched ({ByteSize.Format(got.Bytes)}, {got.Elapsed.TotalSeconds:F1}s), {got.Present} already in .kiln/store " +
                               "[grey](verified: each the sha256 kiln.lock lists)[/]");
     }
 
@@ -261,7 +261,7 @@ internal static class PortabilityCommands
             var summary = await writer.WriteAsync(source, parse.GetValue(output)!, parse.GetValue(force),
                 line => Output.Out.MarkupLine($"[grey]{Markup.Escape(line)}[/]"), ct);
             Output.Out.MarkupLine($"[green bold]exported[/] run {Markup.Escape(details.Run.Id)} to {Markup.Escape(summary.Path)}: " +
-                                  $"{Size(summary.Bytes)}, {summary.Members} members ({summary.Blobs} blobs, {Size(summary.BlobBytes)}; {summary.Images} image(s), {Size(summary.ImageBytes)}) " +
+                                  $"{ByteSize.Format(summary.Bytes)}, {summary.Members} members ({summary.Blobs} blobs, {ByteSize.Format(summary.BlobBytes)}; {summary.Images} image(s), {ByteSize.Format(summary.ImageBytes)}) " +
                                   $"in {summary.Elapsed.TotalSeconds:F1}s");
             return 0;
         });
@@ -328,7 +328,4 @@ internal static class PortabilityCommands
                     $"environments are: {string.Join(", ", project.Spec.Environments.Keys)}", ExitCode.NotFound);
         return wanted;
     }
-
-    private static string Size(long bytes) =>
-        bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):F2} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):F1} MiB" : $"{bytes / 1024.0:F1} KiB";
 }

@@ -61,7 +61,7 @@ public sealed class ClosureTransfer(RegistryClient registry)
             if (clock.Elapsed - lastReport >= ProgressEvery)
             {
                 lastReport = clock.Elapsed;
-                progress($"closure: {layers.Count}/{blobs.Count} blobs ({moved} uploaded, {Size(bytes)}; {present} already there)");
+                progress($"closure: {layers.Count}/{blobs.Count} blobs ({moved} uploaded, {ByteSize.Format(bytes)}; {present} already there)");
             }
         }
         var config = JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["environment"] = environment, ["imageId"] = imageId.ToString() });
@@ -103,7 +103,7 @@ public sealed class ClosureTransfer(RegistryClient registry)
             if (clock.Elapsed - lastReport >= ProgressEvery)
             {
                 lastReport = clock.Elapsed;
-                progress($"closure: {done}/{missing.Count} blobs fetched ({Size(bytes)})");
+                progress($"closure: {done}/{missing.Count} blobs fetched ({ByteSize.Format(bytes)})");
             }
         }
         return new ClosureTransferSummary(missing.Count, present, bytes, clock.Elapsed);
@@ -148,9 +148,6 @@ public sealed class ClosureTransfer(RegistryClient registry)
         };
         return JsonSerializer.SerializeToUtf8Bytes(manifest);
     }
-
-    private static string Size(long bytes) =>
-        bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):F2} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):F1} MiB" : $"{bytes / 1024.0:F1} KiB";
 
     private static KilnException NoClosure(string environment, string why, string where) =>
         new("KILN7111", $"environment '{environment}': the registry {where} holds no usable package closure: {why}",
