@@ -17,7 +17,11 @@ public sealed partial class InstallTests
         var repo = RepoRoot();
         using var bin = new TempDir("kiln-install-test-");
 
-        var setup = await RunAsync(repo, TimeSpan.FromMinutes(40), new() { ["KILN_BIN_DIR"] = bin.Path }, "bash", "scripts/setup.sh");
+        // setup.sh publishes src/Kiln.Serving as the serve tests do (the same intermediate folder): not at the same time.
+        await ServeTests.ServerPublishLock.WaitAsync();
+        Result setup;
+        try { setup = await RunAsync(repo, TimeSpan.FromMinutes(40), new() { ["KILN_BIN_DIR"] = bin.Path }, "bash", "scripts/setup.sh"); }
+        finally { ServeTests.ServerPublishLock.Release(); }
         Assert.True(setup.ExitCode == 0, setup.Describe());
         var kiln = System.IO.Path.Combine(bin.Path, "kiln");
         Assert.True(File.Exists(kiln), $"scripts/setup.sh did not link {kiln}\n{setup.Describe()}");

@@ -119,12 +119,22 @@ public sealed class ServeTests(DockerFixture docker, ITestOutputHelper output)
         }
     }
 
+    /// <summary>Held by every publish of src/Kiln.Serving in this test assembly: they all write the project's one
+    /// intermediate folder (bin/Release/net10.0/linux-x64), and InstallTests' scripts/setup.sh, which runs outside the
+    /// Docker collection, publishes it too; two at once fail with "the file is being used by another process".</summary>
+    internal static readonly SemaphoreSlim ServerPublishLock = new(1, 1);
+
     internal static async Task PublishServerAsync(ITestOutputHelper output, string dir)
     {
         var root = RepoRoot();
-        var (code, text) = await RunAsync(output, "dotnet", "publish", Path.Combine(root, "src", "Kiln.Serving", "Kiln.Serving.csproj"),
-            "-c", "Release", "-r", "linux-x64", "--self-contained", "-o", dir, "--nologo");
-        Assert.True(code == 0, text);
+        await ServerPublishLock.WaitAsync();
+        try
+        {
+            var (code, text) = await RunAsync(output, "dotnet", "publish", Path.Combine(root, "src", "Kiln.Serving", "Kiln.Serving.csproj"),
+                "-c", "Release", "-r", "linux-x64", "--self-contained", "-o", dir, "--nologo");
+            Assert.True(code == 0, text);
+        }
+        finally { ServerPublishLock.Release(); }
     }
 
     private async Task<int[]> PredictInEnvironmentAsync(string projectDir, string image)
