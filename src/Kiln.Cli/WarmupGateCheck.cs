@@ -98,7 +98,9 @@ internal static class WarmupGateCheck
         }
         finally
         {
-            await engine.RemoveServerAsync(id, TimeSpan.FromSeconds(2)); // always: refused, failed or interrupted
+            // Always: refused, failed or interrupted. At once (SIGKILL) on Ctrl-C: the candidate served no one, and a
+            // graceful stop on a loaded engine kept the interrupted command waiting.
+            await engine.RemoveServerAsync(id, ct.IsCancellationRequested ? TimeSpan.Zero : TimeSpan.FromSeconds(2));
         }
     }
 

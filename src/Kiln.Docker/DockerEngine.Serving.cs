@@ -50,20 +50,26 @@ public sealed partial class DockerEngine
         }
         catch
         {
-            await RemoveServerAsync(created.ID).ConfigureAwait(false);
+            // It never served anything (its start failed or was interrupted): killed at once, no graceful stop to wait
+            // for on a loaded engine before Ctrl-C can end the command.
+            await RemoveServerAsync(created.ID, TimeSpan.Zero).ConfigureAwait(false);
             throw;
         }
     }
 
-    /// <summary>Stops (SIGTERM, then after <paramref name="grace"/> SIGKILL) and removes a serving container.</summary>
+    /// <summary>Stops (SIGTERM, then after <paramref name="grace"/> SIGKILL) and removes a serving container; with a
+    /// zero grace it is removed by force at once (SIGKILL), with no stop to wait for.</summary>
     public async Task RemoveServerAsync(string id, TimeSpan? grace = null)
     {
-        try
+        if (grace != TimeSpan.Zero)
         {
-            await Client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)(grace ?? TimeSpan.FromSeconds(5)).TotalSeconds },
-                CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await Client.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = (uint)(grace ?? TimeSpan.FromSeconds(5)).TotalSeconds },
+                    CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (global::Docker.DotNet.DockerApiException) { }
         }
-        catch (global::Docker.DotNet.DockerApiException) { }
         try
         {
             await Client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true, RemoveVolumes = true }, CancellationToken.None)

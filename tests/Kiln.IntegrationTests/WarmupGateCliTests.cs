@@ -103,9 +103,19 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
                     if (!promote.HasExited) promote.Kill();
                     Assert.Fail($"no warm-up container to interrupt: {await stdout}{await stderr}");
                 }
+                var interrupted = DateTime.UtcNow;
                 Assert.Equal(0, Interrupt(promote.Id));
-                await promote.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-                Assert.True(promote.ExitCode != 0, await stdout + await stderr);
+                if (!await ExitsWithinAsync(promote, TimeSpan.FromSeconds(60)))
+                {
+                    // Say where it hung: what kiln printed so far and the candidate containers' state, then end it.
+                    var containers = await ServeTests.Docker(output, "ps", "-a", "--filter", $"label=dev.kiln.warmup={model}", "--format", "{{.ID}} {{.Status}}");
+                    promote.Kill(entireProcessTree: true);
+                    Assert.Fail($"kiln models promote did not exit within 60 s of SIGINT (sent {interrupted:HH:mm:ss.fff} UTC); " +
+                        $"warm-up containers now: {containers.Trim()}\n--- stdout\n{await stdout}\n--- stderr\n{await stderr}");
+                }
+                // Ended by the interrupt, not by the gate on its own (the container exiting, say): kiln's handler ran.
+                Assert.True(promote.ExitCode == 130, $"exit {promote.ExitCode}\n{await stdout}{await stderr}");
+                Assert.Contains("interrupted", await stderr);
             }
             await AssertNotPromotedAsync(project, model);
 
@@ -140,6 +150,19 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
             string[] ids = (await ServeTests.Docker(output, "ps", "-aq", "--filter", $"label=dev.kiln.warmup={model}")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             await ServeTests.Docker(output, ["rm", "-f", .. ids]);
             foreach (var image in images) await ServeTests.Docker(output, "rmi", "-f", image);
+        }
+    }
+
+    private static async Task<bool> ExitsWithinAsync(System.Diagnostics.Process process, TimeSpan limit)
+    {
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(limit);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
         }
     }
 

@@ -42,3 +42,15 @@ public static class EngineCheck
         }
     }
 }
+
+/// <summary>A <see cref="DockerFactAttribute"/> with data rows: the same rule (runs always, fails without an engine,
+/// skipped only by <c>KILN_SKIP_DOCKER_TESTS=1</c>).</summary>
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = false)]
+public sealed class DockerTheoryAttribute : TheoryAttribute
+{
+    public DockerTheoryAttribute()
+    {
+        if (DockerFactAttribute.SkipRequested)
+            Skip = $"{DockerFactAttribute.SkipVariable}=1: Docker integration tests skipped on request (unset it to run them against a real engine)";
+    }
+}

@@ -32,7 +32,11 @@ public static partial class KilnProcess
     /// <paramref name="unset"/> are removed from the environment the test runs in, then <paramref name="env"/> is set.</summary>
     public static Process Start(string projectDir, IReadOnlyDictionary<string, string>? env, IEnumerable<string>? unset, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        // Through env(1) with SIGINT back at its default: a test runs kiln as a user's terminal does, with Ctrl-C
+        // delivered. The test runner's lanes are background jobs of a script (scripts/test.sh), which POSIX shells start
+        // with SIGINT ignored; .NET (like Python) then installs no handler, Console.CancelKeyPress never fires, and a
+        // test's SIGINT would be silently dropped. env execs dotnet, so the process id is kiln's own.
+        var psi = new ProcessStartInfo("env")
         {
             WorkingDirectory = projectDir,
             RedirectStandardOutput = true,
@@ -40,6 +44,8 @@ public static partial class KilnProcess
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        psi.ArgumentList.Add("--default-signal=INT");
+        psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(Dll);
         psi.ArgumentList.Add("-C");
         psi.ArgumentList.Add(projectDir);
