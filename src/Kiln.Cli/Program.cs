@@ -43,7 +43,7 @@ public static class Program
           10  kiln fsck found damage (a corrupt or missing blob); it names the runs affected
           64  the command line is wrong
           70  internal error (a bug in Kiln: please report it)
-          130 interrupted (Ctrl-C); containers are removed and the run is recorded as interrupted
+          130 interrupted (Ctrl-C or SIGTERM); containers are removed and the run is recorded as interrupted
         Every error names a code KILNdnnn whose first digit is the exit code (usage errors: KILN0nnn); docs/errors.md lists them.
         """;
 

@@ -29,7 +29,7 @@ public static class ErrorCatalog
         (ExitCode.DamageFound, "`kiln fsck` found damage"),
         (ExitCode.Usage, "the command line is wrong"),
         (ExitCode.Internal, "internal error (a bug in Kiln)"),
-        (ExitCode.Interrupted, "interrupted (Ctrl-C); containers are removed, the run is recorded as interrupted"),
+        (ExitCode.Interrupted, "interrupted (Ctrl-C or SIGTERM); containers are removed, the run is recorded as interrupted"),
     ];
 
     /// <summary>Every error code, ordered by code.</summary>

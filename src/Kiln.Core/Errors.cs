@@ -29,7 +29,7 @@ public enum ExitCode
     Usage = 64,
     /// <summary>A bug in Kiln.</summary>
     Internal = 70,
-    /// <summary>Interrupted (Ctrl-C).</summary>
+    /// <summary>Interrupted (Ctrl-C or SIGTERM).</summary>
     Interrupted = 130,
 }
 

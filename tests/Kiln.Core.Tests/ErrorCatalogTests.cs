@@ -235,6 +235,10 @@ public sealed partial class ErrorCatalogTests
             md.Append($"| {(int)code} | {Cell(meaning)} |\n");
         md.Append("""
 
+            A `kiln` started in the background by a script (`kiln run &` in a non-interactive shell) inherits SIGINT
+            *ignored*, as POSIX shells start background jobs; like Python, .NET then leaves it ignored, so `kill -INT` does
+            nothing there. Stop such a kiln with SIGTERM (`kill PID`): it is handled as Ctrl-C is.
+
             ## Error codes
 
             | code | exit | meaning | what to do |
