@@ -28,7 +28,7 @@ internal static class GcCommand
             var gc = await cache.CollectGarbageAsync(ledger, dry, ct, (await new ModelRegistry(ledger).ReferenceDigestsAsync(ct)).Concat(closure));
             var verb = dry ? "would remove" : "removed";
             Output.Out.MarkupLine($"{verb} {gc.EntriesRemoved} cache entr{(gc.EntriesRemoved == 1 ? "y" : "ies")} and {gc.BlobsRemoved} blob(s), " +
-                                  $"freeing {Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +
+                                  $"freeing {ByteSize.Format(gc.BytesFreed)}; kept {gc.BlobsKept} blob(s) (outputs, key documents, code and input snapshots) " +
                                   $"referenced by {gc.Keys} recorded stage key(s)");
             // Compose exports (.kiln/compose/RUN) that were imported, or never imported and stale.
             var recorded = new HashSet<string>(StringComparer.Ordinal);
@@ -37,17 +37,9 @@ internal static class GcCommand
                 foreach (var dir in Directory.EnumerateDirectories(composeRoot).Select(Path.GetFileName))
                     if (await ledger.GetRunAsync(dir!, ct) is { } found && found.Run.Id == dir) recorded.Add(dir!);
             foreach (var (run, why, bytes) in Orchestration.ComposeExport.CollectGarbage(project.StateDir, recorded.Contains, DateTimeOffset.UtcNow, dry))
-                Output.Out.MarkupLine($"{verb} compose export {Markup.Escape(run)} ({why}), {Format(bytes)}");
+                Output.Out.MarkupLine($"{verb} compose export {Markup.Escape(run)} ({why}), {ByteSize.Format(bytes)}");
             return 0;
         });
         return cmd;
     }
-
-    private static string Format(long bytes) => bytes switch
-    {
-        < 1024 => $"{bytes} B",
-        < 1 << 20 => $"{bytes / 1024.0:F1} KiB",
-        < 1 << 30 => $"{bytes / (double)(1 << 20):F1} MiB",
-        _ => $"{bytes / (double)(1 << 30):F2} GiB",
-    };
 }

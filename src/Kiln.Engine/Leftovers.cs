@@ -1,3 +1,5 @@
+using Kiln.Core;
+
 namespace Kiln.Engine;
 
 /// <summary>What a killed kiln command leaves under <c>.kiln/</c>: stage staging folders (<c>sandbox/&lt;run&gt;/</c>), half-written
@@ -17,7 +19,7 @@ public static class Leftovers
             if (StagingFolders > 0) parts.Add($"{StagingFolders} staging folder(s) under .kiln/sandbox/");
             if (IngestFiles > 0) parts.Add($"{IngestFiles} temporary file(s) in .kiln/store/ingest/");
             if (ImportFolders > 0) parts.Add($"{ImportFolders} half import(s) under .kiln/");
-            return $"removed what a killed kiln command left: {string.Join(", ", parts)} ({FormatSize(Bytes)} freed)";
+            return $"removed what a killed kiln command left: {string.Join(", ", parts)} ({ByteSize.Format(Bytes)} freed)";
         }
     }
 
@@ -88,11 +90,4 @@ public static class Leftovers
         }
     }
 
-    private static string FormatSize(long bytes) => bytes switch
-    {
-        < 1024 => $"{bytes} B",
-        < 1 << 20 => $"{bytes / 1024.0:F1} KiB",
-        < 1 << 30 => $"{bytes / (double)(1 << 20):F1} MiB",
-        _ => $"{bytes / (double)(1 << 30):F2} GiB",
-    };
 }
