@@ -61,7 +61,7 @@ internal static class ClusterUploads
         await using (var stream = File.OpenRead(file))
             digest = Digest.FromSha256Bytes(await SHA256.HashDataAsync(stream, ct));
         if (registry is not null) await registry.PutBlobAsync(digest, file, ct);
-        return new InputEntry(relative, digest, (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0);
+        return new InputEntry(relative, digest, !OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0);
     }
 
     private static string Relative(string projectDir, string path) => Path.GetRelativePath(projectDir, path).Replace('\\', '/');

@@ -132,7 +132,7 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
             Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
             if (File.Exists(destination)) File.Delete(destination);
             await registry.GetBlobAsync(digest, destination, long.MaxValue, ct).ConfigureAwait(false);
-            if (mode == "755") File.SetUnixFileMode(destination, File.GetUnixFileMode(destination) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            if (mode == "755" && !OperatingSystem.IsWindows()) File.SetUnixFileMode(destination, File.GetUnixFileMode(destination) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
         return new ContainerResult(0, false, result.TaskId ?? "") { Node = result.NodeId };
     }
@@ -145,7 +145,7 @@ public sealed class SwarmContainerRuntime(SwarmJobRunner jobs, RegistryClient re
         await using (var stream = File.OpenRead(file))
             digest = Digest.FromSha256Bytes(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false));
         await registry.PutBlobAsync(digest, file, ct).ConfigureAwait(false);
-        var mode = (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0 ? "555" : "444";
+        var mode = !OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0 ? "555" : "444";
         list.Append("F ").Append(digest).Append(' ').Append(mode).Append(' ').Append(target).Append('\n');
     }
 

@@ -34,6 +34,34 @@ public sealed class DockerFixture : SharedEngineFixture
             },
         });
 
+    /// <summary>Once the <c>kiln run</c> in <paramref name="project"/> has started its run and <paramref name="stage"/>'s
+    /// container runs: the run's id and that container's. Fails when kiln exits first or the limit passes, with what kiln
+    /// printed so far (<paramref name="log"/>).</summary>
+    public async Task<(string RunId, string Container)> RunningStageAsync(TempProject project, string stage, System.Diagnostics.Process kiln,
+        System.Text.StringBuilder log, TimeSpan limit)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var runs = project.FullPath(".kiln/runs");
+        while (sw.Elapsed < limit)
+        {
+            if (kiln.HasExited) throw new InvalidOperationException($"kiln exited ({kiln.ExitCode}) before stage '{stage}' started:\n{log}");
+            if ((Directory.Exists(runs) ? Directory.GetDirectories(runs).Select(Path.GetFileName).SingleOrDefault() : null) is { } runId)
+            {
+                var found = await Client.Containers.ListContainersAsync(new ContainersListParameters
+                {
+                    Filters = new Dictionary<string, IDictionary<string, bool>>
+                    {
+                        ["label"] = new Dictionary<string, bool> { [$"{Kiln.Engine.PipelineRunner.StageLabel}={stage}"] = true, [$"{Kiln.Engine.PipelineRunner.RunLabel}={runId}"] = true },
+                        ["status"] = new Dictionary<string, bool> { ["running"] = true },
+                    },
+                });
+                if (found.Count > 0) return (runId, found[0].ID);
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"stage '{stage}' did not start within {limit}:\n{log}");
+    }
+
     public override Task DisposeAsync()
     {
         _client?.Dispose();

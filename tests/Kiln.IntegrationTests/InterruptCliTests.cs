@@ -34,7 +34,7 @@ public sealed class InterruptCliTests(DockerFixture docker)
                 kiln.ErrorDataReceived += (_, e) => { lock (log) log.AppendLine(e.Data); };
                 kiln.BeginOutputReadLine();
                 kiln.BeginErrorReadLine();
-                (runId, _) = await RunningStageAsync(project, kiln, log, TimeSpan.FromMinutes(5));
+                (runId, _) = await docker.RunningStageAsync(project, "wait", kiln, log, TimeSpan.FromMinutes(5));
 
                 Assert.Equal(0, Kill(kiln.Id, signal));
                 var sent = Stopwatch.StartNew();
@@ -64,31 +64,6 @@ public sealed class InterruptCliTests(DockerFixture docker)
                 foreach (var c in await docker.ContainersWithLabelAsync(PipelineRunner.RunLabel, runId))
                     await docker.Client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true });
         }
-    }
-
-    /// <summary>The run's id and the stage container's, once that container runs.</summary>
-    private async Task<(string RunId, string Container)> RunningStageAsync(TempProject project, Process kiln, StringBuilder log, TimeSpan limit)
-    {
-        var sw = Stopwatch.StartNew();
-        var runs = project.FullPath(".kiln/runs");
-        while (sw.Elapsed < limit)
-        {
-            if (kiln.HasExited) throw new InvalidOperationException($"kiln exited ({kiln.ExitCode}) before the stage started:\n{log}");
-            if ((Directory.Exists(runs) ? Directory.GetDirectories(runs).Select(Path.GetFileName).SingleOrDefault() : null) is { } runId)
-            {
-                var found = await docker.Client.Containers.ListContainersAsync(new ContainersListParameters
-                {
-                    Filters = new Dictionary<string, IDictionary<string, bool>>
-                    {
-                        ["label"] = new Dictionary<string, bool> { [$"{PipelineRunner.StageLabel}=wait"] = true, [$"{PipelineRunner.RunLabel}={runId}"] = true },
-                        ["status"] = new Dictionary<string, bool> { ["running"] = true },
-                    },
-                });
-                if (found.Count > 0) return (runId, found[0].ID);
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"the stage did not start within {limit}:\n{log}");
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]

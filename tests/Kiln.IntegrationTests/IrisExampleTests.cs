@@ -37,7 +37,7 @@ public sealed class IrisExampleTests(DockerFixture docker, ITestOutputHelper out
             killed.ErrorDataReceived += (_, e) => { lock (killedOut) killedOut.AppendLine(e.Data); };
             killed.BeginOutputReadLine();
             killed.BeginErrorReadLine();
-            var trainContainer = await WaitForStageContainerAsync(project, "train", killed, killedOut, TimeSpan.FromMinutes(5));
+            var (_, trainContainer) = await docker.RunningStageAsync(project, "train", killed, killedOut, TimeSpan.FromMinutes(5));
             output.WriteLine($"train runs in container {trainContainer[..12]}; sending SIGKILL to kiln (pid {killed.Id})");
             killed.Kill(entireProcessTree: false); // SIGKILL to the kiln process only; the engine keeps the container
             await killed.WaitForExitAsync();
@@ -204,32 +204,6 @@ public sealed class IrisExampleTests(DockerFixture docker, ITestOutputHelper out
 
     /// <summary>The id of the running container of <paramref name="stage"/> in the one run of <paramref name="project"/>
     /// (found by the run's folder under .kiln/runs, so that another iris run on the machine is never mistaken for it).</summary>
-    private async Task<string> WaitForStageContainerAsync(TempProject project, string stage, Process kiln, System.Text.StringBuilder log, TimeSpan limit)
-    {
-        var sw = Stopwatch.StartNew();
-        var runs = project.FullPath(".kiln/runs");
-        while (sw.Elapsed < limit)
-        {
-            if (kiln.HasExited) throw new InvalidOperationException($"kiln exited ({kiln.ExitCode}) before stage '{stage}' started:\n{log}");
-            var runId = Directory.Exists(runs) ? Directory.GetDirectories(runs).Select(Path.GetFileName).SingleOrDefault() : null;
-            if (runId is null)
-            {
-                await Task.Delay(100);
-                continue;
-            }
-            var found = await docker.Client.Containers.ListContainersAsync(new ContainersListParameters
-            {
-                Filters = new Dictionary<string, IDictionary<string, bool>>
-                {
-                    ["label"] = new Dictionary<string, bool> { [$"{PipelineRunner.StageLabel}={stage}"] = true, [$"{PipelineRunner.RunLabel}={runId}"] = true },
-                    ["status"] = new Dictionary<string, bool> { ["running"] = true },
-                },
-            });
-            if (found.Count > 0) return found[0].ID;
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"stage '{stage}' did not start within {limit}:\n{log}");
-    }
 
     private async Task<IList<ContainerListResponse>> ContainersOf(string runId, bool all = true) =>
         await docker.Client.Containers.ListContainersAsync(new ContainersListParameters
