@@ -62,7 +62,7 @@ public sealed class ClosureRegistryCliTests(EngineFixture engine, ITestOutputHel
             Assert.Contains($"{built.Debs.Count} uploaded", push.Out);
             var again = Kiln(source, null, "push", "--to", to);
             Assert.True(again.ExitCode == 0, again.ToString());
-            Assert.Contains($"0 uploaded, 0.0 KiB; {built.Debs.Count} already there", again.Out);
+            Assert.Contains($"0 uploaded, 0 B; {built.Debs.Count} already there", again.Out);
             var locked = LockFile.Load(source.Dir)!.Environments["a"];
             File.Copy(LockFile.PathIn(source.Dir), LockFile.PathIn(clone.Dir), overwrite: true);
 
