@@ -242,7 +242,7 @@ internal static class PortabilityCommands
             foreach (var env in project.Spec.Environments.Values.Where(e => e.Kind == EnvironmentKind.Dockerfile))
                 Carry(env.Dockerfile);
             // A model's predictor is no stage's code, yet kiln.yaml names it and is refused where it is missing (examples/iris).
-            foreach (var model in SpecLoader.LoadModels(await File.ReadAllTextAsync(project.SpecPath, ct), Path.GetFileName(project.SpecPath)).Values)
+            foreach (var model in ModelsCommands.ModelSpecs(project).Values)
                 Carry(model.Serve?.Predictor);
             var logs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
             foreach (var stage in details.Stages)
