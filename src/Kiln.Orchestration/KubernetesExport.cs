@@ -47,9 +47,9 @@ public static class StagePod
     public const string OutputVolumePrefix = "kiln-out-";
     public const string NetworkLabel = "dev.kiln.network";
 
-    /// <summary>The user a stage runs as when the exporting user is root (whom a cluster stage never runs as): the
+    /// <summary>The uid and gid a stage runs as when the exporting user is root (whom a cluster stage never runs as): the
     /// conventional "nonroot" uid:gid of distroless images.</summary>
-    public const string NonRootUser = "65532:65532";
+    public const long NonRootId = 65532;
 
     /// <summary>The registry reference of <paramref name="imageId"/>; refuses (KILN7702) anything not pinned by digest.</summary>
     public static string ImageRef(ClusterTarget target, string imageId, string environment)
@@ -109,14 +109,14 @@ public static class StagePod
     }
 
     /// <summary>The uid and gid a stage's containers run as: the exporting user's (as a local run's), or
-    /// <see cref="NonRootUser"/> when that is root (<paramref name="stage"/>'s user null or uid 0).</summary>
+    /// <see cref="NonRootId"/> when that is root (<paramref name="stage"/>'s user null or uid 0).</summary>
     public static (long Uid, long Gid, bool Exporter) User(PlannedStage stage)
     {
         if (stage.Container.User is { } user && user.Split(':') is [var u, var g]
             && long.TryParse(u, NumberStyles.None, CultureInfo.InvariantCulture, out var uid) && uid > 0
             && long.TryParse(g, NumberStyles.None, CultureInfo.InvariantCulture, out var gid))
             return (uid, gid, true);
-        return (65532, 65532, false);
+        return (NonRootId, NonRootId, false);
     }
 
     /// <summary>A label value: letters, digits, '-', '_', '.', at most 63, alphanumeric at both ends.</summary>
@@ -144,6 +144,18 @@ public static class StagePod
     }
 
     private static V1EnvVar Var(string name, string value) => new() { Name = name, Value = value };
+
+    /// <summary>The executor's environment in <paramref name="mode"/>: the artifact store, the stage's input list and the tag
+    /// it publishes under, the same for both containers of the pod; <paramref name="more"/> goes before the tag.</summary>
+    private static IEnumerable<V1EnvVar> ExecutorEnv(string mode, StagePlan plan, PlannedStage stage, ClusterTarget target, params V1EnvVar[] more) =>
+    [
+        Var("KILN_EXEC_MODE", mode),
+        Var("KILN_EXEC_REGISTRY", target.Store.Registry),
+        Var("KILN_EXEC_REPO", target.Store.Repository),
+        Var("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
+        .. more,
+        Var("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
+    ];
 
     /// <summary>What both containers are held to. Nothing in the pod needs root or a capability: the executor only reads
     /// the environment, writes into emptyDirs and talks HTTP to the registry.</summary>
@@ -192,14 +204,7 @@ public static class StagePod
             ImagePullPolicy = "IfNotPresent",
             Command = ["/bin/bash", "-c", ExecutorScript.Text],
             WorkingDir = "/",
-            Env =
-            [
-                Var("KILN_EXEC_MODE", "fetch"),
-                Var("KILN_EXEC_REGISTRY", target.Store.Registry),
-                Var("KILN_EXEC_REPO", target.Store.Repository),
-                Var("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
-                Var("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
-            ],
+            Env = [.. ExecutorEnv("fetch", plan, stage, target)],
             VolumeMounts = mounts,
             Resources = Resources(stage.Container, gpus: false),
             SecurityContext = ContainerSecurity(stage),
@@ -216,16 +221,7 @@ public static class StagePod
         if (c.Command is not ["/bin/sh", "-c", var command])
             throw new ArgumentException($"stage '{stage.Stage.Name}' does not run a shell command", nameof(stage));
         var env = c.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => Var(kv.Key, kv.Value)).ToList();
-        env.AddRange(
-        [
-            Var("KILN_EXEC_MODE", "run"),
-            Var("KILN_EXEC_REGISTRY", target.Store.Registry),
-            Var("KILN_EXEC_REPO", target.Store.Repository),
-            Var("KILN_EXEC_INPUTS", Inputs(target, stage).ToString()),
-            Var("KILN_EXEC_COMMAND", command),
-            Var("KILN_EXEC_WORKDIR", c.WorkingDir),
-            Var("KILN_EXEC_PUBLISH", ClusterInputs.OutputTag(plan, stage)),
-        ]);
+        env.AddRange(ExecutorEnv("run", plan, stage, target, Var("KILN_EXEC_COMMAND", command), Var("KILN_EXEC_WORKDIR", c.WorkingDir)));
         var mounts = new List<V1VolumeMount> { VolumeMount(SandboxPolicy.TmpfsPath, TmpVolume) };
         for (var i = 0; i < stage.WritableFolders.Count; i++)
             mounts.Add(VolumeMount(Work(stage.WritableFolders[i]), OutputVolumePrefix + i.ToString(CultureInfo.InvariantCulture)));
