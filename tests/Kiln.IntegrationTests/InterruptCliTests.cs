@@ -38,11 +38,7 @@ public sealed class InterruptCliTests(DockerFixture docker)
 
                 Assert.Equal(0, Kill(kiln.Id, signal));
                 var sent = Stopwatch.StartNew();
-                try
-                {
-                    await kiln.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-                }
-                catch (TimeoutException)
+                if (!await KilnProcess.ExitsWithinAsync(kiln, TimeSpan.FromSeconds(60)))
                 {
                     kiln.Kill(entireProcessTree: true);
                     Assert.Fail($"kiln run did not exit within 60 s of signal {signal}:\n{log}");

@@ -105,7 +105,7 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
                 }
                 var interrupted = DateTime.UtcNow;
                 Assert.Equal(0, Interrupt(promote.Id));
-                if (!await ExitsWithinAsync(promote, TimeSpan.FromSeconds(60)))
+                if (!await KilnProcess.ExitsWithinAsync(promote, TimeSpan.FromSeconds(60)))
                 {
                     // Say where it hung: what kiln printed so far and the candidate containers' state, then end it.
                     var containers = await ServeTests.Docker(output, "ps", "-a", "--filter", $"label=dev.kiln.warmup={model}", "--format", "{{.ID}} {{.Status}}");
@@ -150,19 +150,6 @@ public sealed class WarmupGateCliTests(DockerFixture docker, ITestOutputHelper o
             string[] ids = (await ServeTests.Docker(output, "ps", "-aq", "--filter", $"label=dev.kiln.warmup={model}")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             await ServeTests.Docker(output, ["rm", "-f", .. ids]);
             foreach (var image in images) await ServeTests.Docker(output, "rmi", "-f", image);
-        }
-    }
-
-    private static async Task<bool> ExitsWithinAsync(System.Diagnostics.Process process, TimeSpan limit)
-    {
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(limit);
-            return true;
-        }
-        catch (TimeoutException)
-        {
-            return false;
         }
     }
 

@@ -81,6 +81,21 @@ public static partial class KilnProcess
         return new KilnResult(process.ExitCode, await stdout, await stderr, args, watch.Elapsed);
     }
 
+    /// <summary>Whether <paramref name="process"/> (kiln started by <see cref="Start"/>) exits within <paramref name="limit"/>;
+    /// the caller says what it waited for and kills it when not.</summary>
+    public static async Task<bool> ExitsWithinAsync(Process process, TimeSpan limit)
+    {
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(limit);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The CLI's text without ANSI escapes (Spectre.Console emits them when TERM says the terminal can take them,
     /// even into a pipe) and with every whitespace run made one space (it wraps long lines at 80 columns in a pipe).</summary>
     public static string Flatten(string text) => Whitespace().Replace(Ansi().Replace(text, ""), " ");
