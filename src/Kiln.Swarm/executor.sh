@@ -158,13 +158,8 @@ while read -r kind a b c; do
 done </tmp/kiln-exec/inputs
 [[ "$mode" != fetch ]] || exit 0
 
-if [[ "$mode" == run ]]; then # the pod is the sandbox: no namespaces to make, no privileges to drop
-  set +e
-  ( cd "${KILN_EXEC_WORKDIR:-/work}" && /bin/sh -c "$KILN_EXEC_COMMAND" )
-  rc=$?
-  set -e
-  if [[ $rc -ne 0 ]]; then exit "$rc"; fi
-else
+sandbox=() # in "run" mode the pod is the sandbox: no namespaces to make, no privileges to drop
+if [[ "$mode" != run ]]; then
 # The command's sandbox. unshare: a mount namespace of its own, in which the output folders are bound onto themselves and
 # then the root is remounted read-only (so only the outputs, /tmp and /dev stay writable, as for a local stage), and,
 # without KILN_EXEC_NETWORK=1, a network namespace of its own. Then setpriv drops the capabilities and switches user.
@@ -191,15 +186,16 @@ read_only_root='
   fi
   exec "$@"'
 
+sandbox=(unshare "${namespaces[@]}" -- /bin/bash -c "$read_only_root" kiln-sandbox "${#outs[@]}" "${outs[@]}" "${privileges[@]}")
 # The working folder exists even for a stage with no inputs and no outputs (as a local stage's /work does).
 mkdir -p "${KILN_EXEC_WORKDIR:-/work}"
+fi
+
 set +e
-( cd "${KILN_EXEC_WORKDIR:-/work}" && unshare "${namespaces[@]}" -- /bin/bash -c "$read_only_root" kiln-sandbox "${#outs[@]}" "${outs[@]}" \
-    "${privileges[@]}" /bin/sh -c "$KILN_EXEC_COMMAND" )
+( cd "${KILN_EXEC_WORKDIR:-/work}" && "${sandbox[@]}" /bin/sh -c "$KILN_EXEC_COMMAND" )
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then exit "$rc"; fi
-fi
 
 : >/tmp/kiln-exec/outputs
 for o in "${outs[@]}"; do
