@@ -77,15 +77,20 @@ public sealed class TempProject : IDisposable
         File.WriteAllText(Path(relative), text);
     }
 
+    /// <summary>A copy of an example as a clone has it — the files git tracks there, without its kiln.lock — and never the
+    /// outputs a run in this checkout left beside them (README command 1 runs examples/iris in place; its data/, models/
+    /// and metrics/ are git-ignored and would otherwise look like outputs that reached the project too early).</summary>
     public static TempProject CopyOf(string source)
     {
+        var git = Process.Start(new ProcessStartInfo("git", ["-C", source, "ls-files", "-z", "--", "."]) { RedirectStandardOutput = true })!;
+        var tracked = git.StandardOutput.ReadToEnd().Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        git.WaitForExit();
+        Assert.True(git.ExitCode == 0 && tracked.Length > 0, $"git ls-files lists no tracked file in {source}: these tests copy an example of a git checkout");
         var p = new TempProject();
-        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        foreach (var rel in tracked.Where(r => r != "kiln.lock"))
         {
-            var rel = System.IO.Path.GetRelativePath(source, file);
-            if (rel.StartsWith(".kiln", StringComparison.Ordinal) || rel == "kiln.lock") continue;
             Directory.CreateDirectory(System.IO.Path.GetDirectoryName(p.Path(rel))!);
-            File.Copy(file, p.Path(rel));
+            File.Copy(System.IO.Path.Combine(source, rel), p.Path(rel));
         }
         return p;
     }
